@@ -1,0 +1,35 @@
+"""Expected failures: each carries the process exit code and prints as one line (DESIGN §6)."""
+
+from __future__ import annotations
+
+
+class RiskInsightError(Exception):
+    exit_code = 1
+
+
+class UsageError(RiskInsightError):
+    """Bad arguments or configuration."""
+
+    exit_code = 2
+
+
+class DQGateFailed(RiskInsightError):
+    """A critical expectation failed: nothing was published for that ds."""
+
+    exit_code = 3
+
+
+class InputMissing(RiskInsightError):
+    """An input partition, its _SUCCESS marker, or a readable file is missing."""
+
+    exit_code = 4
+
+
+class InputUnreadable(InputMissing):
+    """An input file exists but cannot be read as the contract says (corrupt, wrong schema)."""
+
+
+class LockHeld(RiskInsightError):
+    """Another run of the same (output, ds) holds the lock."""
+
+    exit_code = 5

@@ -1,0 +1,357 @@
+"""The nightly run of one ds: prepare (read, stage, compute, write aside) -> gate -> publish -> report.
+
+Each phase is a function of (output, ds) so Airflow can run them as separate idempotent tasks;
+`run_days` chains them for the CLI. The only clock read is the run's start time, at this edge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import narwhals.stable.v2 as nw
+import polars as pl
+
+from jobs import warehouse as wh
+from jobs.config import Config, load_config
+from jobs.engines import get_engine
+from jobs.engines.base import Engine
+from jobs.errors import DQGateFailed, RiskInsightError
+from jobs.manifest import StageTimer, code_revision, versions
+from transforms import staging
+from transforms.input_profile import input_profile
+from transforms.queue_daily import queue_daily
+from transforms.quarantine import quarantine
+from transforms.repeat_offenders import creator_category_daily, repeat_offenders
+from transforms.reviewer_daily import reviewer_daily
+from transforms.schemas import INPUT_TABLES, OUTPUT_SCHEMAS, OUTPUT_TABLES
+from transforms.violation_daily import violation_daily
+from transforms.violation_trends import violation_trends
+
+PART = "part-00000.parquet"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ds computed and written aside, not yet published. Re-derivable from (output, ds)."""
+
+    output: Path
+    ds: dt.date
+
+    @property
+    def path(self) -> Path:
+        return wh.candidate_dir(self.output, self.ds)
+
+    def table_dir(self, table: str) -> Path:
+        return self.path / "tables" / table
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def dq_path(self) -> Path:
+        return self.path / "dq.json"
+
+    def manifest(self) -> dict:
+        data = wh.read_json(self.manifest_path)
+        if data is None:
+            raise RiskInsightError(f"no prepared candidate for ds={self.ds} in {self.output} (run prepare first)")
+        return data
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        return pl.read_parquet(self.table_dir(table) / PART)
+
+
+def load_candidate(output: str | Path, ds: dt.date) -> Candidate:
+    candidate = Candidate(Path(output), ds)
+    candidate.manifest()
+    return candidate
+
+
+@dataclass(frozen=True)
+class DayResult:
+    ds: dt.date
+    verdict: str
+    published: bool
+    rows_written: dict[str, int]
+    report: Path | None = None
+
+
+def _as_engine(engine: str | Engine) -> Engine:
+    return get_engine(engine) if isinstance(engine, str) else engine
+
+
+def _count(frame: nw.LazyFrame) -> nw.LazyFrame:
+    return frame.select(nw.len().cast(nw.Int64).alias("rows"))
+
+
+def prepare_day(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    ds: dt.date,
+    engine: str | Engine = "polars",
+    config: Config | None = None,
+    run_started_at: dt.datetime | None = None,
+) -> Candidate:
+    """Read, stage and compute every output table of ds, and write them aside with the manifest."""
+    input_dir, output = Path(input_dir), Path(output_dir)
+    config = config or Config()
+    eng = _as_engine(engine)
+    params = config.params(ds)
+    timer = StageTimer()
+    started = (run_started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    candidate = Candidate(output, ds)
+    with wh.ds_lock(output, ds):
+        if candidate.path.exists():
+            shutil.rmtree(candidate.path)
+        partitions = {t: wh.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
+        with timer.stage("read_stage"):
+            raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
+            # One pass over each raw day: classified rows are computed once and every table reads them.
+            classified = {
+                t: eng.checkpoint(staging.classify(raw[t], t, params), candidate.path / "_scratch" / f"{t}.parquet")
+                for t in INPUT_TABLES
+            }
+        staged = {t: staging.staged(classified[t], t) for t in INPUT_TABLES}
+        frames: dict[str, nw.LazyFrame] = {
+            "reviewer_daily": reviewer_daily(
+                staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params
+            ),
+            "queue_daily": queue_daily(staged["decisions"], params),
+            "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params),
+            "creator_category_daily": creator_category_daily(staged["decisions"]),
+            "quarantine": quarantine(classified, eng.encode_rows),
+            "_profile": input_profile(staged, params),
+        }
+        for t in INPUT_TABLES:
+            frames[f"_raw_rows:{t}"] = _count(raw[t])
+            frames[f"_reasons:{t}"] = staging.reason_counts(classified[t])
+        with timer.stage("compute"):
+            tables = eng.collect(frames)
+        with timer.stage("history"):
+            tables.update(_history_tables(eng, output, params, tables))
+        with timer.stage("write"):
+            rows_written = {}
+            for table in OUTPUT_TABLES:
+                target = candidate.table_dir(table)
+                target.mkdir(parents=True, exist_ok=True)
+                tables[table].write_parquet(target / PART)
+                rows_written[table] = tables[table].height
+            shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
+
+        raw_rows = {t: int(tables[f"_raw_rows:{t}"]["rows"][0]) for t in INPUT_TABLES}
+        reasons = {t: _reason_dict(tables[f"_reasons:{t}"]) for t in INPUT_TABLES}
+        distinct = {t: sum(reasons[t].values()) for t in INPUT_TABLES}
+        for t in INPUT_TABLES:
+            reasons[t].pop("", None)
+        profile = [
+            {"table": r["table"], "figure": r["figure"], "value": r["value"]} for r in tables["_profile"].iter_rows(named=True)
+        ]
+        manifest = {
+            "ds": ds.isoformat(),
+            "engine": eng.name,
+            "versions": {**versions(), **eng.versions()},
+            "code_revision": code_revision(),
+            "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}",
+            "run_started_at": started.isoformat().replace("+00:00", "Z"),
+            "config": config.source,
+            "inputs": {
+                t: {"path": str(partitions[t]), "files": len(list(partitions[t].glob("*.parquet"))), "rows": raw_rows[t]}
+                for t in INPUT_TABLES
+            },
+            "distinct_rows": distinct,
+            "duplicates_dropped": {t: raw_rows[t] - distinct[t] for t in INPUT_TABLES},
+            "quarantined": reasons,
+            "staged_rows": {t: distinct[t] - sum(reasons[t].values()) for t in INPUT_TABLES},
+            "profile": profile,
+            "rows_written": rows_written,
+            "stage_seconds": timer.seconds,
+            "dq": {"verdict": "pending"},
+            "published": False,
+        }
+        wh.write_json(candidate.manifest_path, manifest)
+    return candidate
+
+
+def _reason_dict(counts: pl.DataFrame) -> dict[str, int]:
+    """reason -> rows; staged rows (null reason) under the key ''."""
+    return {(r["reason"] or ""): int(r["rows"]) for r in counts.iter_rows(named=True)}
+
+
+def _history_tables(eng: Engine, output: Path, params, today: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """violation_trends and repeat_offenders: today's tables plus the published earlier days.
+
+    The partition of ds itself is excluded from history: this run replaces it.
+    """
+    ds = params.ds
+    out = {}
+    for table, daily, window, build in (
+        ("violation_trends", "violation_daily", params.trends.window_days, violation_trends),
+        ("repeat_offenders", "creator_category_daily", params.offenders.window_days - 1, repeat_offenders),
+    ):
+        earlier = wh.published_partitions(output, daily, ds - dt.timedelta(days=window), ds - dt.timedelta(days=1))
+        parts = [eng.frame(today[daily].with_columns(pl.lit(ds).alias("ds")))]
+        history = eng.read_history(daily, earlier)
+        if history is not None:
+            parts.insert(0, history.select(parts[0].columns))
+        out[table] = build(nw.concat(parts, how="vertical"), params)
+    return eng.collect(out)
+
+
+def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
+    """Validate the candidate; record dq.json; raise DQGateFailed (nothing published) on a critical failure."""
+    from expectations.gate import InputFigures, evaluate
+
+    config = config or Config()
+    manifest = candidate.manifest()
+    with wh.ds_lock(candidate.output, candidate.ds):
+        timer = StageTimer()
+        with timer.stage("dq"):
+            outputs = {t: candidate.read_table(t).to_pandas() for t in OUTPUT_SCHEMAS}
+            figures = InputFigures(
+                raw_rows={t: v["rows"] for t, v in manifest["inputs"].items()},
+                distinct_rows=manifest["distinct_rows"],
+                duplicates_dropped=manifest["duplicates_dropped"],
+                quarantined=manifest["quarantined"],
+                profile={(p["table"], p["figure"]): p["value"] for p in manifest["profile"]},
+                trailing_volumes=_trailing_volumes(candidate.output, candidate.ds),
+            )
+            result = evaluate(outputs, figures, config.dq_thresholds())
+        dq = {"ds": candidate.ds.isoformat(), **result.to_json()}
+        manifest["dq"] = {
+            "verdict": result.verdict,
+            "critical_failed": [f"{r.table}.{r.expectation}" for r in result.critical_failures()],
+            "warnings": [f"{r.table}.{r.expectation}" for r in result.warnings()],
+        }
+        manifest["stage_seconds"].update(timer.seconds)
+        wh.write_json(candidate.dq_path, dq)
+        wh.write_json(candidate.manifest_path, manifest)
+        if result.verdict == "fail":
+            # The failure is recorded for the ds and archived; the published tables stay as they were.
+            _record_attempt(candidate, manifest, dq, published=False)
+            failed = ", ".join(manifest["dq"]["critical_failed"])
+            raise DQGateFailed(f"ds={candidate.ds}: DQ gate failed ({failed}); nothing published")
+        return dq
+
+
+def _trailing_volumes(output: Path, ds: dt.date, days: int = 7) -> list[int]:
+    """Raw decision rows of the most recent observed days before ds, newest first."""
+    observed = [d for d in wh.published_days(output, "violation_daily") if d < ds][-days:]
+    volumes = []
+    for d in reversed(observed):
+        manifest = wh.read_json(wh.runs_dir(output, d) / "manifest.json")
+        if manifest and manifest.get("published"):
+            volumes.append(int(manifest["inputs"]["decisions"]["rows"]))
+    return volumes
+
+
+def _record_attempt(candidate: Candidate, manifest: dict, dq: dict, *, published: bool) -> None:
+    manifest = {**manifest, "published": published}
+    runs = wh.runs_dir(candidate.output, candidate.ds)
+    attempt = runs / "attempts" / manifest["run_id"]
+    wh.write_json(attempt / "manifest.json", manifest)
+    wh.write_json(attempt / "dq.json", dq)
+    if not published:
+        wh.write_json(runs / "manifest.json", manifest)
+        wh.write_json(runs / "dq.json", dq)
+
+
+def publish_day(candidate: Candidate) -> dict:
+    """Swap the candidate's tables and run files in; returns the published manifest."""
+    manifest = candidate.manifest()
+    if manifest["dq"].get("verdict") not in ("pass", "warn"):
+        raise RiskInsightError(f"ds={candidate.ds}: candidate has DQ verdict {manifest['dq'].get('verdict')!r}; not publishing")
+    dq = wh.read_json(candidate.dq_path)
+    with wh.ds_lock(candidate.output, candidate.ds):
+        timer = StageTimer()
+        with timer.stage("publish"):
+            manifest["published"] = True
+            manifest["stage_seconds"].update(timer.seconds)
+            wh.write_json(candidate.manifest_path, manifest)
+            wh.publish(
+                candidate.output,
+                candidate.ds,
+                {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
+                {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
+            )
+        _record_attempt(candidate, manifest, dq or {}, published=True)
+        shutil.rmtree(candidate.path, ignore_errors=True)
+    return manifest
+
+
+def run_day(
+    input_dir: Path,
+    output: Path,
+    ds: dt.date,
+    engine: Engine,
+    config: Config,
+    *,
+    report: bool = True,
+    lock_wait: float = 0.0,
+    run_started_at: dt.datetime | None = None,
+) -> DayResult:
+    with wh.ds_lock(output, ds, wait_s=lock_wait):
+        candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at)
+        gate_day(candidate, config)
+        manifest = publish_day(candidate)
+    report_path = None
+    if report:
+        from jobs.report import render_day, render_index
+
+        timer = StageTimer()
+        with timer.stage("report"):
+            report_path = render_day(output, ds)
+            render_index(output)
+        _add_stage_seconds(output, ds, timer.seconds)
+    return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
+
+
+def _add_stage_seconds(output: Path, ds: dt.date, seconds: dict[str, float]) -> None:
+    path = wh.runs_dir(output, ds) / "manifest.json"
+    manifest = wh.read_json(path)
+    if manifest is not None:
+        manifest["stage_seconds"].update(seconds)
+        wh.write_json(path, manifest)
+
+
+def run_days(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    days: list[dt.date],
+    engine: str | Engine = "polars",
+    config: Config | str | Path | None = None,
+    *,
+    report: bool = True,
+    lock_wait: float = 0.0,
+    on_day: Callable[[dt.date, DayResult | RiskInsightError], None] | None = None,
+) -> list[DayResult]:
+    """Run every day in order (later days' trends read earlier days). A day that fails does not stop
+    the others; the first failure is raised at the end with every failed day named."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    eng = _as_engine(engine)
+    results: list[DayResult] = []
+    failures: list[RiskInsightError] = []
+    try:
+        for ds in sorted(days):
+            try:
+                result = run_day(Path(input_dir), Path(output_dir), ds, eng, cfg, report=report, lock_wait=lock_wait)
+                results.append(result)
+                if on_day:
+                    on_day(ds, result)
+            except RiskInsightError as exc:
+                failures.append(exc)
+                if on_day:
+                    on_day(ds, exc)
+    finally:
+        eng.close()
+    if failures:
+        first = failures[0]
+        if len(failures) > 1:
+            raise type(first)(f"{first} (and {len(failures) - 1} more failed day(s))")
+        raise first
+    return results

@@ -1,0 +1,55 @@
+"""Shared fixtures: every transform test runs on every engine (narwhals TPC-H style)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+
+from jobs.engines import get_engine
+from jobs.engines.base import Engine
+
+DS = dt.date(2024, 3, 14)
+UTC = dt.UTC
+
+
+def ts(hour: int, minute: int = 0, second: int = 0, day: dt.date = DS, micro: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[object]:
+    from jobs.engines.spark_session import local_session
+
+    session = local_session()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(params=["polars", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    if request.param == "spark":
+        request.getfixturevalue("spark_session")
+        return get_engine("spark")
+    return get_engine("polars")
+
+
+def collect(engine: Engine, frame) -> pl.DataFrame:
+    return engine.collect({"out": frame})["out"]
+
+
+def rows_by(df: pl.DataFrame, *keys: str) -> dict:
+    """Rows keyed by their grain, so expected values read as plain dicts and row order never matters."""
+    out = {}
+    for row in df.iter_rows(named=True):
+        k = tuple(row[c] for c in keys)
+        out[k[0] if len(k) == 1 else k] = {c: v for c, v in row.items() if c not in keys}
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISKINSIGHT_REVISION", os.environ.get("RISKINSIGHT_REVISION", "test"))

@@ -1,0 +1,205 @@
+"""Staging (DESIGN §3): every quarantine reason of every table, their order, and duplicates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from tests.builders import appeal, audit, automated, clean, decision, frame, shift
+from tests.conftest import DS, collect, ts
+from transforms import staging
+from transforms.params import Params
+from transforms.quarantine import quarantine
+
+P = Params(ds=DS)
+NEXT_DAY = DS + dt.timedelta(days=1)
+
+
+def classify(engine, table: str, rows: list[dict]):
+    out = collect(engine, staging.classify(engine.input_frame(table, frame(table, rows)), table, P))
+    return {r[staging_key(table)] if r[staging_key(table)] is not None else None: r["reason"] for r in out.iter_rows(named=True)}, out
+
+
+def staging_key(table: str) -> str:
+    return {"decisions": "decision_id", "appeals": "appeal_id", "qa_audits": "audit_id", "shifts": "reviewer_id"}[table]
+
+
+DECISION_CASES = [
+    ("ok", decision(decision_id="ok"), None),
+    ("missing content", decision(decision_id="m1", content_id=None), "missing_key"),
+    ("missing creator", decision(decision_id="m2", creator_id=None), "missing_key"),
+    ("null decided_at", decision(decision_id="t1", decided_at=None), "bad_timestamp"),
+    ("null enqueued_at", decision(decision_id="t2", enqueued_at=None), "bad_timestamp"),
+    ("enqueued after decided", decision(decision_id="t3", enqueued_at=ts(3)), "bad_timestamp"),
+    ("created after decided", decision(decision_id="t4", content_created_at=ts(4)), "bad_timestamp"),
+    ("next day", decision(decision_id="w1", content_created_at=ts(1, day=NEXT_DAY), enqueued_at=ts(1, day=NEXT_DAY), decided_at=ts(2, day=NEXT_DAY)), "wrong_partition"),
+    ("unknown mode", decision(decision_id="b1", decision_mode="hybrid"), "bad_mode"),
+    ("null mode", decision(decision_id="b2", decision_mode=None), "bad_mode"),
+    ("human without reviewer", decision(decision_id="b3", reviewer_id=None), "bad_mode"),
+    ("human without handle time", decision(decision_id="b4", handle_time_s=None), "bad_mode"),
+    ("automated with reviewer", automated(decision_id="b5", reviewer_id="r9"), "bad_mode"),
+    ("unknown outcome", decision(decision_id="o1", outcome="maybe"), "bad_outcome"),
+    ("violation without category", decision(decision_id="o2", policy_category=None), "bad_outcome"),
+    ("no_violation with category", clean(decision_id="o3", policy_category="spam"), "bad_outcome"),
+    ("negative handle", decision(decision_id="r1", handle_time_s=-1.0), "bad_range"),
+    ("handle above 4h", decision(decision_id="r2", handle_time_s=14400.5), "bad_range"),
+    ("NaN handle", decision(decision_id="r3", handle_time_s=float("nan")), "bad_range"),
+    ("negative views", decision(decision_id="r4", views_before_action=-3), "bad_range"),
+    ("handle 4h exactly is fine", decision(decision_id="ok2", handle_time_s=14400.0), None),
+    ("automated handle time ignored", automated(decision_id="ok3", handle_time_s=99999.0), None),
+    ("null created_at is fine", decision(decision_id="ok4", content_created_at=None), None),
+    ("unknown queue is fine", decision(decision_id="ok5", queue="brand_new_queue", policy_category="not_in_taxonomy"), None),
+]
+
+
+def test_every_decision_reason(engine):
+    reasons, _ = classify(engine, "decisions", [c[1] for c in DECISION_CASES])
+    assert reasons == {c[1]["decision_id"]: c[2] for c in DECISION_CASES}
+
+
+def test_missing_key_wins_over_every_later_reason(engine):
+    reasons, _ = classify(
+        engine, "decisions", [decision(decision_id=None, decided_at=None, decision_mode="x", outcome="y", handle_time_s=-1.0)]
+    )
+    assert list(reasons.values()) == ["missing_key"]
+
+
+def test_bad_timestamp_before_wrong_partition_before_mode(engine):
+    rows = [
+        decision(decision_id="a", enqueued_at=ts(5), decision_mode="x"),
+        decision(decision_id="b", decided_at=ts(1, day=NEXT_DAY), decision_mode="x"),
+    ]
+    reasons, _ = classify(engine, "decisions", rows)
+    assert reasons == {"a": "bad_timestamp", "b": "wrong_partition"}
+
+
+def test_exact_duplicates_kept_once_conflicting_ones_quarantined(engine):
+    same = decision(decision_id="dup")
+    rows = [
+        same,
+        dict(same),
+        dict(same),
+        decision(decision_id="conf", outcome="violation"),
+        decision(decision_id="conf", handle_time_s=61.0),
+        # The key is shared with a row that broke an earlier rule: the clean one is still conflicting.
+        decision(decision_id="mixed"),
+        decision(decision_id="mixed", decision_mode="hybrid"),
+    ]
+    _, out = classify(engine, "decisions", rows)
+    got = sorted((r["decision_id"], r["reason"] or "") for r in out.iter_rows(named=True))
+    assert got == [
+        ("conf", "conflicting_duplicate"),
+        ("conf", "conflicting_duplicate"),
+        ("dup", ""),
+        ("mixed", "bad_mode"),
+        ("mixed", "conflicting_duplicate"),
+    ]
+
+
+def test_appeal_reasons(engine):
+    rows = [
+        appeal(appeal_id="ok"),
+        appeal(appeal_id="automated ok", reviewer_id=None, decision_mode="automated"),
+        appeal(appeal_id="m", decision_id=None),
+        appeal(appeal_id="t1", appealed_at=None),
+        appeal(appeal_id="t2", appealed_at=ts(10)),
+        appeal(appeal_id="t3", decided_at=ts(4)),
+        appeal(appeal_id="w", appealed_at=ts(1, day=NEXT_DAY), resolved_at=ts(2, day=NEXT_DAY)),
+        appeal(appeal_id="b1", decision_mode=None),
+        appeal(appeal_id="b2", reviewer_id=None),
+        appeal(appeal_id="b3", decision_mode="automated"),
+        appeal(appeal_id="o", appeal_outcome="partially"),
+        appeal(appeal_id="c"),
+        appeal(appeal_id="c", appeal_outcome="overturned"),
+    ]
+    reasons, out = classify(engine, "appeals", rows)
+    assert reasons == {
+        "ok": None, "automated ok": None, "m": "missing_key", "t1": "bad_timestamp", "t2": "bad_timestamp",
+        "t3": "bad_timestamp", "w": "wrong_partition", "b1": "bad_mode", "b2": "bad_mode", "b3": "bad_mode",
+        "o": "bad_outcome", "c": "conflicting_duplicate",
+    }
+    assert out.height == len(rows)
+
+
+def test_qa_audit_reasons(engine):
+    rows = [
+        audit(audit_id="ok"),
+        audit(audit_id="ok nv", original_outcome="no_violation", original_category=None, expected_outcome="no_violation", expected_category=None),
+        audit(audit_id="m", reviewer_id=None),
+        audit(audit_id="t", audited_at=None),
+        audit(audit_id="w", audited_at=ts(0, day=NEXT_DAY)),
+        audit(audit_id="o1", original_outcome="unsure"),
+        audit(audit_id="o2", expected_outcome=None),
+        audit(audit_id="o3", expected_category=None),
+        audit(audit_id="o4", original_category=None),
+        audit(audit_id="c", auditor_id="a1"),
+        audit(audit_id="c", auditor_id="a2"),
+    ]
+    reasons, _ = classify(engine, "qa_audits", rows)
+    assert reasons == {
+        "ok": None, "ok nv": None, "m": "missing_key", "t": "bad_timestamp", "w": "wrong_partition",
+        "o1": "bad_outcome", "o2": "bad_outcome", "o3": "bad_outcome", "o4": "bad_outcome", "c": "conflicting_duplicate",
+    }
+
+
+def test_shift_reasons(engine):
+    rows = [
+        shift(reviewer_id="ok"),
+        shift(reviewer_id="zero", logged_in_s=0.0),
+        shift(reviewer_id="full day", logged_in_s=86400.0),
+        shift(reviewer_id="nodate", shift_date=None),
+        shift(reviewer_id="w", shift_date=NEXT_DAY),
+        shift(reviewer_id="r1", logged_in_s=None),
+        shift(reviewer_id="r2", logged_in_s=float("nan")),
+        shift(reviewer_id="r3", logged_in_s=-5.0),
+        shift(reviewer_id="r4", logged_in_s=86400.5),
+        shift(reviewer_id="c", team="A"),
+        shift(reviewer_id="c", team="B"),
+        shift(reviewer_id=None),
+    ]
+    reasons, out = classify(engine, "shifts", rows)
+    assert reasons == {
+        "ok": None, "zero": None, "full day": None, "nodate": "missing_key", "w": "wrong_partition",
+        "r1": "bad_range", "r2": "bad_range", "r3": "bad_range", "r4": "bad_range", "c": "conflicting_duplicate",
+        None: "missing_key",
+    }
+
+
+def test_staged_rows_map_null_grouping_values_to_unknown(engine):
+    classified = staging.classify(engine.input_frame("decisions", frame("decisions", [decision(market=None, queue=None)])), "decisions", P)
+    out = collect(engine, staging.staged(classified, "decisions"))
+    assert (out["market"][0], out["queue"][0]) == ("UNKNOWN", "UNKNOWN")
+    assert "reason" not in out.columns
+
+
+def test_quarantine_table_rows_and_json(engine):
+    classified = {
+        "decisions": staging.classify(
+            engine.input_frame("decisions", frame("decisions", [decision(decision_id="bad", decision_mode="x", market='"quoted"\n'), decision(decision_id="good")])),
+            "decisions", P),
+        "shifts": staging.classify(engine.input_frame("shifts", frame("shifts", [shift(reviewer_id="s", logged_in_s=-1.0)])), "shifts", P),
+    }
+    out = collect(engine, quarantine(classified, engine.encode_rows)).sort("source_table")
+    assert out.columns == ["source_table", "reason", "record_id", "decision_id", "row"]
+    assert out.select("source_table", "reason", "record_id", "decision_id").rows() == [
+        ("decisions", "bad_mode", "bad", "bad"),
+        ("shifts", "bad_range", "s", None),
+    ]
+    row = json.loads(out["row"][0])
+    assert row["market"] == '"quoted"\n'
+    assert row["decided_at"] == "2024-03-14T02:05:00.000000Z"
+    assert "decided_at_us" not in row
+    assert json.loads(out["row"][1])["shift_date"] == "2024-03-14"
+
+
+@pytest.mark.parametrize("table", ["decisions", "appeals", "qa_audits", "shifts"])
+def test_reason_lists_follow_design_order(table):
+    expected = {
+        "decisions": ["missing_key", "bad_timestamp", "wrong_partition", "bad_mode", "bad_outcome", "bad_range", "conflicting_duplicate"],
+        "appeals": ["missing_key", "bad_timestamp", "wrong_partition", "bad_mode", "bad_outcome", "conflicting_duplicate"],
+        "qa_audits": ["missing_key", "bad_timestamp", "wrong_partition", "bad_outcome", "conflicting_duplicate"],
+        "shifts": ["missing_key", "wrong_partition", "bad_range", "conflicting_duplicate"],
+    }[table]
+    assert staging.reasons(table) == expected

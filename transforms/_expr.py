@@ -1,0 +1,56 @@
+"""Expression helpers shared by the transforms (engine-agnostic narwhals)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import narwhals.stable.v2 as nw
+
+from transforms.params import US_PER_S
+from transforms.schemas import epoch_us_column
+
+
+def is_in(column: str, values: Iterable[str]) -> nw.Expr:
+    """Membership where a null counts as outside the set (DESIGN §3)."""
+    return nw.col(column).is_in(list(values)).fill_null(False)
+
+
+def flag(expr: nw.Expr) -> nw.Expr:
+    """A boolean as 0/1 Int64: Spark cannot sum booleans, and a null condition counts as not met."""
+    return nw.when(expr.fill_null(False)).then(nw.lit(1)).otherwise(nw.lit(0)).cast(nw.Int64)
+
+
+def seconds_between(end: str, start: str) -> nw.Expr:
+    """end - start in float seconds, exact to the microsecond, from the readers' epoch-us columns."""
+    return (nw.col(epoch_us_column(end)) - nw.col(epoch_us_column(start))) / US_PER_S
+
+
+def ratio(numerator: str, denominator: str) -> nw.Expr:
+    """numerator / denominator as float64, null when the denominator is 0 or null (DESIGN §4)."""
+    den = nw.col(denominator)
+    return (
+        nw.when(den.fill_null(0) != 0)
+        .then(nw.col(numerator).cast(nw.Float64) / den.cast(nw.Float64))
+        .otherwise(nw.lit(None, nw.Float64))
+    )
+
+
+def quantile(column: str, q: float) -> nw.Expr:
+    # DESIGN §1: always linear interpolation, so every engine agrees with numpy's default.
+    return nw.col(column).quantile(q, interpolation="linear")
+
+
+def sla_seconds(params_sla: dict[str, float], default: float, queue: str = "queue") -> nw.Expr:
+    """The configured SLA of each row's queue; unknown (or null) queues get the default."""
+    expr = None
+    for name, seconds in sorted(params_sla.items()):
+        cond = nw.col(queue) == nw.lit(name)
+        expr = nw.when(cond).then(nw.lit(float(seconds))) if expr is None else expr.when(cond).then(nw.lit(float(seconds)))
+    if expr is None:
+        return nw.lit(float(default), nw.Float64)
+    return expr.otherwise(nw.lit(float(default))).cast(nw.Float64)
+
+
+def union_keys(frames: list[nw.LazyFrame], keys: list[str]) -> nw.LazyFrame:
+    """Distinct key combinations present in any of the frames (the universe a table reports on)."""
+    return nw.concat([f.select(keys) for f in frames], how="vertical").unique(keys)

@@ -1,0 +1,79 @@
+"""reviewer_daily — grain (ds, reviewer_id).
+
+Reviewers with a staged human decision, shift, QA audit (the audited reviewer) or resolved appeal
+(of a human decision) on ds. See DESIGN §4 for every column; rates are null on a zero denominator.
+"""
+
+from __future__ import annotations
+
+import narwhals.stable.v2 as nw
+
+from transforms._expr import flag, quantile, ratio, seconds_between, sla_seconds, union_keys
+from transforms.params import Params
+from transforms.schemas import OUTPUT_SCHEMAS, select_schema
+
+KEY = ["reviewer_id"]
+
+
+def qa_agrees() -> nw.Expr:
+    """An audit agrees when the outcome matches and, for a violation, the category matches too."""
+    same_outcome = nw.col("expected_outcome") == nw.col("original_outcome")
+    same_category = nw.col("expected_category") == nw.col("original_category")
+    return same_outcome & ((nw.col("original_outcome") != "violation") | same_category.fill_null(False))
+
+
+def reviewer_daily(
+    decisions: nw.LazyFrame,
+    shifts: nw.LazyFrame,
+    qa_audits: nw.LazyFrame,
+    appeals: nw.LazyFrame,
+    params: Params,
+) -> nw.LazyFrame:
+    human = decisions.filter(nw.col("decision_mode") == "human").with_columns(
+        wait_s=seconds_between("decided_at", "enqueued_at"),
+        sla_s=sla_seconds(params.sla_s, params.default_sla_s),
+    )
+    work = human.group_by(KEY).agg(
+        nw.len().cast(nw.Int64).alias("decisions"),
+        flag(nw.col("outcome") == "violation").sum().alias("violations"),
+        nw.col("handle_time_s").sum().alias("handle_time_total_s"),
+        nw.col("handle_time_s").mean().alias("aht_s"),
+        quantile("handle_time_s", 0.5).alias("handle_p50_s"),
+        quantile("handle_time_s", 0.9).alias("handle_p90_s"),
+        flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+    )
+    qa = qa_audits.group_by(KEY).agg(
+        nw.len().cast(nw.Int64).alias("qa_audits"),
+        flag(qa_agrees()).sum().alias("qa_agreed"),
+    )
+    human_appeals = appeals.filter(~nw.col("reviewer_id").is_null())
+    appeal_counts = human_appeals.group_by(KEY).agg(
+        nw.len().cast(nw.Int64).alias("appeals_resolved"),
+        flag(nw.col("appeal_outcome") == "overturned").sum().alias("appeals_overturned"),
+    )
+    shift = shifts.select("reviewer_id", "team", "site", "logged_in_s")
+
+    reviewers = union_keys([work, shift, qa, appeal_counts], KEY)
+    out = (
+        reviewers.join(work, on=KEY, how="left")
+        .join(shift, on=KEY, how="left")
+        .join(qa, on=KEY, how="left")
+        .join(appeal_counts, on=KEY, how="left")
+        .with_columns(
+            [
+                nw.col(c).fill_null(0).cast(nw.Int64)
+                for c in ("decisions", "violations", "sla_met", "qa_audits", "qa_agreed", "appeals_resolved", "appeals_overturned")
+            ]
+            + [nw.col("handle_time_total_s").fill_null(0.0).cast(nw.Float64)]
+        )
+        .with_columns(
+            decisions_per_hour=nw.when(nw.col("handle_time_total_s") > 0)
+            .then(nw.col("decisions") / (nw.col("handle_time_total_s") / 3600.0))
+            .otherwise(nw.lit(None, nw.Float64)),
+            occupancy=ratio("handle_time_total_s", "logged_in_s"),
+            sla_rate=ratio("sla_met", "decisions"),
+            qa_accuracy=ratio("qa_agreed", "qa_audits"),
+            overturn_rate=ratio("appeals_overturned", "appeals_resolved"),
+        )
+    )
+    return select_schema(out, OUTPUT_SCHEMAS["reviewer_daily"])

@@ -1,0 +1,201 @@
+"""Staging (DESIGN §3): dedupe, then give each distinct row its first quarantine reason.
+
+Grain in = grain out: one row per distinct raw row, with `reason` null for rows that pass.
+The rules are data (an ordered list per table), so the order of DESIGN §3 is visible in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import narwhals.stable.v2 as nw
+
+from transforms._expr import is_in
+from transforms.params import US_PER_DAY, Params, epoch_day
+from transforms.schemas import EVENT_TIME, INPUT_KEYS, INPUT_SCHEMAS, epoch_us_column
+
+REASON = "reason"
+UNKNOWN = "UNKNOWN"  # grouping value for a null market / queue / category (a DQ warning, not a rejection)
+
+MODES = ("human", "automated")
+OUTCOMES = ("violation", "no_violation")
+APPEAL_OUTCOMES = ("upheld", "overturned")
+
+Rule = tuple[str, Callable[[Params], nw.Expr]]
+
+
+def _any_null(*cols: str) -> nw.Expr:
+    return nw.any_horizontal(*[nw.col(c).is_null() for c in cols], ignore_nulls=False)
+
+
+def _after(a: str, b: str) -> nw.Expr:
+    """a later than b; false when either is null (nulls are handled by their own rule)."""
+    return (nw.col(epoch_us_column(a)) > nw.col(epoch_us_column(b))).fill_null(False)
+
+
+def _wrong_day(ts: str) -> Callable[[Params], nw.Expr]:
+    # Integer day arithmetic on epoch microseconds: identical on every engine, no time-zone setting involved.
+    return lambda p: (nw.col(epoch_us_column(ts)) // US_PER_DAY) != epoch_day(p.ds)
+
+
+def _out_of_range(col: str, low: float, high: float) -> nw.Expr:
+    c = nw.col(col)
+    return (c.is_nan() | (c < low) | (c > high)).fill_null(False)
+
+
+def _mode_rule(*, requires_handle_time: bool) -> Callable[[Params], nw.Expr]:
+    def rule(_: Params) -> nw.Expr:
+        human = nw.col("decision_mode") == "human"
+        missing = nw.col("reviewer_id").is_null()
+        if requires_handle_time:
+            missing = missing | nw.col("handle_time_s").is_null()
+        automated_with_reviewer = (nw.col("decision_mode") == "automated") & ~nw.col("reviewer_id").is_null()
+        return ~is_in("decision_mode", MODES) | (human & missing).fill_null(False) | automated_with_reviewer.fill_null(False)
+
+    return rule
+
+
+def _outcome_with_category(outcome: str, category: str) -> nw.Expr:
+    """Outside the set, a violation without its category."""
+    violation_without = (nw.col(outcome) == "violation") & nw.col(category).is_null()
+    return ~is_in(outcome, OUTCOMES) | violation_without.fill_null(False)
+
+
+RULES: dict[str, list[Rule]] = {
+    "decisions": [
+        ("missing_key", lambda p: _any_null("decision_id", "content_id", "creator_id")),
+        (
+            "bad_timestamp",
+            lambda p: _any_null("enqueued_at", "decided_at")
+            | _after("enqueued_at", "decided_at")
+            | _after("content_created_at", "decided_at"),
+        ),
+        ("wrong_partition", _wrong_day("decided_at")),
+        ("bad_mode", _mode_rule(requires_handle_time=True)),
+        (
+            "bad_outcome",
+            lambda p: _outcome_with_category("outcome", "policy_category")
+            | ((nw.col("outcome") == "no_violation") & ~nw.col("policy_category").is_null()).fill_null(False),
+        ),
+        (
+            "bad_range",
+            # handle_time_s on an automated decision is ignored, not checked (DESIGN §3).
+            lambda p: ((nw.col("decision_mode") == "human") & _out_of_range("handle_time_s", 0, 14400)).fill_null(False)
+            | (nw.col("views_before_action") < 0).fill_null(False),
+        ),
+    ],
+    "appeals": [
+        ("missing_key", lambda p: _any_null("appeal_id", "decision_id")),
+        (
+            "bad_timestamp",
+            lambda p: _any_null("appealed_at", "resolved_at")
+            | _after("appealed_at", "resolved_at")
+            | _after("decided_at", "appealed_at"),
+        ),
+        ("wrong_partition", _wrong_day("resolved_at")),
+        ("bad_mode", _mode_rule(requires_handle_time=False)),
+        ("bad_outcome", lambda p: ~is_in("appeal_outcome", APPEAL_OUTCOMES)),
+    ],
+    "qa_audits": [
+        ("missing_key", lambda p: _any_null("audit_id", "decision_id", "reviewer_id")),
+        ("bad_timestamp", lambda p: _any_null("audited_at")),
+        ("wrong_partition", _wrong_day("audited_at")),
+        (
+            "bad_outcome",
+            lambda p: _outcome_with_category("original_outcome", "original_category")
+            | _outcome_with_category("expected_outcome", "expected_category"),
+        ),
+    ],
+    "shifts": [
+        ("missing_key", lambda p: _any_null("reviewer_id", "shift_date")),
+        ("wrong_partition", lambda p: (nw.col("shift_date") != nw.lit(p.ds)).fill_null(True)),
+        (
+            "bad_range",
+            lambda p: nw.col("logged_in_s").is_null() | _out_of_range("logged_in_s", 0, 86400),
+        ),
+    ],
+}
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
+def reasons(table: str) -> list[str]:
+    """Every quarantine reason of a table, in the order they are tried."""
+    return [name for name, _ in RULES[table]] + [CONFLICTING_DUPLICATE]
+
+
+# Columns that group output rows: a null becomes UNKNOWN so that a grain key is never null.
+_GROUPING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "decisions": ("market", "queue"),
+    "appeals": ("market", "policy_category"),
+    "qa_audits": ("market", "queue"),
+    "shifts": (),
+}
+
+
+def classify(raw: nw.LazyFrame, table: str, params: Params) -> nw.LazyFrame:
+    """Distinct rows of one input table with `reason` = first rule broken (null when the row is clean).
+
+    `raw` holds the table's contract columns (and the readers' `<ts>_us` companions).
+    """
+    key = INPUT_KEYS[table]
+    distinct = raw.unique()
+    first_reason = None
+    for name, rule in RULES[table]:
+        cond = rule(params)
+        first_reason = (
+            nw.when(cond).then(nw.lit(name)) if first_reason is None else first_reason.when(cond).then(nw.lit(name))
+        )
+    # A key shared by several distinct rows of the day: rows that broke no earlier rule are conflicting.
+    shared_key = (nw.col(key).count().over(key) > 1).fill_null(False)
+    first_reason = first_reason.when(shared_key).then(nw.lit(CONFLICTING_DUPLICATE))
+    return distinct.with_columns(first_reason.otherwise(nw.lit(None, nw.String)).alias(REASON))
+
+
+def staged(classified: nw.LazyFrame, table: str) -> nw.LazyFrame:
+    """Rows that passed staging, with null grouping values mapped to UNKNOWN."""
+    clean = classified.filter(nw.col(REASON).is_null()).drop(REASON)
+    return clean.with_columns([nw.col(c).fill_null(nw.lit(UNKNOWN)) for c in _GROUPING_COLUMNS[table]])
+
+
+def rejected(classified: nw.LazyFrame) -> nw.LazyFrame:
+    return classified.filter(~nw.col(REASON).is_null())
+
+
+def reason_counts(classified: nw.LazyFrame) -> nw.LazyFrame:
+    """Rows per reason (null reason = staged rows); small, for the manifest and the DQ gate."""
+    return classified.group_by(REASON).agg(nw.len().alias("rows"))
+
+
+@dataclass(frozen=True)
+class StagingCounts:
+    raw_rows: int
+    distinct_rows: int
+    quarantined: dict[str, int]
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.raw_rows - self.distinct_rows
+
+    @property
+    def staged_rows(self) -> int:
+        return self.distinct_rows - sum(self.quarantined.values())
+
+
+def row_columns(table: str) -> list[str]:
+    """The raw columns serialised into quarantine.row (not the readers' helper columns)."""
+    return list(INPUT_SCHEMAS[table])
+
+
+__all__ = [
+    "EVENT_TIME",
+    "REASON",
+    "RULES",
+    "StagingCounts",
+    "classify",
+    "reason_counts",
+    "reasons",
+    "rejected",
+    "row_columns",
+    "staged",
+]

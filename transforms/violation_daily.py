@@ -1,0 +1,79 @@
+"""violation_daily — grain (ds, market, policy_category), with ALL rollups.
+
+Over staged violations plus staged appeals resolved on ds (appeals of automated decisions
+included). Rows: every (market, category) with an actioned violation or a resolved appeal, and the
+rollups (ALL, category), (market, ALL), (ALL, ALL); the ALL/ALL row exists every day.
+Every rate is over `actioned` except overturn_rate (over appeals_resolved).
+"""
+
+from __future__ import annotations
+
+import narwhals.stable.v2 as nw
+
+from transforms._expr import flag, is_in, quantile, ratio, seconds_between, union_keys
+from transforms.params import Params
+from transforms.schemas import ALL, OUTPUT_SCHEMAS, select_schema
+
+KEY = ["market", "policy_category"]
+# Each grouping set names the key columns kept; the others become ALL.
+GROUPING_SETS: tuple[tuple[str, ...], ...] = (("market", "policy_category"), ("policy_category",), ("market",), ())
+TTA_24H_S = 86400.0
+
+
+def _by_grouping_sets(frame: nw.LazyFrame, aggs: list[nw.Expr]) -> nw.LazyFrame:
+    """Aggregate once per grouping set and stack; the empty set always yields exactly one row."""
+    parts = []
+    for kept in GROUPING_SETS:
+        agg = frame.group_by(list(kept)).agg(aggs) if kept else frame.select(aggs)
+        rollup = [nw.lit(ALL).alias(c) for c in KEY if c not in kept]
+        parts.append(agg.with_columns(rollup).select(KEY + [e for e in agg.columns if e not in KEY]))
+    return nw.concat(parts, how="vertical")
+
+
+def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Params) -> nw.LazyFrame:
+    violations = decisions.filter(nw.col("outcome") == "violation").with_columns(
+        tta_s=seconds_between("decided_at", "content_created_at"),
+    )
+    actioned = _by_grouping_sets(
+        violations,
+        [
+            nw.len().cast(nw.Int64).alias("actioned"),
+            flag(is_in("detection_source", params.proactive_sources)).sum().alias("proactive"),
+            flag(nw.col("decision_mode") == "automated").sum().alias("automated"),
+            # null views: actioned but not zero_view; null content_created_at: not within_24h.
+            flag(nw.col("views_before_action") == 0).sum().alias("zero_view"),
+            flag(nw.col("tta_s") <= TTA_24H_S).sum().alias("within_24h"),
+            quantile("tta_s", 0.5).alias("tta_p50_s"),
+            quantile("tta_s", 0.9).alias("tta_p90_s"),
+            flag(nw.col("action") == "remove").sum().alias("removed"),
+        ],
+    )
+    appealed = _by_grouping_sets(
+        appeals,
+        [
+            nw.len().cast(nw.Int64).alias("appeals_resolved"),
+            flag(nw.col("appeal_outcome") == "overturned").sum().alias("appeals_overturned"),
+        ],
+    )
+    # A global aggregate over no appeals still yields an ALL/ALL row with 0 appeals; dropping
+    # zero-appeal rows keeps the universe to combinations that really had activity.
+    appealed = appealed.filter(nw.col("appeals_resolved") > 0)
+    counts = ("actioned", "proactive", "automated", "zero_view", "within_24h", "removed", "appeals_resolved", "appeals_overturned")
+    out = (
+        union_keys([actioned.filter(nw.col("actioned") > 0), appealed, _all_all(actioned)], KEY)
+        .join(actioned, on=KEY, how="left")
+        .join(appealed, on=KEY, how="left")
+        .with_columns([nw.col(c).fill_null(0).cast(nw.Int64) for c in counts])
+        .with_columns(
+            proactive_rate=ratio("proactive", "actioned"),
+            automated_rate=ratio("automated", "actioned"),
+            zero_view_rate=ratio("zero_view", "actioned"),
+            within_24h_rate=ratio("within_24h", "actioned"),
+            overturn_rate=ratio("appeals_overturned", "appeals_resolved"),
+        )
+    )
+    return select_schema(out, OUTPUT_SCHEMAS["violation_daily"])
+
+
+def _all_all(actioned: nw.LazyFrame) -> nw.LazyFrame:
+    return actioned.filter((nw.col("market") == ALL) & (nw.col("policy_category") == ALL))
