@@ -28,7 +28,7 @@ from transforms.queue_daily import queue_daily
 from transforms.quarantine import quarantine
 from transforms.repeat_offenders import creator_category_daily, repeat_offenders
 from transforms.reviewer_daily import reviewer_daily
-from transforms.schemas import INPUT_TABLES, OUTPUT_SCHEMAS, OUTPUT_TABLES
+from transforms.schemas import INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_SCHEMAS, OUTPUT_TABLES
 from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
@@ -140,6 +140,8 @@ def prepare_day(
             for table in OUTPUT_TABLES:
                 target = candidate.table_dir(table)
                 target.mkdir(parents=True, exist_ok=True)
+                # Sorted by grain so a rerun writes identical files, not just equal sets of rows.
+                tables[table] = tables[table].sort(_sort_keys(table), nulls_last=True)
                 tables[table].write_parquet(target / PART)
                 rows_written[table] = tables[table].height
             shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
@@ -176,6 +178,10 @@ def prepare_day(
         }
         wh.write_json(candidate.manifest_path, manifest)
     return candidate
+
+
+def _sort_keys(table: str) -> list[str]:
+    return list(OUTPUT_GRAINS[table]) or ["source_table", "record_id", "reason", "row"]
 
 
 def _reason_dict(counts: pl.DataFrame) -> dict[str, int]:
@@ -271,7 +277,6 @@ def publish_day(candidate: Candidate) -> dict:
         timer = StageTimer()
         with timer.stage("publish"):
             manifest["published"] = True
-            manifest["stage_seconds"].update(timer.seconds)
             wh.write_json(candidate.manifest_path, manifest)
             wh.publish(
                 candidate.output,
@@ -279,6 +284,8 @@ def publish_day(candidate: Candidate) -> dict:
                 {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
                 {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
             )
+        manifest["stage_seconds"].update(timer.seconds)
+        _add_stage_seconds(candidate.output, candidate.ds, timer.seconds)
         _record_attempt(candidate, manifest, dq or {}, published=True)
         shutil.rmtree(candidate.path, ignore_errors=True)
     return manifest

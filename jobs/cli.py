@@ -1,0 +1,196 @@
+"""`riskinsight` command line: generate, run, report, demo, dsa (DESIGN §9).
+
+Expected errors print one line (`riskinsight: error: ...`) and exit with their code
+(2 usage, 3 DQ gate failed, 4 input missing or unreadable, 5 ds locked); --verbose adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from jobs.errors import RiskInsightError, UsageError
+
+DEMO_START = dt.date(2024, 1, 1)
+DEMO_DAYS = 35
+DEMO_ROWS = 20_000
+
+
+def iso_date(text: str) -> dt.date:
+    """A real calendar date in YYYY-MM-DD form, nothing else (it ends up in paths)."""
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a calendar date in YYYY-MM-DD form: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def run_window(ds: dt.date | None, start: dt.date | None, end: dt.date | None, lookback: int) -> list[dt.date]:
+    """Days to run: ds (or start..end) and the `lookback` days before the first of them."""
+    if ds is not None:
+        start = end = ds
+    if start is None or end is None:
+        raise UsageError("give --ds D, or --start D and --end D")
+    if end < start:
+        raise UsageError(f"--end {end} is before --start {start}")
+    first = start - dt.timedelta(days=lookback)
+    return [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+
+
+def _progress(days: list[dt.date], verbose: bool):
+    """A progress bar for multi-day runs (stderr), and a one-line status per day."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(days), unit="day", disable=len(days) < 2, file=sys.stderr, dynamic_ncols=True)
+
+    def on_day(ds, outcome):
+        if isinstance(outcome, RiskInsightError):
+            if len(days) > 1:  # a single day's failure is the final error line itself
+                bar.write(f"{ds}: FAILED: {outcome}", file=sys.stderr)
+        else:
+            bar.set_postfix_str(f"{ds} {outcome.verdict}")
+        bar.update(1)
+
+    return bar, on_day
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from jobs.generate import generate
+
+    summary = generate(
+        args.output, args.start, args.days, args.rows_per_day, args.seed, dirty_rate=args.dirty_rate
+    )
+    total = sum(sum(t.values()) if isinstance(t, dict) else 0 for t in summary.get("rows", {}).values()) if isinstance(summary, dict) else 0
+    print(f"generated {args.days} day(s) from {args.start} into {args.output}" + (f" ({total} rows)" if total else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from jobs.config import load_config
+    from jobs.nightly import run_days
+
+    days = run_window(args.ds, args.start, args.end, args.lookback)
+    config = load_config(args.config)
+    if not Path(args.input).is_dir():
+        from jobs.errors import InputMissing
+
+        raise InputMissing(f"input directory {args.input} does not exist")
+    bar, on_day = _progress(days, args.verbose)
+    try:
+        results = run_days(
+            args.input, args.output, days, engine=args.engine, config=config,
+            report=not args.no_report, lock_wait=args.lock_wait, on_day=on_day,
+        )
+    finally:
+        bar.close()
+    for r in results:
+        line = f"{r.ds}: {r.verdict}, published {sum(r.rows_written.values())} rows"
+        print(line + (f", report {r.report}" if r.report else ""))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from jobs.report import render_day, render_index
+
+    path = render_day(Path(args.output), args.ds)
+    render_index(Path(args.output))
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs.generate import generate
+    from jobs.nightly import run_days
+    from jobs.summary import day_summary
+
+    output = Path(args.output)
+    inputs = output / "input"
+    days = [DEMO_START + dt.timedelta(days=i) for i in range(args.days)]
+    print(f"generating {len(days)} days of synthetic moderation logs into {inputs} ...", file=sys.stderr)
+    generate(inputs, DEMO_START, len(days), args.rows_per_day, seed=7, dirty_rate=0.002)
+    warehouse = output / "warehouse"
+    bar, on_day = _progress(days, args.verbose)
+    try:
+        results = run_days(inputs, warehouse, days, engine="polars", report=True, on_day=on_day)
+    finally:
+        bar.close()
+    last = results[-1]
+    print(day_summary(warehouse, last.ds))
+    print(f"tables: {warehouse}")
+    print(last.report)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks of expected errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write realistic synthetic moderation logs")
+    g.add_argument("--output", required=True)
+    g.add_argument("--start", required=True, type=iso_date)
+    g.add_argument("--days", required=True, type=positive_int)
+    g.add_argument("--rows-per-day", required=True, type=positive_int)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--dirty-rate", type=float, default=0.002, help="fraction of dirty rows per table")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="run the nightly job for a ds or a range")
+    r.add_argument("--input", required=True)
+    r.add_argument("--output", required=True)
+    r.add_argument("--ds", type=iso_date)
+    r.add_argument("--start", type=iso_date)
+    r.add_argument("--end", type=iso_date)
+    r.add_argument("--engine", default="polars", choices=["polars", "spark"])
+    r.add_argument("--lookback", type=positive_int, default=0, help="also rerun the N days before")
+    r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
+    r.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for another run of the same ds")
+    r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
+    r.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="re-render the HTML report of one ds")
+    p.add_argument("--output", required=True)
+    p.add_argument("--ds", required=True, type=iso_date)
+    p.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")
+    d.add_argument("--output", default="demo-output")
+    d.add_argument("--days", type=positive_int, default=DEMO_DAYS)
+    d.add_argument("--rows-per-day", type=positive_int, default=DEMO_ROWS)
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RiskInsightError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"riskinsight: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("riskinsight: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
