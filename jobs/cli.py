@@ -31,6 +31,14 @@ def iso_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a calendar date in YYYY-MM-DD form: {text!r}") from None
 
 
+def utc_timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -95,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         results = run_days(
             args.input, args.output, days, engine=args.engine, config=config,
-            report=not args.no_report, lock_wait=args.lock_wait, on_day=on_day,
+            report=not args.no_report, lock_wait=args.lock_wait, on_day=on_day, run_started_at=args.run_ts,
         )
     finally:
         bar.close()
@@ -162,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
     r.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for another run of the same ds")
     r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
+    r.add_argument("--run-ts", type=utc_timestamp, help="the run's timestamp (UTC ISO-8601; default now): fixes the report's run metadata")
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="re-render the HTML report of one ds")

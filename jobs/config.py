@@ -133,4 +133,5 @@ def load_config(path: str | Path | None) -> Config:
         pseudonym_key=report.get("pseudonym_key"),
         source=str(path),
     )
+    config.dq_thresholds()  # unknown or mistyped [dq] keys fail now, not after a day's compute
     return config

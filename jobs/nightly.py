@@ -304,7 +304,14 @@ def run_day(
 ) -> DayResult:
     with wh.ds_lock(output, ds, wait_s=lock_wait):
         candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at)
-        gate_day(candidate, config)
+        try:
+            gate_day(candidate, config)
+        except DQGateFailed:
+            if report:  # the index shows the failed attempt; the published page of ds stays as it was
+                from jobs.report import render_index
+
+                render_index(output)
+            raise
         manifest = publish_day(candidate)
     report_path = None
     if report:
@@ -335,6 +342,7 @@ def run_days(
     *,
     report: bool = True,
     lock_wait: float = 0.0,
+    run_started_at: dt.datetime | None = None,
     on_day: Callable[[dt.date, DayResult | RiskInsightError], None] | None = None,
 ) -> list[DayResult]:
     """Run every day in order (later days' trends read earlier days). A day that fails does not stop
@@ -346,7 +354,10 @@ def run_days(
     try:
         for ds in sorted(days):
             try:
-                result = run_day(Path(input_dir), Path(output_dir), ds, eng, cfg, report=report, lock_wait=lock_wait)
+                result = run_day(
+                    Path(input_dir), Path(output_dir), ds, eng, cfg,
+                    report=report, lock_wait=lock_wait, run_started_at=run_started_at,
+                )
                 results.append(result)
                 if on_day:
                     on_day(ds, result)

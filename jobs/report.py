@@ -1,0 +1,231 @@
+"""The report's I/O edge: load a day's published tables and run metadata, write the HTML.
+
+Only published partitions (`<output>/<table>/ds=D/`) are read: a candidate that failed the
+gate never shows up in a report. Rendering itself is pure (`reports.render`); this module
+decides the run timestamp and the pseudonym key, and writes files atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import narwhals.stable.v2 as nw
+import polars as pl
+
+from jobs.warehouse import partition_dir, read_json, runs_dir
+from reports.model import IndexEntry, ReportData
+from reports.pseudonym import DEMO_KEY
+from reports.render import dq_verdict
+from reports.render import render_day as _render_day_html
+from reports.render import render_index as _render_index_html
+from transforms.schemas import ALL, OUTPUT_SCHEMAS
+
+KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
+REPORTS_DIR = "reports"
+TREND_WINDOW_DAYS = 28  # violation_daily ds-28 .. ds (DESIGN §7: 28-day trend)
+OFFENDER_WINDOW_DAYS = 30  # repeat_offenders' ds-29 .. ds
+_REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
+
+_NW_TO_PL: dict[Any, pl.DataType] = {
+    nw.String: pl.String(),
+    nw.Float64: pl.Float64(),
+    nw.Int64: pl.Int64(),
+    nw.Boolean: pl.Boolean(),
+    nw.Date: pl.Date(),
+}
+
+
+def _pl_dtype(dtype: Any) -> pl.DataType:
+    if isinstance(dtype, nw.Datetime):
+        return pl.Datetime("us", "UTC")
+    for nw_type, pl_type in _NW_TO_PL.items():
+        if dtype == nw_type:
+            return pl_type
+    raise TypeError(f"no polars type for {dtype!r}")
+
+
+def table_schema(table: str) -> dict[str, pl.DataType]:
+    return {name: _pl_dtype(t) for name, t in OUTPUT_SCHEMAS[table].items()}
+
+
+def _read_day(output_dir: Path, table: str, ds: dt.date) -> pl.DataFrame | None:
+    """One published partition in the contract's schema, or None when ds is not published."""
+    part = partition_dir(output_dir, table, ds)
+    if not part.is_dir():
+        return None
+    schema = table_schema(table)
+    files = sorted(part.glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=schema)
+    df = pl.read_parquet(files)
+    # Casting at the edge keeps the renderer independent of how a writer typed an empty or all-null column.
+    return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, dtype=t).alias(c)
+                      for c, t in schema.items()])
+
+
+def _read_days(output_dir: Path, table: str, days: list[dt.date]) -> pl.DataFrame:
+    """Published partitions of `days`, with a `ds` column; unpublished days have no rows."""
+    frames = []
+    for day in sorted(set(days)):
+        df = _read_day(output_dir, table, day)
+        if df is not None:
+            frames.append(df.with_columns(pl.lit(day, dtype=pl.Date).alias("ds")))
+    if not frames:
+        return pl.DataFrame(schema={**table_schema(table), "ds": pl.Date()})
+    return pl.concat(frames, how="vertical")
+
+
+def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame) -> pl.DataFrame | None:
+    """Per category, how many of today's repeat offenders it holds and their violations (30-day window).
+
+    Read from the small per-(creator, category) daily intermediate, never from decisions.
+    """
+    if offenders.height == 0:
+        return None
+    days = [ds - dt.timedelta(days=i) for i in range(OFFENDER_WINDOW_DAYS)]
+    ccd = _read_days(output_dir, "creator_category_daily", days)
+    if ccd.height == 0:
+        return None
+    ids = offenders.select("creator_id").unique()
+    return (
+        ccd.join(ids, on="creator_id", how="semi")
+        .group_by("policy_category")
+        .agg(pl.col("creator_id").n_unique().alias("creators"), pl.col("violations").sum().alias("violations"))
+    )
+
+
+def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
+    """Everything the day's report shows, from the published warehouse."""
+    output_dir = Path(output_dir)
+    window = [ds - dt.timedelta(days=i) for i in range(TREND_WINDOW_DAYS + 1)]
+    kpi_days = [ds, ds - dt.timedelta(days=1), ds - dt.timedelta(days=7)]
+    violation_daily = _read_days(output_dir, "violation_daily", window)
+    published = partition_dir(output_dir, "violation_daily", ds).is_dir()
+    repeat = _read_day(output_dir, "repeat_offenders", ds)
+    repeat = repeat if repeat is not None else pl.DataFrame(schema=table_schema("repeat_offenders"))
+    quarantine = _read_day(output_dir, "quarantine", ds)
+    if quarantine is None or quarantine.height == 0:
+        qcounts = pl.DataFrame(schema={"source_table": pl.String(), "reason": pl.String(), "rows": pl.Int64()})
+    else:
+        qcounts = quarantine.group_by("source_table", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
+    run = runs_dir(output_dir, ds)
+    return ReportData(
+        ds=ds,
+        violation_daily=violation_daily,
+        violation_trends=_read_days(output_dir, "violation_trends", window),
+        reviewer_daily=_read_days(output_dir, "reviewer_daily", kpi_days),
+        queue_daily=_read_days(output_dir, "queue_daily", kpi_days),
+        repeat_offenders=repeat,
+        quarantine_counts=qcounts,
+        manifest=read_json(run / "manifest.json"),
+        dq=read_json(run / "dq.json"),
+        offender_categories=_offender_categories(output_dir, ds, repeat),
+        published=published,
+    )
+
+
+def resolve_pseudonym_key(explicit: bytes | None = None) -> bytes:
+    """The environment's key wins so an operator can enforce it; then the caller's; then the demo key."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode("utf-8")
+    if explicit:
+        return explicit
+    return DEMO_KEY
+
+
+def _default_run_ts(manifest: dict[str, Any] | None) -> str:
+    # The manifest's own timestamp, not the clock: re-rendering the same inputs is byte-identical.
+    if isinstance(manifest, dict) and manifest.get("run_started_at"):
+        return str(manifest["run_started_at"])
+    return "unknown (no run manifest)"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def report_path(output_dir: Path | str, ds: dt.date) -> Path:
+    return Path(output_dir) / REPORTS_DIR / f"{ds.isoformat()}.html"
+
+
+def render_day(
+    output_dir: Path | str,
+    ds: dt.date,
+    run_ts: str | None = None,
+    pseudonym_key: bytes | None = None,
+) -> Path:
+    """Render `<output>/reports/<ds>.html` from the published warehouse, then the index."""
+    output_dir = Path(output_dir)
+    data = load_report_data(output_dir, ds)
+    key = resolve_pseudonym_key(pseudonym_key)
+    html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
+    path = report_path(output_dir, ds)
+    _write_atomic(path, html)
+    render_index(output_dir)
+    return path
+
+
+def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
+    run = runs_dir(output_dir, ds)
+    status = dq_verdict(read_json(run / "dq.json"), read_json(run / "manifest.json"))
+    vd = _read_day(output_dir, "violation_daily", ds)
+    actioned = None
+    if vd is not None:
+        row = vd.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
+        actioned = int(row["actioned"][0]) if row.height else 0
+    qd = _read_day(output_dir, "queue_daily", ds)
+    decisions = int(qd["decisions"].sum()) if qd is not None else None
+    return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned)
+
+
+def render_index(output_dir: Path | str) -> Path:
+    """Re-render `<output>/reports/index.html`: one row per day that has a report."""
+    output_dir = Path(output_dir)
+    reports = output_dir / REPORTS_DIR
+    entries = []
+    if reports.is_dir():
+        for f in sorted(reports.iterdir()):
+            m = _REPORT_NAME.match(f.name)
+            if not m or not f.is_file():
+                continue
+            try:
+                day = dt.date.fromisoformat(m.group(1))
+            except ValueError:
+                continue
+            entries.append(_index_entry(output_dir, day, f.name))
+    path = reports / "index.html"
+    _write_atomic(path, _render_index_html(entries))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m jobs.report --output DIR --ds D`: (re-)render one day's report and the index."""
+    parser = argparse.ArgumentParser(prog="riskinsight report", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", required=True, type=Path, help="warehouse directory")
+    parser.add_argument("--ds", required=True, type=dt.date.fromisoformat, help="day, YYYY-MM-DD")
+    args = parser.parse_args(argv)
+    if not args.output.is_dir():
+        print(f"error: output directory {args.output} does not exist", file=sys.stderr)
+        return 4
+    print(render_day(args.output, args.ds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Plotly figures of the daily report, as JSON specs with fixed ids.
+
+Every figure is built from sorted data and serialised with plotly's JSON encoder
+(which escapes `<`, `>` and `/`, so a spec can sit inside a <script> element). A
+chart that has nothing to show returns a message instead of a spec, so the page
+explains an empty day rather than drawing empty axes.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+
+from reports.pseudonym import pseudonymise
+
+ALL = "ALL"
+TREND_DAYS = 28
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+OKABE_ITO: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+# Past eight series, colours repeat and the dash tells them apart.
+DASHES: tuple[str, ...] = ("solid", "dash", "dot", "dashdot")
+
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str  # fixed DOM id: deterministic output, stable anchors for the browser test
+    title: str
+    spec_json: str | None  # None when message explains why there is no chart
+    message: str = ""
+    height: int = 420
+
+
+def label(value: object) -> str:
+    """Data text for plotly: entities, so plotly's pseudo-HTML shows `<b>`/`<a>` as text."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def _layout(**kwargs: object) -> go.Layout:
+    base: dict[str, object] = {
+        "template": "plotly_white",
+        "font": {"family": FONT_FAMILY, "size": 12},
+        "colorway": list(OKABE_ITO),
+        "margin": {"l": 70, "r": 30, "t": 30, "b": 60},
+        "hoverlabel": {"font": {"family": FONT_FAMILY}},
+    }
+    base.update(kwargs)
+    return go.Layout(**base)
+
+
+def _to_json(fig: go.Figure) -> str:
+    # engine="json": the stdlib encoder regardless of whether orjson is installed.
+    return pio.to_json(fig, validate=False, remove_uids=True, engine="json")
+
+
+def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, ds: date) -> Chart:
+    """Actioned per category (market = ALL) over ds-28..ds; anomalies marked."""
+    chart_id, title = "fig-trend", "Actioned violations by category, last 29 days (all markets)"
+    start = ds - timedelta(days=TREND_DAYS)
+    vd = violation_daily.filter(
+        (pl.col("ds") >= start) & (pl.col("ds") <= ds) & (pl.col("market") == ALL)
+    )
+    observed = sorted(set(vd["ds"].to_list()))
+    cats = vd.filter(pl.col("policy_category") != ALL)
+    if cats.height == 0 or int(cats["actioned"].sum()) == 0:
+        return Chart(chart_id, title, None,
+                     f"No actioned violations were published in the 29 days up to {ds.isoformat()}.")
+    days = [start + timedelta(days=i) for i in range(TREND_DAYS + 1)]
+    x = [d.isoformat() for d in days]
+    observed_set = set(observed)
+    lookup = {(r["policy_category"], r["ds"]): r["actioned"] for r in cats.iter_rows(named=True)}
+    # Biggest categories first, so the legend reads in order of importance.
+    totals = cats.group_by("policy_category").agg(pl.col("actioned").sum().alias("t"))
+    order = totals.sort(["t", "policy_category"], descending=[True, False])["policy_category"].to_list()
+    fig = go.Figure(layout=_layout(
+        xaxis={"title": {"text": "Day (UTC)"}, "type": "date", "tickformat": "%b %d"},
+        yaxis={"title": {"text": "Actioned violations"}, "rangemode": "tozero"},
+        legend={"title": {"text": "Policy category"}},
+        hovermode="closest",
+    ))
+    for i, cat in enumerate(order):
+        # An observed day without a row is 0; an unobserved day is a gap, not a zero.
+        y = [lookup.get((cat, d), 0) if d in observed_set else None for d in days]
+        fig.add_trace(go.Scatter(
+            x=x, y=y, mode="lines+markers", name=label(cat), connectgaps=False,
+            line={"color": OKABE_ITO[i % len(OKABE_ITO)], "dash": DASHES[(i // len(OKABE_ITO)) % len(DASHES)],
+                  "width": 2},
+            marker={"size": 4},
+            # The name goes in by reference: a category spelled like "%{y}" stays literal.
+            hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d}: %{y:,} actioned<extra></extra>",
+        ))
+    an = violation_trends.filter(
+        (pl.col("market") == ALL) & (pl.col("policy_category") != ALL) & pl.col("is_anomaly").fill_null(False)
+    )
+    if "ds" in an.columns:
+        an = an.filter((pl.col("ds") >= start) & (pl.col("ds") <= ds))
+    else:
+        an = an.with_columns(pl.lit(ds).alias("ds"))
+    if an.height:
+        an = an.sort(["ds", "policy_category"])
+        fig.add_trace(go.Scatter(
+            x=[d.isoformat() for d in an["ds"].to_list()],
+            y=an["actioned"].to_list(),
+            mode="markers",
+            name="Anomaly",
+            marker={"symbol": "diamond-open", "size": 16, "color": "#000000", "line": {"width": 2}},
+            text=[f"{label(c)}: {d or ''}, z = {z:.1f}" if z is not None else label(c)
+                  for c, d, z in zip(an["policy_category"].to_list(), an["direction"].to_list(),
+                                     an["zscore"].to_list())],
+            hovertemplate="Anomaly<br>%{text}<br>%{x|%Y-%m-%d}: %{y:,}<extra></extra>",
+        ))
+    return Chart(chart_id, title, _to_json(fig))
+
+
+def heatmap_chart(violation_daily: pl.DataFrame, ds: date) -> Chart:
+    chart_id, title = "fig-heatmap", "Actioned violations by market and category"
+    today = violation_daily.filter(
+        (pl.col("ds") == ds) & (pl.col("market") != ALL) & (pl.col("policy_category") != ALL)
+    )
+    if today.height == 0 or int(today["actioned"].sum()) == 0:
+        return Chart(chart_id, title, None, f"No actioned violations on {ds.isoformat()}.")
+    mk = today.group_by("market").agg(pl.col("actioned").sum().alias("t"))
+    markets = mk.sort(["t", "market"], descending=[True, False])["market"].to_list()
+    ct = today.group_by("policy_category").agg(pl.col("actioned").sum().alias("t"))
+    cats = ct.sort(["t", "policy_category"], descending=[True, False])["policy_category"].to_list()
+    lookup = {(r["market"], r["policy_category"]): r["actioned"] for r in today.iter_rows(named=True)}
+    z = [[lookup.get((m, c), 0) for c in cats] for m in markets]
+    height = max(320, 120 + 26 * len(markets))
+    fig = go.Figure(
+        go.Heatmap(
+            x=[label(c) for c in cats], y=[label(m) for m in markets], z=z,
+            colorscale="Viridis", colorbar={"title": {"text": "Actioned"}},
+            hovertemplate="Market %{y}<br>Category %{x}<br>%{z:,} actioned<extra></extra>",
+            texttemplate="%{z:,}" if len(markets) * len(cats) <= 400 else None,
+        ),
+        layout=_layout(
+            xaxis={"title": {"text": "Policy category"}, "type": "category"},
+            # Largest market at the top.
+            yaxis={"title": {"text": "Market"}, "type": "category", "autorange": "reversed"},
+            height=height,
+        ),
+    )
+    return Chart(chart_id, title, _to_json(fig), height=height)
+
+
+def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
+    """Wait p50 and p90 of every (queue, market) next to the queue's SLA, log seconds."""
+    chart_id, title = "fig-queues", "Queue waits against SLA (one point per queue and market)"
+    q = queue_daily.filter((pl.col("ds") == ds) & (pl.col("decisions") > 0))
+    if q.height == 0:
+        return Chart(chart_id, title, None, f"No decisions were taken from any queue on {ds.isoformat()}.")
+    q = q.sort(["queue", "market"])
+    queues = sorted(set(q["queue"].to_list()))
+    # A log axis cannot show 0; sub-second waits are drawn at 1 s (the hover keeps the real value).
+    floor = 1.0
+
+    def clamp(vals: list[float | None]) -> list[float | None]:
+        return [None if v is None else max(v, floor) for v in vals]
+
+    qlab = [label(v) for v in q["queue"].to_list()]
+    hover = [f"{label(qu)} / {label(m)}<br>{n:,} decisions" for qu, m, n in
+             zip(q["queue"].to_list(), q["market"].to_list(), q["decisions"].to_list())]
+    height = max(320, 140 + 44 * len(queues))
+    fig = go.Figure(layout=_layout(
+        xaxis={"title": {"text": "Wait from enqueue to decision (seconds, log scale)"}, "type": "log"},
+        yaxis={"title": {"text": "Queue"}, "type": "category",
+               "categoryorder": "array", "categoryarray": [label(v) for v in queues]},
+        legend={"orientation": "h", "y": -0.25},
+        height=height,
+        hovermode="closest",
+    ))
+    fig.add_trace(go.Scatter(
+        x=clamp(q["wait_p50_s"].to_list()), y=qlab, mode="markers", name="Wait p50",
+        marker={"symbol": "circle", "size": 9, "color": OKABE_ITO[0], "opacity": 0.8},
+        text=hover, customdata=q["wait_p50_s"].to_list(),
+        hovertemplate="%{text}<br>p50 %{customdata:,.1f} s<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(
+        x=clamp(q["wait_p90_s"].to_list()), y=qlab, mode="markers", name="Wait p90",
+        marker={"symbol": "diamond", "size": 9, "color": OKABE_ITO[3], "opacity": 0.8},
+        text=hover, customdata=q["wait_p90_s"].to_list(),
+        hovertemplate="%{text}<br>p90 %{customdata:,.1f} s<extra></extra>",
+    ))
+    sla = q.group_by("queue").agg(pl.col("sla_s").max()).sort("queue")
+    fig.add_trace(go.Scatter(
+        x=clamp(sla["sla_s"].to_list()), y=[label(v) for v in sla["queue"].to_list()],
+        mode="markers", name="SLA",
+        marker={"symbol": "line-ns-open", "size": 26, "color": "#000000", "line": {"width": 3}},
+        hovertemplate="%{y}<br>SLA %{x:,.0f} s<extra></extra>",
+    ))
+    return Chart(chart_id, title, _to_json(fig), height=height)
+
+
+def reviewer_chart(reviewer_daily: pl.DataFrame, ds: date, key: bytes) -> Chart:
+    chart_id, title = "fig-reviewers", "Reviewer throughput vs QA accuracy (pseudonymised)"
+    r = reviewer_daily.filter(
+        (pl.col("ds") == ds) & pl.col("decisions_per_hour").is_not_null() & pl.col("qa_accuracy").is_not_null()
+    )
+    if r.height == 0:
+        return Chart(chart_id, title, None,
+                     f"No reviewer had both timed decisions and QA audits on {ds.isoformat()}.")
+    r = r.with_columns(
+        pl.col("reviewer_id").map_elements(lambda v: pseudonymise(v, key), return_dtype=pl.String).alias("pseud")
+    ).sort(["pseud"])
+    text = [f"{p}<br>team {label(t) if t is not None else '–'}<br>{d:,} decisions, {a:,} QA audits"
+            for p, t, d, a in zip(r["pseud"].to_list(), r["team"].to_list(), r["decisions"].to_list(),
+                                  r["qa_audits"].to_list())]
+    audits = r["qa_audits"].to_list()
+    biggest = max(audits) if audits else 1
+    fig = go.Figure(
+        go.Scatter(
+            x=r["decisions_per_hour"].to_list(), y=r["qa_accuracy"].to_list(), mode="markers",
+            name="Reviewer", text=text,
+            # Area grows with the number of audits: a 1/1 accuracy is weaker evidence than 40/40.
+            marker={"size": [6 + 14 * (a / biggest) ** 0.5 for a in audits], "color": OKABE_ITO[0],
+                    "opacity": 0.7, "line": {"width": 1, "color": "#ffffff"}},
+            hovertemplate="%{text}<br>%{x:,.1f} decisions/hour<br>QA accuracy %{y:.1%}<extra></extra>",
+        ),
+        layout=_layout(
+            xaxis={"title": {"text": "Decisions per hour of handle time"}, "rangemode": "tozero"},
+            yaxis={"title": {"text": "QA accuracy (agreed / audited)"}, "tickformat": ".0%",
+                   "range": [-0.02, 1.02]},
+            hovermode="closest",
+        ),
+    )
+    return Chart(chart_id, title, _to_json(fig))
+
+
+# Buckets of violations_30d; repeat offenders start at 3 violations.
+OFFENDER_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("3", 3, 3), ("4", 4, 4), ("5", 5, 5), ("6–9", 6, 9), ("10–19", 10, 19), ("20–49", 20, 49), ("50+", 50, None),
+)
+
+
+def offender_buckets(repeat_offenders: pl.DataFrame) -> list[tuple[str, int]]:
+    v = repeat_offenders["violations_30d"]
+    out = []
+    for name, lo, hi in OFFENDER_BUCKETS:
+        mask = v >= lo if hi is None else (v >= lo) & (v <= hi)
+        out.append((name, int(mask.sum())))
+    return out
+
+
+def offender_chart(repeat_offenders: pl.DataFrame, ds: date) -> Chart:
+    chart_id, title = "fig-offenders", "Repeat offenders by violations in the last 30 days"
+    if repeat_offenders.height == 0:
+        return Chart(chart_id, title, None,
+                     f"No creator had 3 or more violations in the 30 days up to {ds.isoformat()}.")
+    buckets = offender_buckets(repeat_offenders)
+    fig = go.Figure(
+        go.Bar(x=[b for b, _ in buckets], y=[n for _, n in buckets], marker={"color": OKABE_ITO[4]},
+               hovertemplate="%{x} violations: %{y:,} creators<extra></extra>", name="Creators"),
+        layout=_layout(
+            xaxis={"title": {"text": "Violations in the last 30 days"}, "type": "category"},
+            yaxis={"title": {"text": "Creators"}, "rangemode": "tozero"},
+            height=340,
+        ),
+    )
+    return Chart(chart_id, title, _to_json(fig), height=340)

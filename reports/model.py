@@ -1,0 +1,51 @@
+"""What the report is rendered from: already-loaded frames and run metadata, no paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Published tables around one ds, as the report needs them.
+
+    Frames that span days carry a `ds` column (pl.Date); a day that was not
+    published simply has no rows, which the report treats as unobserved, not zero.
+    """
+
+    ds: date
+    # ds-28 .. ds, every (market, policy_category) row including the ALL rollups.
+    violation_daily: pl.DataFrame
+    # ds (required) and optionally earlier days, used to mark past anomalies on the trend.
+    violation_trends: pl.DataFrame
+    # ds, ds-1 and ds-7 where published (KPI deltas); the charts use ds only.
+    reviewer_daily: pl.DataFrame
+    queue_daily: pl.DataFrame
+    # ds only.
+    repeat_offenders: pl.DataFrame
+    # ds only: source_table, reason, rows.
+    quarantine_counts: pl.DataFrame
+    manifest: dict[str, Any] | None = None
+    dq: dict[str, Any] | None = None
+    # Optional: policy_category, creators, violations over the repeat offenders' 30-day window.
+    offender_categories: pl.DataFrame | None = None
+    # False when the partitions of ds are absent (never run, or the DQ gate held them back).
+    published: bool = True
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the report index."""
+
+    ds: date
+    href: str
+    dq_status: str | None  # pass | warn | fail | None when no dq.json
+    decisions: int | None
+    actioned: int | None
+
+
+__all__ = ["ReportData", "IndexEntry"]

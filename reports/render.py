@@ -1,0 +1,286 @@
+"""Pure rendering: ReportData -> one self-contained HTML string (DESIGN §7).
+
+Nothing here reads a file other than the package's templates, nor the clock: the run
+timestamp and the pseudonym key are parameters, every collection is sorted before it
+is shown, and figures have fixed ids, so the same inputs give byte-identical HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import polars as pl
+from markupsafe import Markup
+
+from reports import figures
+from reports.fmt import FILTERS
+from reports.kpis import compute_kpis
+from reports.model import IndexEntry, ReportData
+from reports.pseudonym import is_demo_key
+
+ALL = "ALL"
+# The trends' default baseline requirement (DESIGN §4); below it zscore is null by contract.
+MIN_BASELINE_DAYS = 14
+# Risers on a handful of items are noise; same floor as the anomaly rule's default volume.
+RISER_MIN_ACTIONED = 20
+TOP_N = 10
+OBSERVED_VALUE_MAX_CHARS = 200
+
+# Nothing a chart may do should reach the network: no MathJax, no cloud links.
+PLOTLY_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "responsive": True,
+    "showLink": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "typesetMath": False,
+    "modeBarButtonsToRemove": ["sendDataToCloud"],
+}
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> Markup:
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    # Inlined verbatim, so it must not be able to close its own <script> element.
+    if "</script" in js.lower() or "<!--" in js:
+        raise RuntimeError("bundled plotly.js cannot be inlined safely")
+    return Markup(js)
+
+
+def script_json(value: Any) -> Markup:
+    """JSON safe inside <script>: no `</`, `<!--`, `]]>` or line separators survive."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, allow_nan=False)
+    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                     ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, esc)
+    return Markup(text)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def _as_dict(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+    return list(df.iter_rows(named=True))
+
+
+def _today(df: pl.DataFrame, ds: date) -> pl.DataFrame:
+    return df.filter(pl.col("ds") == ds) if "ds" in df.columns else df
+
+
+def dq_verdict(dq: dict[str, Any] | None, manifest: dict[str, Any] | None) -> str | None:
+    for source in (_as_dict(dq), _as_dict(_as_dict(manifest).get("dq"))):
+        v = source.get("verdict")
+        if v in ("pass", "warn", "fail"):
+            return str(v)
+    return None
+
+
+def _anomalies(trends: pl.DataFrame) -> list[dict[str, Any]]:
+    a = trends.filter(pl.col("is_anomaly").fill_null(False))
+    a = a.with_columns(pl.col("zscore").abs().alias("_abs_z")).sort(
+        ["_abs_z", "market", "policy_category"], descending=[True, False, False], nulls_last=True
+    )
+    return _rows(a)
+
+
+def _risers(trends: pl.DataFrame) -> list[dict[str, Any]]:
+    # ALL/ALL is the headline KPI already; as a "riser" it would crowd out the combinations behind it.
+    r = trends.filter(
+        ~((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
+        & (pl.col("actioned") >= RISER_MIN_ACTIONED)
+        & ((pl.col("zscore").fill_null(0) > 0) | (pl.col("wow_change").fill_null(0) > 0))
+    ).sort(["zscore", "wow_change", "market", "policy_category"],
+           descending=[True, True, False, False], nulls_last=True)
+    return _rows(r.head(TOP_N))
+
+
+def _queue_summary(queue_daily: pl.DataFrame) -> list[dict[str, Any]]:
+    q = queue_daily.filter(pl.col("decisions") > 0)
+    if q.height == 0:
+        return []
+    worst = (q.sort(["queue", "wait_p90_s", "market"], descending=[False, True, False], nulls_last=True)
+             .group_by("queue", maintain_order=True).first()
+             .select("queue", pl.col("market").alias("worst_market"), pl.col("wait_p90_s").alias("worst_p90_s")))
+    s = q.group_by("queue").agg(
+        pl.col("decisions").sum(), pl.col("sla_met").sum(), pl.col("sla_s").max(),
+        pl.col("market").n_unique().alias("markets"),
+    ).join(worst, on="queue", how="left")
+    s = s.with_columns((pl.col("sla_met") / pl.col("decisions")).alias("sla_rate"))
+    return _rows(s.sort(["sla_rate", "queue"], nulls_last=True))
+
+
+def _reviewer_summary(reviewer_daily: pl.DataFrame) -> dict[str, int]:
+    r = reviewer_daily
+    return {
+        "reviewers": r.height,
+        "with_decisions": int((r["decisions"] > 0).sum()) if r.height else 0,
+        "with_qa": int((r["qa_audits"] > 0).sum()) if r.height else 0,
+        "plotted": int((r["decisions_per_hour"].is_not_null() & r["qa_accuracy"].is_not_null()).sum())
+        if r.height else 0,
+    }
+
+
+def _offenders(data: ReportData) -> dict[str, Any]:
+    ro = data.repeat_offenders
+    dist = (ro.group_by("distinct_categories").agg(pl.len().alias("creators")).sort("distinct_categories")
+            if ro.height else pl.DataFrame())
+    cats: list[dict[str, Any]] = []
+    if data.offender_categories is not None and data.offender_categories.height:
+        cats = _rows(data.offender_categories.sort(["creators", "policy_category"], descending=[True, False]))
+    return {
+        "count": ro.height,
+        "violations": int(ro["violations_30d"].sum()) if ro.height else 0,
+        "median": _num(ro["violations_30d"].median()) if ro.height else None,
+        "max": int(ro["violations_30d"].max()) if ro.height else None,
+        "multi_category": int((ro["distinct_categories"] >= 2).sum()) if ro.height else 0,
+        "buckets": figures.offender_buckets(ro) if ro.height else [],
+        "distinct_categories": _rows(dist) if ro.height else [],
+        "categories": cats,
+    }
+
+
+def _dq_section(data: ReportData) -> dict[str, Any]:
+    qc = data.quarantine_counts.sort(["source_table", "reason"])
+    manifest = _as_dict(data.manifest)
+    dups = sorted((str(k), _num(v)) for k, v in _as_dict(manifest.get("duplicates_dropped")).items())
+    failed = []
+    results = _as_dict(data.dq).get("results")
+    for r in results if isinstance(results, list) else []:
+        r = _as_dict(r)
+        if r.get("success") is True:
+            continue
+        observed = json.dumps(r.get("observed_value"), sort_keys=True, default=str)
+        if len(observed) > OBSERVED_VALUE_MAX_CHARS:
+            observed = observed[: OBSERVED_VALUE_MAX_CHARS - 1] + "…"
+        failed.append({
+            "table": str(r.get("table", "")),
+            "expectation": str(r.get("expectation", "")),
+            "severity": str(r.get("severity", "")),
+            "observed": observed,
+            "details": str(r.get("details", "") or ""),
+        })
+    # Critical first: they are why a day was not published.
+    failed.sort(key=lambda f: (f["severity"] != "critical", f["table"], f["expectation"], f["observed"]))
+    n_results = len(results) if isinstance(results, list) else 0
+    return {
+        "verdict": dq_verdict(data.dq, data.manifest),
+        "has_dq": data.dq is not None,
+        "n_results": n_results,
+        "failed": failed,
+        "quarantine": _rows(qc),
+        "quarantine_total": int(qc["rows"].sum()) if qc.height else 0,
+        "duplicates": dups,
+    }
+
+
+def _run_section(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    m = _as_dict(manifest)
+    inputs = []
+    for table, info in sorted(_as_dict(m.get("inputs")).items()):
+        info = _as_dict(info)
+        inputs.append({"table": str(table), "files": _num(info.get("files")), "rows": _num(info.get("rows")),
+                       "path": str(info.get("path", "") or "")})
+    quarantined = []
+    for table, reasons in sorted(_as_dict(m.get("quarantined")).items()):
+        for reason, n in sorted(_as_dict(reasons).items()):
+            quarantined.append({"table": str(table), "reason": str(reason), "rows": _num(n)})
+    return {
+        "engine": str(m.get("engine", "unknown")),
+        "code_revision": str(m.get("code_revision", "unknown")),
+        "run_started_at": str(m.get("run_started_at", "unknown")),
+        "published": m.get("published"),
+        "versions": sorted((str(k), str(v)) for k, v in _as_dict(m.get("versions")).items()),
+        "inputs": inputs,
+        "rows_written": sorted((str(k), _num(v)) for k, v in _as_dict(m.get("rows_written")).items()),
+    }
+
+
+def _baseline(trends: pl.DataFrame) -> dict[str, Any]:
+    row = trends.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
+    days = int(row["baseline_days"][0]) if row.height and row["baseline_days"][0] is not None else None
+    if days is None and trends.height:
+        days = int(trends["baseline_days"].max())
+    return {"days": days, "required": MIN_BASELINE_DAYS,
+            "sufficient": days is not None and days >= MIN_BASELINE_DAYS}
+
+
+def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
+    """The day's report as one self-contained HTML document."""
+    ds = data.ds
+    trends_today = _today(data.violation_trends, ds)
+    charts = {
+        "trend": figures.trend_chart(data.violation_daily, data.violation_trends, ds),
+        "heatmap": figures.heatmap_chart(data.violation_daily, ds),
+        "queues": figures.queue_chart(data.queue_daily, ds),
+        "reviewers": figures.reviewer_chart(data.reviewer_daily, ds, pseudonym_key),
+        "offenders": figures.offender_chart(data.repeat_offenders, ds),
+    }
+    window_start = ds - timedelta(days=figures.TREND_DAYS)
+    observed_days = data.violation_daily.filter(
+        (pl.col("ds") >= window_start) & (pl.col("ds") <= ds)
+    )["ds"].n_unique()
+    context = {
+        "ds": ds.isoformat(),
+        "run_ts": run_ts,
+        "published": data.published,
+        "demo_key": is_demo_key(pseudonym_key),
+        "kpis": compute_kpis(data) if data.published else None,
+        "charts": charts,
+        "figure_specs": [(c.id, script_json(c.spec_json)) for c in charts.values() if c.spec_json is not None],
+        "plotly_config": script_json(PLOTLY_CONFIG),
+        "plotly_js": _plotly_js(),
+        "baseline": _baseline(trends_today),
+        "observed_days": observed_days,
+        "trend_days": figures.TREND_DAYS + 1,
+        "has_trends": trends_today.height > 0,
+        "anomalies": _anomalies(trends_today),
+        "risers": _risers(trends_today),
+        "riser_min": RISER_MIN_ACTIONED,
+        "queue_summary": _queue_summary(_today(data.queue_daily, ds)),
+        "reviewers": _reviewer_summary(_today(data.reviewer_daily, ds)),
+        "offenders": _offenders(data),
+        "dq": _dq_section(data),
+        "run": _run_section(data.manifest),
+    }
+    return _env().get_template("day.html.j2").render(context)
+
+
+def render_index(days: list[IndexEntry]) -> str:
+    """The list of daily reports, newest first."""
+    entries = sorted(days, key=lambda e: e.ds, reverse=True)
+    return _env().get_template("index.html.j2").render(entries=entries)

@@ -1,0 +1,284 @@
+"""The daily HTML report: contents from hand-built tables, escaping, determinism, empty days, jobs.report I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import jobs.report as job
+from browser.report_helpers import DS, frame, realistic_tables, report_data, tiny_tables, write_warehouse
+from reports.pseudonym import DEMO_KEY, pseudonymise
+from reports.render import render_day, render_index
+from reports.model import IndexEntry
+
+KEY = b"test-key-1"
+RUN_TS = "2024-03-15T02:00:03Z"
+
+
+def _strip_plotly(html: str) -> str:
+    """The page without the inlined plotly.js bundle, so assertions look at our text only."""
+    return re.sub(r"<script>/\*\*\n\* plotly\.js.*?</script>", "<script>PLOTLY</script>", html, flags=re.S)
+
+
+def _tile(html: str, key: str) -> str:
+    m = re.search(rf'<div class="tile" id="kpi-{key}">(.*?)</div>\s*</div>', html, flags=re.S)
+    assert m, f"tile {key} missing"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", m.group(1)))
+
+
+@pytest.fixture(scope="module")
+def tiny_html() -> str:
+    tables, manifest, dq = tiny_tables()
+    return render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+
+
+def test_kpi_values_and_deltas(tiny_html: str) -> None:
+    expected = {
+        "decisions": ("1,000", "+25.0%", "+0.0%"),
+        "actioned": ("100", "+100.0%", "+81.8%"),
+        "proactive_rate": ("62.0%", "+12.0 pp", "+2.0 pp"),
+        "zero_view_rate": ("25.0%", "-5.0 pp", "+5.0 pp"),
+        "tta_p50_s": ("1h 30m", "+50.0%", "+50.0%"),
+        "sla_rate": ("95.0%", "+5.0 pp", "+0.0 pp"),
+        "overturn_rate": ("10.0%", "-10.0 pp", "-5.0 pp"),
+    }
+    for key, (value, vs_prev, vs_week) in expected.items():
+        text = _tile(tiny_html, key)
+        assert f" {value} vs previous day: {vs_prev} vs 7 days earlier: {vs_week}" in text, (key, text)
+    # A week earlier nobody was audited: no accuracy to compare with, said so rather than 0.
+    qa = _tile(tiny_html, "qa_accuracy")
+    assert " 80.0% vs previous day: -10.0 pp vs 7 days earlier: – (n/a)" in qa, qa
+
+
+def test_anomalies_risers_and_sections(tiny_html: str) -> None:
+    page = _strip_plotly(tiny_html)
+    anomalies = re.search(r'<table id="anomaly-table">(.*?)</table>', page, flags=re.S).group(1)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", anomalies)
+    # Sorted by |z|: the market row (33.3) before the rollup (25.0); non-anomalies left out.
+    assert rows == [("US", "hate_speech", "spike"), ("ALL", "hate_speech", "spike")]
+    assert "33.30" in anomalies and "+500.0%" in anomalies
+    risers = re.search(r'<table id="riser-table">(.*?)</table>', page, flags=re.S).group(1)
+    assert "<td>US</td><td>hate_speech</td>" in risers
+    assert "<td>ALL</td><td>ALL</td>" not in risers
+    quarantine = re.search(r'<table id="quarantine-table">(.*?)</table>', page, flags=re.S).group(1)
+    assert "<td>decisions</td><td>bad_mode</td><td class=\"num\">2</td>" in quarantine
+    assert "<b>3</b>" in quarantine
+    expectations = re.search(r'<table id="expectation-table">(.*?)</table>', page, flags=re.S).group(1)
+    assert "volume_vs_trailing_7d" in expectations and "grain_unique" not in expectations
+    assert 'class="badge warn" id="dq-badge">warn<' in page
+    run = re.search(r'<section id="run">(.*?)</section>', page, flags=re.S).group(1)
+    for text in ("abc1234def", "polars", "1,003", "2.1.0"):
+        assert text in run
+    assert "read_stage_compute" not in run  # timings vary between reruns; the page must not
+    assert "5 creators with 3 or more violations" in page
+
+
+def test_reviewer_and_creator_ids_never_appear(tiny_html: str) -> None:
+    for raw in ("alice.smith@corp", "bob.jones@corp", "carol.ng@corp", "creator-SECRET"):
+        assert raw not in tiny_html
+    assert "alice" not in _strip_plotly(tiny_html)  # plotly.js itself knows "aliceblue"
+    alice = pseudonymise("alice.smith@corp", KEY)
+    assert re.fullmatch(r"rv-[0-9a-f]{12}", alice)
+    assert alice in tiny_html and pseudonymise("bob.jones@corp", KEY) in tiny_html
+    # Keyed: another key gives other pseudonyms, so the ids cannot be recovered by hashing guesses.
+    assert pseudonymise("alice.smith@corp", b"other") != alice
+    assert 'id="demo-key"' not in tiny_html
+
+
+def test_demo_key_is_announced() -> None:
+    tables, manifest, dq = tiny_tables()
+    html = render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=DEMO_KEY)
+    assert 'id="demo-key"' in html and "demo key" in html
+
+
+def test_plotly_inlined_once_and_nothing_external(tiny_html: str) -> None:
+    assert tiny_html.count("* plotly.js v") == 1
+    page = _strip_plotly(tiny_html)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "cdn.plot.ly" not in page and "MathJax" not in page and "@import" not in page
+    for fid in ("fig-trend", "fig-heatmap", "fig-queues", "fig-reviewers", "fig-offenders"):
+        assert f'<div id="{fid}" class="chart' in page
+        assert f'<script type="application/json" id="{fid}-spec">' in page
+    assert len(tiny_html.encode()) < 10 * 1024 * 1024
+
+
+HOSTILE_MARKET = "<script>alert(1)</script>"
+HOSTILE_CATEGORY = "x\" onmouseover='alert(2)' javascript:alert(3)</script><!--"
+
+
+def test_data_strings_are_escaped() -> None:
+    tables, manifest, dq = tiny_tables(market_b=HOSTILE_MARKET, category_b=HOSTILE_CATEGORY)
+    manifest["engine"] = "<img src=x onerror=alert(4)>"
+    dq["results"][1]["details"] = "<b>bold</b>"
+    data = dataclasses.replace(
+        report_data(tables, DS, manifest, dq),
+        offender_categories=pl.DataFrame({"policy_category": [HOSTILE_CATEGORY], "creators": [1], "violations": [3]}),
+    )
+    html = render_day(data, run_ts="<i>ts</i>", pseudonym_key=KEY)
+    page = _strip_plotly(html)
+    specs = re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', page, flags=re.S)
+    # Outside the JSON data blocks (where a quote is just a JSON-escaped character) no raw markup survives.
+    markup = re.sub(r'<script type="application/json" id="[^"]+">.*?</script>', "", page, flags=re.S)
+    for raw in (HOSTILE_MARKET, HOSTILE_CATEGORY, "<img src=x", "<b>bold</b>", "<i>ts</i>", "onmouseover='"):
+        assert raw not in markup
+    # Shown as text in tables...
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
+    assert "x&#34; onmouseover=&#39;alert(2)&#39; javascript:alert(3)&lt;/script&gt;&lt;!--" in page
+    # ...and inside the JSON figure specs nothing can close the <script> element or open a comment.
+    assert len(specs) == 6  # the plotly config and five figures
+    for spec in specs:
+        assert "</" not in spec and "<!--" not in spec and "<" not in spec
+    # Figure text is entity-encoded so plotly shows it literally instead of parsing its pseudo-HTML.
+    assert "\\u0026lt;script\\u0026gt;alert(1)\\u0026lt;\\u002fscript\\u0026gt;" in page
+
+
+def test_same_inputs_give_identical_bytes() -> None:
+    tables, manifest, dq = tiny_tables()
+    a = render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    # Rows in another order must not change the page.
+    shuffled = {t: {d: df.reverse() for d, df in days.items()} for t, days in tables.items()}
+    b = render_day(report_data(shuffled, DS, dict(reversed(list(manifest.items()))), dq),
+                   run_ts=RUN_TS, pseudonym_key=KEY)
+    assert a == b
+    c = render_day(report_data(tables, DS, manifest, dq), run_ts="2024-03-15T03:00:00Z", pseudonym_key=KEY)
+    assert c != a and "2024-03-15T03:00:00Z" in c
+
+
+def test_unpublished_day_renders_with_explanation() -> None:
+    empty_ds = DS + dt.timedelta(days=3)
+    tables, _, _ = tiny_tables()
+    html = render_day(report_data(tables, empty_ds, None, None), run_ts="unknown", pseudonym_key=KEY)
+    page = _strip_plotly(html)
+    assert 'id="not-published"' in page and "No published data for 2024-03-17" in page
+    assert 'id="kpis-empty"' in page and 'id="run-empty"' in page
+    for fid in ("fig-heatmap", "fig-queues", "fig-reviewers", "fig-offenders"):
+        assert f'id="{fid}-empty"' in page and f'<div id="{fid}" class="chart' not in page
+    # The days before it are still context worth seeing, with today as a gap.
+    assert '<div id="fig-trend" class="chart' in page
+    assert "21 of the last 29 days have published data" in page
+
+
+def test_empty_warehouse_day_has_no_charts_at_all() -> None:
+    html = render_day(report_data({}, DS, None, None), run_ts="unknown", pseudonym_key=KEY)
+    assert 'class="chart' not in html  # no empty axes anywhere
+    assert "plotly.js v" not in html  # nothing to draw, so no 4.8 MB library either
+    assert 'id="fig-trend-empty"' in html and "No actioned violations were published" in html
+
+
+def test_day_without_decisions_renders_with_explanation() -> None:
+    """Published, but nothing happened: ALL/ALL row with zeros, empty partitions elsewhere."""
+    tables = {"violation_daily": {DS: frame("violation_daily", [
+        {"market": "ALL", "policy_category": "ALL", "actioned": 0, "proactive": 0, "automated": 0, "zero_view": 0,
+         "within_24h": 0, "removed": 0, "appeals_resolved": 0, "appeals_overturned": 0}])},
+        "violation_trends": {DS: frame("violation_trends", [
+            {"market": "ALL", "policy_category": "ALL", "actioned": 0, "baseline_days": 0, "is_anomaly": False}])}}
+    html = render_day(report_data(tables, DS, None, None), run_ts="t", pseudonym_key=KEY)
+    page = _strip_plotly(html)
+    assert 'id="not-published"' not in page
+    assert _tile(page, "decisions").startswith(" Decisions 0 ")
+    assert "No actioned violations on 2024-03-14." in page
+    assert "No decisions were taken from any queue on 2024-03-14." in page
+    assert 'id="baseline-note"' in page
+
+
+def test_first_days_without_baseline_explain_missing_anomalies() -> None:
+    tables, manifest, dq = tiny_tables()
+    trends = tables["violation_trends"][DS].with_columns(
+        pl.lit(5, dtype=pl.Int64).alias("baseline_days"), pl.lit(None, dtype=pl.Float64).alias("zscore"),
+        pl.lit(False).alias("is_anomaly"), pl.lit(None, dtype=pl.String).alias("direction"))
+    tables["violation_trends"][DS] = trends
+    for back in range(6, 21):
+        tables["violation_daily"].pop(DS - dt.timedelta(days=back), None)
+    html = render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    page = _strip_plotly(html)
+    note = re.sub(r"\s+", " ", re.search(r'<div class="banner" id="baseline-note">(.*?)</div>', page, re.S).group(1))
+    assert "needs 14 observed days of baseline" in note and "only 5 are available" in note
+    assert "the baseline is shorter than 14 days" in page
+    assert '<div id="fig-trend" class="chart' in page  # the trend itself still draws
+    assert "6 of the last 29 days have published data" in page
+
+
+def test_index_lists_days_newest_first_and_escapes() -> None:
+    html = render_index([
+        IndexEntry(dt.date(2024, 3, 1), "2024-03-01.html", "pass", 10, 2),
+        IndexEntry(dt.date(2024, 3, 3), "2024-03-03.html", "fail", None, None),
+        IndexEntry(dt.date(2024, 3, 2), "javascript:alert(1)\"><b>", "warn", 1234, 5),
+    ])
+    dates = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", html)
+    assert dates == ["2024-03-03", "2024-03-02", "2024-03-01"]
+    assert '"><b>' not in html and "&#34;&gt;&lt;b&gt;" in html
+    assert "1,234" in html and '<span class="badge fail">fail</span>' in html
+
+
+# ------------------------------------------------------------------ jobs.report (the I/O edge)
+def test_job_renders_from_warehouse_atomically_and_reproducibly(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(job.KEY_ENV, raising=False)
+    tables, manifest, dq = tiny_tables()
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    # A candidate that never got published must not leak into the report.
+    (tmp_path / "_candidates" / f"ds={DS}").mkdir(parents=True)
+
+    path = job.render_day(tmp_path, DS, pseudonym_key=KEY)
+    assert path == tmp_path / "reports" / "2024-03-14.html"
+    html = path.read_text(encoding="utf-8")
+    assert RUN_TS in html  # the manifest's timestamp, not the clock
+    assert pseudonymise("alice.smith@corp", KEY) in html and "alice.smith" not in html
+    # Offender categories come from creator_category_daily, still without creator ids.
+    cats = re.search(r'<table id="offender-category-table">(.*?)</table>', html, re.S).group(1)
+    assert "<td>hate_speech</td><td class=\"num\">1</td><td class=\"num\">40</td>" in cats
+    assert "creator-SECRET" not in html
+    assert _tile(html, "decisions").startswith(" Decisions 1,000 vs previous day: +25.0%")
+    assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
+
+    first = path.read_bytes()
+    job.render_day(tmp_path, DS, pseudonym_key=KEY)
+    assert path.read_bytes() == first
+
+    index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="2024-03-14.html">' in index and '<span class="badge warn">warn</span>' in index
+    row = re.search(r"<td>2024-03-14</td>(.*?)</tr>", index, re.S).group(1)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["1,000", "100"]
+
+
+def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None:
+    tables, manifest, dq = tiny_tables()
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    monkeypatch.setenv(job.KEY_ENV, "env-key")
+    html = job.render_day(tmp_path, DS, pseudonym_key=KEY).read_text(encoding="utf-8")
+    assert pseudonymise("alice.smith@corp", b"env-key") in html
+    monkeypatch.delenv(job.KEY_ENV)
+    html = job.render_day(tmp_path, DS).read_text(encoding="utf-8")
+    assert pseudonymise("alice.smith@corp", DEMO_KEY) in html and 'id="demo-key"' in html
+
+    # A day whose run failed the gate: dq.json exists, nothing published.
+    failed = DS + dt.timedelta(days=1)
+    write_warehouse(tmp_path, {}, {failed: (None, {"ds": str(failed), "verdict": "fail", "results": [
+        {"table": "violation_daily", "expectation": "reconciles", "severity": "critical", "success": False,
+         "observed_value": {"diff": 3}, "details": "actioned != staged violations"}]})})
+    page = job.render_day(tmp_path, failed).read_text(encoding="utf-8")
+    assert 'id="not-published"' in page and "reconciles" in page
+    index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index) == ["2024-03-15", "2024-03-14"]
+    assert '<span class="badge fail">fail</span>' in index
+
+
+def test_main_cli(tmp_path: Path, capsys) -> None:
+    tables, manifest, dq = tiny_tables()
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    assert job.main(["--output", str(tmp_path), "--ds", "2024-03-14"]) == 0
+    assert capsys.readouterr().out.strip().endswith("reports/2024-03-14.html")
+    assert job.main(["--output", str(tmp_path / "nope"), "--ds", "2024-03-14"]) == 4
+
+
+def test_realistic_day_size(tmp_path: Path) -> None:
+    tables, manifest, dq = realistic_tables()
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    path = job.render_day(tmp_path, DS, pseudonym_key=KEY)
+    size = path.stat().st_size
+    assert size < 10 * 1024 * 1024, size
+    assert "BR" in path.read_text(encoding="utf-8")
