@@ -16,6 +16,7 @@ from pathlib import Path
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from jobs import faults
 from jobs import warehouse as wh
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
@@ -117,6 +118,7 @@ def prepare_day(
                 t: eng.checkpoint(staging.classify(raw[t], t, params), candidate.path / "_scratch" / f"{t}.parquet")
                 for t in INPUT_TABLES
             }
+        faults.point("after_staging")
         staged = {t: staging.staged(classified[t], t) for t in INPUT_TABLES}
         frames: dict[str, nw.LazyFrame] = {
             "reviewer_daily": reviewer_daily(
@@ -144,6 +146,7 @@ def prepare_day(
                 tables[table] = tables[table].sort(_sort_keys(table), nulls_last=True)
                 tables[table].write_parquet(target / PART)
                 rows_written[table] = tables[table].height
+                faults.point(f"after_write:{table}")
             shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
 
         raw_rows = {t: int(tables[f"_raw_rows:{t}"]["rows"][0]) for t in INPUT_TABLES}
@@ -314,6 +317,7 @@ def run_day(
             raise
         manifest = publish_day(candidate)
     report_path = None
+    faults.point("before_report")
     if report:
         from jobs.report import render_day, render_index
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jobs import faults
 from jobs.errors import InputMissing, LockHeld
 
 SUCCESS = "_SUCCESS"
@@ -91,7 +92,7 @@ def ds_lock(output: Path, ds: dt.date, wait_s: float = 0.0) -> Iterator[None]:
     """One run per (output, ds). flock is released by the kernel when a holder dies, so a lock
     left by a killed run is never stale; re-entrant within one process."""
     path = Path(output) / "_locks" / f"ds={ds.isoformat()}.lock"
-    key = str(path.resolve()) if path.exists() else str(path.absolute())
+    key = str(path.absolute())
     if key in _HELD:
         yield
         return
@@ -145,6 +146,7 @@ def publish(output: Path, ds: dt.date, tables: dict[str, Path], run_files: dict[
         entries.append({"kind": "file", "target": str(runs / name), "new": str(new), "backup": str(backup_root / "_runs" / name)})
     journal = _journal(output, ds)
     write_json(journal, {"state": "swapping", "entries": entries})
+    faults.point("publish:journal_written")
     for e in entries:
         target, new, backup = Path(e["target"]), Path(e["new"]), Path(e["backup"])
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +154,9 @@ def publish(output: Path, ds: dt.date, tables: dict[str, Path], run_files: dict[
         if target.exists():
             os.rename(target, backup)
         os.rename(new, target)
+        faults.point(f"publish:swapped:{Path(e['target']).parent.name}")
     write_json(journal, {"state": "committed", "entries": entries})
+    faults.point("publish:committed")
     _finish(journal, backup_root)
 
 

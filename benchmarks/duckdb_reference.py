@@ -1,0 +1,698 @@
+"""Independent DuckDB SQL implementation of the nightly job's output tables.
+
+It exists for two reasons: it is the correctness oracle for the main Polars/narwhals
+implementation (so it deliberately shares no code with `transforms/` or `jobs/` beyond the
+column contracts in `transforms.schemas` and the defaults in `transforms.params`), and it is
+the "what would an analyst write in SQL" baseline of the benchmarks.
+
+Everything follows DESIGN.md §3 (staging) and §4 (tables). Durations are computed from
+integer epoch microseconds so both implementations do the same float division.
+
+CLI (used by the benchmark harness as a separate process)::
+
+    python -m benchmarks.duckdb_reference --input IN --output OUT --ds 2024-01-31 [--ds ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import narwhals.stable.v2 as nw
+import polars as pl
+
+from transforms.params import DEFAULT_SLA_S, OffenderParams, TrendParams
+from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, OUTPUT_GRAINS, OUTPUT_SCHEMAS
+
+US_PER_S = 1_000_000
+US_PER_DAY = 86_400 * US_PER_S
+EPOCH = dt.date(1970, 1, 1)
+DEFAULT_PROACTIVE = ("ml_model", "rule_engine", "proactive_sweep")
+
+# Quarantine rules per input table, in DESIGN §3 order; the first that holds wins.
+# Each is a SQL predicate over the distinct raw row plus `<ts>_us` companions and the
+# bound parameters $lo/$hi (the ds's epoch-microsecond range) and $ds. Every predicate is
+# wrapped in coalesce(.., false) by the caller so a NULL comparison never decides a reason.
+_RULES: dict[str, list[tuple[str, str]]] = {
+    "decisions": [
+        ("missing_key", "decision_id IS NULL OR content_id IS NULL OR creator_id IS NULL"),
+        (
+            "bad_timestamp",
+            "enqueued_at_us IS NULL OR decided_at_us IS NULL OR enqueued_at_us > decided_at_us"
+            " OR coalesce(content_created_at_us > decided_at_us, false)",
+        ),
+        ("wrong_partition", "NOT (decided_at_us >= $lo AND decided_at_us < $hi)"),
+        (
+            "bad_mode",
+            "decision_mode IS NULL OR decision_mode NOT IN ('human', 'automated')"
+            " OR (decision_mode = 'human' AND (reviewer_id IS NULL OR handle_time_s IS NULL))"
+            " OR (decision_mode = 'automated' AND reviewer_id IS NOT NULL)",
+        ),
+        (
+            "bad_outcome",
+            "outcome IS NULL OR outcome NOT IN ('violation', 'no_violation')"
+            " OR (outcome = 'violation' AND policy_category IS NULL)"
+            " OR (outcome = 'no_violation' AND policy_category IS NOT NULL)",
+        ),
+        (
+            # NaN compares greater than every number in DuckDB; isnan() makes the intent explicit.
+            "bad_range",
+            # DESIGN §3: a handle_time_s on an automated decision is ignored, not quarantined.
+            "coalesce(decision_mode = 'human' AND (isnan(handle_time_s) OR handle_time_s < 0 OR handle_time_s > 14400), false)"
+            " OR coalesce(views_before_action < 0, false)",
+        ),
+    ],
+    "appeals": [
+        ("missing_key", "appeal_id IS NULL OR decision_id IS NULL"),
+        (
+            "bad_timestamp",
+            "appealed_at_us IS NULL OR resolved_at_us IS NULL OR appealed_at_us > resolved_at_us"
+            " OR coalesce(decided_at_us > appealed_at_us, false)",
+        ),
+        ("wrong_partition", "NOT (resolved_at_us >= $lo AND resolved_at_us < $hi)"),
+        (
+            "bad_mode",
+            "decision_mode IS NULL OR decision_mode NOT IN ('human', 'automated')"
+            " OR (decision_mode = 'human' AND reviewer_id IS NULL)"
+            " OR (decision_mode = 'automated' AND reviewer_id IS NOT NULL)",
+        ),
+        ("bad_outcome", "appeal_outcome IS NULL OR appeal_outcome NOT IN ('upheld', 'overturned')"),
+    ],
+    "qa_audits": [
+        ("missing_key", "audit_id IS NULL OR decision_id IS NULL OR reviewer_id IS NULL"),
+        ("bad_timestamp", "audited_at_us IS NULL"),
+        ("wrong_partition", "NOT (audited_at_us >= $lo AND audited_at_us < $hi)"),
+        (
+            "bad_outcome",
+            "original_outcome IS NULL OR original_outcome NOT IN ('violation', 'no_violation')"
+            " OR expected_outcome IS NULL OR expected_outcome NOT IN ('violation', 'no_violation')"
+            " OR (original_outcome = 'violation' AND original_category IS NULL)"
+            " OR (expected_outcome = 'violation' AND expected_category IS NULL)",
+        ),
+    ],
+    "shifts": [
+        ("missing_key", "reviewer_id IS NULL OR shift_date IS NULL"),
+        ("wrong_partition", "shift_date <> $ds"),
+        ("bad_range", "logged_in_s IS NULL OR isnan(logged_in_s) OR logged_in_s < 0 OR logged_in_s > 86400"),
+    ],
+}
+
+# The table's own decision_id column where it has one (quarantine.decision_id).
+_DECISION_ID_COL = {"decisions": "decision_id", "appeals": "decision_id", "qa_audits": "decision_id", "shifts": None}
+
+
+def _sql_type(dtype: nw.dtypes.DType) -> str:
+    if dtype == nw.String:
+        return "VARCHAR"
+    if dtype == nw.Float64:
+        return "DOUBLE"
+    if dtype == nw.Int64:
+        return "BIGINT"
+    if dtype == nw.Boolean:
+        return "BOOLEAN"
+    if dtype == nw.Date:
+        return "DATE"
+    if dtype == nw.Datetime:
+        return "TIMESTAMPTZ"
+    raise TypeError(f"no SQL type for {dtype}")
+
+
+def _polars_type(dtype: nw.dtypes.DType) -> pl.DataType:
+    if dtype == nw.String:
+        return pl.String()
+    if dtype == nw.Float64:
+        return pl.Float64()
+    if dtype == nw.Int64:
+        return pl.Int64()
+    if dtype == nw.Boolean:
+        return pl.Boolean()
+    if dtype == nw.Date:
+        return pl.Date()
+    if dtype == nw.Datetime:
+        return pl.Datetime("us", "UTC")
+    raise TypeError(f"no polars type for {dtype}")
+
+
+_UNKNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "decisions": ("market", "queue"),
+    "appeals": ("market", "policy_category"),
+    "qa_audits": ("market", "queue"),
+}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _epoch_day(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+def _partition_files(input_dir: Path, table: str, ds: dt.date) -> list[str]:
+    return sorted(glob.glob(str(input_dir / table / f"ds={ds.isoformat()}" / "*.parquet")))
+
+
+def _epoch_us_expr(col: str, duck_type: str) -> str:
+    """Epoch microseconds of a timestamp column of any unit, naive meaning UTC.
+
+    Nanosecond columns are truncated (not rounded, as a plain cast would) so the result
+    matches an integer cast of the nanosecond value, which is what the Polars reader does.
+    """
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP") and "NS" in t:
+        return f"(epoch_ns({_q(col)}) // 1000)"
+    if t.startswith("TIMESTAMP"):
+        return f"epoch_us({_q(col)})"
+    if t == "DATE":
+        return f"(epoch_us({_q(col)}::TIMESTAMP))"
+    if t in ("BIGINT", "INTEGER"):  # a column that only ever held nulls arrives untyped
+        return f"({_q(col)}::BIGINT)"
+    return f"epoch_us({_q(col)}::TIMESTAMP)"
+
+
+class _Day:
+    """Stages one ds into temp tables st_<table>(raw columns, <ts>_us, reason)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, input_dir: Path, ds: dt.date) -> None:
+        self.con = con
+        self.input_dir = input_dir
+        self.ds = ds
+        self.lo = _epoch_day(ds) * US_PER_DAY
+        self.hi = self.lo + US_PER_DAY
+        self.duplicates_dropped: dict[str, int] = {}
+
+    def _source(self, table: str) -> str:
+        """A SELECT of exactly the schema's columns, with the file's own timestamp types kept."""
+        schema = INPUT_SCHEMAS[table]
+        files = _partition_files(self.input_dir, table, self.ds)
+        if not files:
+            cols = ", ".join(f"NULL::{_sql_type(t)} AS {_q(c)}" for c, t in schema.items())
+            return f"SELECT {cols} WHERE false"
+        rel = f"read_parquet([{', '.join(_lit(f) for f in files)}], union_by_name = true)"
+        present = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+        cols = []
+        for c, t in schema.items():
+            if c not in present:
+                cols.append(f"NULL::{_sql_type(t)} AS {_q(c)}")
+            elif t == nw.Datetime and present[c].upper().startswith("TIMESTAMP"):
+                cols.append(_q(c))  # keep the unit; _epoch_us_expr converts exactly
+            else:
+                cols.append(f"CAST({_q(c)} AS {_sql_type(t)}) AS {_q(c)}")
+        return f"SELECT {', '.join(cols)} FROM {rel}"
+
+    def stage(self, table: str) -> None:
+        con = self.con
+        schema = INPUT_SCHEMAS[table]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{table} AS {self._source(table)}")
+        raw_n = con.execute(f"SELECT count(*) FROM raw_{table}").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dist_{table} AS SELECT DISTINCT * FROM raw_{table}")
+        con.execute(f"DROP TABLE raw_{table}")
+        dist_n = con.execute(f"SELECT count(*) FROM dist_{table}").fetchone()[0]
+        self.duplicates_dropped[table] = raw_n - dist_n
+
+        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE dist_{table}").fetchall()}
+        us_cols = [
+            f"{_epoch_us_expr(c, types[c])} AS {_q(c + '_us')}" for c, t in schema.items() if t == nw.Datetime
+        ]
+        key = INPUT_KEYS[table]
+        cases = " ".join(f"WHEN coalesce(({cond}), false) THEN {_lit(r)}" for r, cond in _RULES[table])
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE st_{table} AS
+            WITH d AS (
+                SELECT *, {', '.join(us_cols) + ',' if us_cols else ''}
+                       count(*) OVER (PARTITION BY {_q(key)}) AS _key_rows
+                FROM dist_{table}
+            ), r AS (
+                SELECT *, CASE {cases} ELSE NULL END AS _early FROM d
+            )
+            SELECT * EXCLUDE (_key_rows, _early),
+                   CASE WHEN _early IS NOT NULL THEN _early
+                        WHEN _key_rows > 1 THEN 'conflicting_duplicate' END AS reason
+            FROM r
+            """,
+            self._params(cases),
+        )
+        con.execute(f"DROP TABLE dist_{table}")
+        # Staged rows group a null market / queue / category under 'UNKNOWN' (a DQ warning, never a null grain key).
+        for col in _UNKNOWN_COLUMNS.get(table, ()):
+            con.execute(f"UPDATE st_{table} SET {_q(col)} = 'UNKNOWN' WHERE reason IS NULL AND {_q(col)} IS NULL")
+
+    def _params(self, sql: str) -> dict:
+        # DuckDB rejects named parameters the statement does not use.
+        given = {"lo": self.lo, "hi": self.hi, "ds": self.ds}
+        return {k: v for k, v in given.items() if f"${k}" in sql}
+
+    def stage_all(self) -> None:
+        for table in INPUT_SCHEMAS:
+            self.stage(table)
+
+    def drop_all(self) -> None:
+        for table in INPUT_SCHEMAS:
+            self.con.execute(f"DROP TABLE IF EXISTS st_{table}")
+
+
+def _rate(num: str, den: str) -> str:
+    return f"CASE WHEN ({den}) = 0 THEN NULL ELSE ({num})::DOUBLE / ({den}) END"
+
+
+def _secs(a: str, b: str) -> str:
+    return f"(({a}) - ({b}))::DOUBLE / 1000000.0::DOUBLE"
+
+
+def _quarantine_sql() -> str:
+    parts = []
+    for table, schema in INPUT_SCHEMAS.items():
+        raw_cols = ", ".join(f"{_q(c)} := {_q(c)}" for c in schema)
+        dcol = _DECISION_ID_COL[table]
+        parts.append(
+            f"""SELECT {_lit(table)} AS source_table, reason,
+                       CAST({_q(INPUT_KEYS[table])} AS VARCHAR) AS record_id,
+                       {('CAST(' + _q(dcol) + ' AS VARCHAR)') if dcol else 'NULL::VARCHAR'} AS decision_id,
+                       to_json(struct_pack({raw_cols}))::VARCHAR AS "row"
+                FROM st_{table} WHERE reason IS NOT NULL"""
+        )
+    return " UNION ALL ".join(parts) + " ORDER BY source_table, reason, record_id NULLS FIRST, \"row\""
+
+
+_REVIEWER_SQL = f"""
+WITH hd AS (
+    SELECT d.reviewer_id, d.handle_time_s, d.outcome,
+           {_secs('d.decided_at_us', 'd.enqueued_at_us')} AS wait_s,
+           coalesce(s.sla_s, $default_sla) AS sla_s
+    FROM st_decisions d LEFT JOIN sla s ON s.queue = d.queue
+    WHERE d.reason IS NULL AND d.decision_mode = 'human'
+), dec AS (
+    SELECT reviewer_id, count(*) AS decisions, count(*) FILTER (WHERE outcome = 'violation') AS violations,
+           sum(handle_time_s) AS handle_time_total_s, avg(handle_time_s) AS aht_s,
+           quantile_cont(handle_time_s, 0.5) AS handle_p50_s, quantile_cont(handle_time_s, 0.9) AS handle_p90_s,
+           count(*) FILTER (WHERE wait_s <= sla_s) AS sla_met
+    FROM hd GROUP BY reviewer_id
+), sh AS (
+    SELECT reviewer_id, team, site, logged_in_s FROM st_shifts WHERE reason IS NULL
+), qa AS (
+    SELECT reviewer_id, count(*) AS qa_audits,
+           count(*) FILTER (WHERE coalesce(expected_outcome = original_outcome
+                             AND (original_outcome <> 'violation' OR expected_category = original_category), false))
+               AS qa_agreed
+    FROM st_qa_audits WHERE reason IS NULL GROUP BY reviewer_id
+), ap AS (
+    SELECT reviewer_id, count(*) AS appeals_resolved, count(*) FILTER (WHERE appeal_outcome = 'overturned') AS appeals_overturned
+    FROM st_appeals WHERE reason IS NULL AND reviewer_id IS NOT NULL GROUP BY reviewer_id
+), ids AS (
+    SELECT reviewer_id FROM dec UNION SELECT reviewer_id FROM sh
+    UNION SELECT reviewer_id FROM qa UNION SELECT reviewer_id FROM ap
+), j AS (
+    SELECT i.reviewer_id, sh.team, sh.site,
+           coalesce(dec.decisions, 0) AS decisions, coalesce(dec.violations, 0) AS violations,
+           coalesce(dec.handle_time_total_s, 0.0) AS handle_time_total_s,
+           dec.aht_s, dec.handle_p50_s, dec.handle_p90_s, sh.logged_in_s,
+           coalesce(dec.sla_met, 0) AS sla_met,
+           coalesce(qa.qa_audits, 0) AS qa_audits, coalesce(qa.qa_agreed, 0) AS qa_agreed,
+           coalesce(ap.appeals_resolved, 0) AS appeals_resolved,
+           coalesce(ap.appeals_overturned, 0) AS appeals_overturned
+    FROM ids i LEFT JOIN dec USING (reviewer_id) LEFT JOIN sh USING (reviewer_id)
+               LEFT JOIN qa USING (reviewer_id) LEFT JOIN ap USING (reviewer_id)
+)
+SELECT reviewer_id, team, site, decisions, violations, handle_time_total_s, aht_s, handle_p50_s, handle_p90_s,
+       CASE WHEN handle_time_total_s = 0 THEN NULL
+            ELSE decisions::DOUBLE / (handle_time_total_s / 3600.0::DOUBLE) END AS decisions_per_hour,
+       logged_in_s,
+       CASE WHEN logged_in_s IS NULL OR logged_in_s = 0 THEN NULL
+            ELSE handle_time_total_s / logged_in_s END AS occupancy,
+       sla_met, {_rate('sla_met', 'decisions')} AS sla_rate,
+       qa_audits, qa_agreed, {_rate('qa_agreed', 'qa_audits')} AS qa_accuracy,
+       appeals_resolved, appeals_overturned, {_rate('appeals_overturned', 'appeals_resolved')} AS overturn_rate
+FROM j ORDER BY reviewer_id
+"""
+
+_QUEUE_SQL = f"""
+WITH d AS (
+    SELECT d.queue, d.market, d.decision_mode, d.outcome,
+           {_secs('d.decided_at_us', 'd.enqueued_at_us')} AS wait_s,
+           coalesce(s.sla_s, $default_sla) AS sla_s
+    FROM st_decisions d LEFT JOIN sla s ON s.queue = d.queue
+    WHERE d.reason IS NULL
+), g AS (
+    SELECT queue, market, count(*) AS decisions, count(*) FILTER (WHERE decision_mode = 'automated') AS automated,
+           count(*) FILTER (WHERE outcome = 'violation') AS violations,
+           quantile_cont(wait_s, 0.5) AS wait_p50_s, quantile_cont(wait_s, 0.9) AS wait_p90_s,
+           max(wait_s) AS wait_max_s, any_value(sla_s) AS sla_s, count(*) FILTER (WHERE wait_s <= sla_s) AS sla_met
+    FROM d GROUP BY queue, market
+)
+SELECT queue, market, decisions, automated, {_rate('automated', 'decisions')} AS automation_rate,
+       violations, {_rate('violations', 'decisions')} AS violation_rate,
+       wait_p50_s, wait_p90_s, wait_max_s, sla_s, sla_met, {_rate('sla_met', 'decisions')} AS sla_rate
+FROM g ORDER BY queue NULLS FIRST, market NULLS FIRST
+"""
+
+# One row per actioned violation (is_v) or resolved appeal (is_a), so a single aggregate with
+# grouping sets yields every combination and rollup.
+_VIOLATION_UNION = """
+WITH u AS (
+    SELECT market, policy_category, true AS is_v, false AS is_a,
+           detection_source IN (SELECT source FROM proactive) AS is_proactive,
+           decision_mode = 'automated' AS is_automated,
+           coalesce(views_before_action = 0, false) AS is_zero_view,
+           CASE WHEN content_created_at_us IS NULL THEN NULL
+                ELSE (decided_at_us - content_created_at_us)::DOUBLE / 1000000.0::DOUBLE END AS tta_s,
+           coalesce(action = 'remove', false) AS is_removed,
+           false AS is_overturned
+    FROM st_decisions WHERE reason IS NULL AND outcome = 'violation'
+    UNION ALL
+    SELECT market, policy_category, false, true, false, false, false, NULL, false,
+           appeal_outcome = 'overturned'
+    FROM st_appeals WHERE reason IS NULL
+)
+"""
+
+_VIOLATION_AGG = f"""
+    count(*) FILTER (WHERE is_v) AS actioned,
+    count(*) FILTER (WHERE is_v AND coalesce(is_proactive, false)) AS proactive,
+    count(*) FILTER (WHERE is_v AND is_automated) AS automated,
+    count(*) FILTER (WHERE is_v AND is_zero_view) AS zero_view,
+    count(*) FILTER (WHERE is_v AND tta_s <= 86400.0) AS within_24h,
+    quantile_cont(tta_s, 0.5) AS tta_p50_s,
+    quantile_cont(tta_s, 0.9) AS tta_p90_s,
+    count(*) FILTER (WHERE is_v AND is_removed) AS removed,
+    count(*) FILTER (WHERE is_a) AS appeals_resolved,
+    count(*) FILTER (WHERE is_a AND is_overturned) AS appeals_overturned
+"""
+
+_VIOLATION_SQL = f"""
+{_VIOLATION_UNION}
+, g AS (
+    SELECT CASE WHEN grouping(market) = 1 THEN 'ALL' ELSE market END AS market,
+           CASE WHEN grouping(policy_category) = 1 THEN 'ALL' ELSE policy_category END AS policy_category,
+           {_VIOLATION_AGG}
+    FROM u GROUP BY GROUPING SETS ((market, policy_category), (market), (policy_category))
+    UNION ALL
+    -- No GROUP BY: always exactly one row, so ALL/ALL exists even on a day without violations.
+    SELECT 'ALL', 'ALL', {_VIOLATION_AGG} FROM u
+)
+SELECT market, policy_category, actioned,
+       proactive, {_rate('proactive', 'actioned')} AS proactive_rate,
+       automated, {_rate('automated', 'actioned')} AS automated_rate,
+       zero_view, {_rate('zero_view', 'actioned')} AS zero_view_rate,
+       within_24h, {_rate('within_24h', 'actioned')} AS within_24h_rate,
+       tta_p50_s, tta_p90_s, removed,
+       appeals_resolved, appeals_overturned, {_rate('appeals_overturned', 'appeals_resolved')} AS overturn_rate
+FROM g ORDER BY market NULLS FIRST, policy_category NULLS FIRST
+"""
+
+_CREATOR_CATEGORY_SQL = """
+SELECT creator_id, policy_category, count(*) AS violations, max(decided_at_us) AS last_violation_at
+FROM st_decisions WHERE reason IS NULL AND outcome = 'violation'
+GROUP BY creator_id, policy_category ORDER BY creator_id, policy_category
+"""
+
+# Over every run day at once: `win` pairs each target ds with its observed days (run days in
+# ds-28..ds); combinations are those with a violation_daily row on any of them, and an observed
+# day without a row contributes actioned 0 (LEFT JOIN + coalesce), an unobserved one nothing.
+_TRENDS_SQL = """
+WITH win AS (
+    SELECT t.ds AS target, o.ds AS d FROM run_days t JOIN run_days o ON o.ds BETWEEN t.ds - 28 AND t.ds
+), combos AS (
+    SELECT DISTINCT w.target, v.market, v.policy_category FROM win w JOIN vd_hist v ON v.ds = w.d
+), grid AS (
+    SELECT c.target, c.market, c.policy_category, w.d, coalesce(v.actioned, 0) AS a
+    FROM combos c JOIN win w ON w.target = c.target
+    LEFT JOIN vd_hist v ON v.ds = w.d AND v.market IS NOT DISTINCT FROM c.market
+                       AND v.policy_category IS NOT DISTINCT FROM c.policy_category
+), agg AS (
+    SELECT target, market, policy_category,
+           max(a) FILTER (WHERE d = target) AS actioned,
+           avg(a::DOUBLE) FILTER (WHERE d >= target - 6) AS actioned_7d_mean,
+           count(*) FILTER (WHERE d < target) AS baseline_days,
+           avg(a::DOUBLE) FILTER (WHERE d < target) AS baseline_mean,
+           stddev_samp(a::DOUBLE) FILTER (WHERE d < target) AS baseline_std,
+           count(*) FILTER (WHERE d = target - 7) AS has_wow,
+           max(a) FILTER (WHERE d = target - 7) AS actioned_wow
+    FROM grid GROUP BY target, market, policy_category
+), z AS (
+    SELECT *,
+           CASE WHEN baseline_days >= $min_baseline_days AND baseline_std IS NOT NULL AND baseline_std <> 0
+                THEN (actioned::DOUBLE - baseline_mean) / baseline_std END AS zscore
+    FROM agg
+), an AS (
+    SELECT *,
+           coalesce(abs(zscore) >= $zscore_threshold
+                    AND greatest(actioned::DOUBLE, baseline_mean) >= $min_volume, false) AS is_anomaly
+    FROM z
+)
+SELECT target AS ds, market, policy_category, actioned, actioned_7d_mean, baseline_days, baseline_mean,
+       baseline_std, zscore,
+       CASE WHEN has_wow > 0 AND actioned_wow <> 0 THEN actioned::DOUBLE / actioned_wow - 1 END AS wow_change,
+       is_anomaly,
+       CASE WHEN is_anomaly AND zscore > 0 THEN 'spike' WHEN is_anomaly AND zscore < 0 THEN 'drop' END AS direction
+FROM an ORDER BY ds, market NULLS FIRST, policy_category NULLS FIRST
+"""
+
+_OFFENDERS_SQL = """
+SELECT t.ds, c.creator_id, sum(c.violations)::BIGINT AS violations_30d,
+       count(DISTINCT c.policy_category) AS distinct_categories, max(c.last_violation_at) AS last_violation_at
+FROM run_days t JOIN ccd_hist c ON c.ds BETWEEN t.ds - 29 AND t.ds
+GROUP BY t.ds, c.creator_id
+HAVING sum(c.violations) >= $offender_min
+ORDER BY t.ds, c.creator_id
+"""
+
+
+def _to_polars(con: duckdb.DuckDBPyConnection, sql: str, table: str, params: dict | None = None) -> pl.DataFrame:
+    """Run a query and give it the table's exact output schema (timestamps arrive as epoch us)."""
+    df = con.sql(sql, params=params or None).pl()
+    return _conform(df, table)
+
+
+def _conform(df: pl.DataFrame, table: str, extra: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
+    schema = {**(extra or {}), **{c: _polars_type(t) for c, t in OUTPUT_SCHEMAS[table].items()}}
+    exprs = []
+    for c, target in schema.items():
+        # Timestamps travel as int64 epoch microseconds so no engine applies a zone on the way.
+        src = pl.col(c).cast(pl.Int64) if isinstance(target, pl.Datetime) else pl.col(c)
+        exprs.append(src.cast(target))
+    return df.select(exprs)
+
+
+def _split_by_ds(df: pl.DataFrame, table: str, days: Iterable[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    cols = list(OUTPUT_SCHEMAS[table])
+    parts = {k[0]: v.select(cols) for k, v in df.partition_by("ds", as_dict=True, maintain_order=True).items()}
+    empty = _to_empty(table)
+    return {d: parts.get(d, empty) for d in days}
+
+
+def _to_empty(table: str) -> pl.DataFrame:
+    return pl.DataFrame({c: pl.Series(c, [], dtype=_polars_type(t)) for c, t in OUTPUT_SCHEMAS[table].items()})
+
+
+def _connect(memory_limit: str | None, threads: int | None, temp_dir: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    # Naive timestamps mean UTC, and timestamptz casts must never depend on the machine's zone.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = {_lit(temp_dir)}")
+    con.execute("SET preserve_insertion_order = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+def reference_tables(
+    input_dir: str | Path,
+    days: Sequence[dt.date],
+    *,
+    sla_s: dict[str, float] | None = None,
+    default_sla_s: float = 86400.0,
+    proactive_sources: Sequence[str] = DEFAULT_PROACTIVE,
+    min_baseline_days: int = TrendParams.min_baseline_days,
+    zscore_threshold: float = TrendParams.zscore_threshold,
+    min_volume: float = TrendParams.min_volume,
+    offender_min: int = OffenderParams.min_violations,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    stats: dict | None = None,
+) -> dict[dt.date, dict[str, pl.DataFrame]]:
+    """Every output table for every day in `days`, computed in DuckDB SQL.
+
+    `days` are the days that were run: they alone are observed for violation_trends and
+    counted for repeat_offenders. A missing input partition is read as empty (the main job
+    refuses to run instead; the oracle has no reason to). If `stats` is given it receives
+    {ds: {"duplicates_dropped": {table: n}}} for manifest checks.
+    """
+    input_dir = Path(input_dir)
+    run_days = sorted(set(days))
+    sla = DEFAULT_SLA_S if sla_s is None else sla_s
+    out: dict[dt.date, dict[str, pl.DataFrame]] = {d: {} for d in run_days}
+
+    with tempfile.TemporaryDirectory(prefix="duckdb_ref_") as tmp:
+        con = _connect(memory_limit, threads, tmp)
+        try:
+            con.execute("CREATE TEMP TABLE sla (queue VARCHAR, sla_s DOUBLE)")
+            if sla:
+                con.executemany("INSERT INTO sla VALUES (?, ?)", [(q, float(s)) for q, s in sla.items()])
+            con.execute("CREATE TEMP TABLE proactive (source VARCHAR)")
+            if proactive_sources:
+                con.executemany("INSERT INTO proactive VALUES (?)", [(s,) for s in proactive_sources])
+            con.execute("CREATE TEMP TABLE run_days (ds DATE)")
+            if run_days:
+                con.executemany("INSERT INTO run_days VALUES (?)", [(d,) for d in run_days])
+            con.execute(
+                "CREATE TEMP TABLE vd_hist (ds DATE, market VARCHAR, policy_category VARCHAR, actioned BIGINT)"
+            )
+            con.execute(
+                "CREATE TEMP TABLE ccd_hist (ds DATE, creator_id VARCHAR, policy_category VARCHAR,"
+                " violations BIGINT, last_violation_at BIGINT)"
+            )
+            dparams = {"default_sla": float(default_sla_s)}
+
+            for ds in run_days:
+                day = _Day(con, input_dir, ds)
+                day.stage_all()
+                if stats is not None:
+                    stats[ds] = {"duplicates_dropped": dict(day.duplicates_dropped)}
+                tables = out[ds]
+                tables["quarantine"] = _to_polars(con, _quarantine_sql(), "quarantine")
+                tables["reviewer_daily"] = _to_polars(con, _REVIEWER_SQL, "reviewer_daily", dparams)
+                tables["queue_daily"] = _to_polars(con, _QUEUE_SQL, "queue_daily", dparams)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE vd_day AS {_VIOLATION_SQL}")
+                tables["violation_daily"] = _to_polars(con, "SELECT * FROM vd_day", "violation_daily")
+                con.execute(
+                    "INSERT INTO vd_hist SELECT ?, market, policy_category, actioned FROM vd_day", [ds]
+                )
+                con.execute(f"CREATE OR REPLACE TEMP TABLE ccd_day AS {_CREATOR_CATEGORY_SQL}")
+                tables["creator_category_daily"] = _to_polars(
+                    con, "SELECT * FROM ccd_day", "creator_category_daily"
+                )
+                con.execute("INSERT INTO ccd_hist SELECT ?, * FROM ccd_day", [ds])
+                day.drop_all()
+
+            trends = _to_polars_with_ds(
+                con,
+                _TRENDS_SQL,
+                "violation_trends",
+                {
+                    "min_baseline_days": int(min_baseline_days),
+                    "zscore_threshold": float(zscore_threshold),
+                    "min_volume": float(min_volume),
+                },
+            )
+            offenders = _to_polars_with_ds(con, _OFFENDERS_SQL, "repeat_offenders", {"offender_min": int(offender_min)})
+        finally:
+            con.close()
+
+    for table, df in (("violation_trends", trends), ("repeat_offenders", offenders)):
+        for d, part in _split_by_ds(df, table, run_days).items():
+            out[d][table] = part
+    return {d: {t: out[d][t] for t in OUTPUT_SCHEMAS} for d in run_days}
+
+
+def _to_polars_with_ds(con: duckdb.DuckDBPyConnection, sql: str, table: str, params: dict) -> pl.DataFrame:
+    return _conform(con.sql(sql, params=params).pl(), table, {"ds": pl.Date()})
+
+
+# ---------------------------------------------------------------- comparison (the oracle's use)
+
+_QUARANTINE_SORT = ("source_table", "reason", "record_id", "decision_id")
+
+
+def diff_table(
+    table: str, expected: pl.DataFrame, actual: pl.DataFrame, *, rel_tol: float = 1e-9, abs_tol: float = 1e-9
+) -> list[str]:
+    """Human-readable differences between two versions of one output table (empty when equal).
+
+    Rows are matched after sorting by the grain (quarantine: every column but `row`, which
+    each implementation serialises its own way); floats compare with a relative tolerance.
+    """
+    problems: list[str] = []
+    schema = OUTPUT_SCHEMAS[table]
+    cols = [c for c in schema if not (table == "quarantine" and c == "row")]
+    want_types = {c: _polars_type(t) for c, t in schema.items()}
+    for c in schema:
+        if c not in actual.columns:
+            problems.append(f"{table}: missing column {c}")
+        elif actual.schema[c] != want_types[c]:
+            problems.append(f"{table}.{c}: dtype {actual.schema[c]} != {want_types[c]}")
+    if list(actual.columns) != list(schema):
+        problems.append(f"{table}: columns {list(actual.columns)} != {list(schema)}")
+    if problems:
+        return problems
+    if expected.height != actual.height:
+        problems.append(f"{table}: {actual.height} rows, expected {expected.height}")
+    keys = list(_QUARANTINE_SORT if table == "quarantine" else OUTPUT_GRAINS[table])
+    e = expected.select(cols).sort(keys, nulls_last=False)
+    a = actual.select(cols).sort(keys, nulls_last=False)
+    if e.height != a.height:
+        ek = e.select(keys).unique()
+        ak = a.select(keys).unique()
+        only_e = ek.join(ak, on=keys, how="anti", nulls_equal=True).head(5).rows()
+        only_a = ak.join(ek, on=keys, how="anti", nulls_equal=True).head(5).rows()
+        problems.append(f"{table}: keys only in expected {only_e}; only in actual {only_a}")
+        return problems
+    for c in cols:
+        es, as_ = e[c], a[c]
+        if es.dtype == pl.Float64:
+            bad = []
+            for i, (x, y) in enumerate(zip(es.to_list(), as_.to_list())):
+                if x is None or y is None:
+                    if x is not y:
+                        bad.append(i)
+                elif math.isnan(x) or math.isnan(y):
+                    if not (math.isnan(x) and math.isnan(y)):
+                        bad.append(i)
+                elif not math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol):
+                    bad.append(i)
+        else:
+            neq = (es != as_) | (es.is_null() != as_.is_null())
+            bad = neq.fill_null(False).arg_true().to_list()
+        for i in bad[:5]:
+            key = tuple(e.row(i, named=True)[k] for k in keys)
+            problems.append(f"{table}.{c} at {key}: expected {es[i]!r}, got {as_[i]!r}")
+        if len(bad) > 5:
+            problems.append(f"{table}.{c}: {len(bad) - 5} more differences")
+    return problems
+
+
+def read_output_table(output_dir: str | Path, table: str, ds: dt.date) -> pl.DataFrame:
+    files = sorted(glob.glob(str(Path(output_dir) / table / f"ds={ds.isoformat()}" / "*.parquet")))
+    if not files:
+        return _to_empty(table)
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+
+
+def write_tables(output_dir: str | Path, tables: dict[dt.date, dict[str, pl.DataFrame]]) -> None:
+    """Warehouse layout of DESIGN §4 (no manifest, no DQ: the oracle publishes nothing)."""
+    for ds, by_table in tables.items():
+        for table, df in by_table.items():
+            part = Path(output_dir) / table / f"ds={ds.isoformat()}"
+            part.mkdir(parents=True, exist_ok=True)
+            df.write_parquet(part / "part-00000.parquet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="benchmarks.duckdb_reference", description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--ds", action="append", required=True, type=dt.date.fromisoformat)
+    p.add_argument("--memory-limit", default=os.environ.get("RISKINSIGHT_DUCKDB_MEMORY"))
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    tables = reference_tables(args.input, args.ds, memory_limit=args.memory_limit, threads=args.threads)
+    write_tables(args.output, tables)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
