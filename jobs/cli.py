@@ -145,6 +145,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dsa_ingest(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from jobs.dsa import cmd_ingest
+
+    print(json.dumps(dataclasses.asdict(cmd_ingest(args)), indent=2, default=str))
+    return 0
+
+
+def cmd_dsa_daily(args: argparse.Namespace) -> int:
+    from jobs.dsa import cmd_daily
+
+    days = run_window(args.ds, args.start, args.end, 0)
+    for ds in days:
+        result = cmd_daily(args.output, ds, report=not args.no_report)
+        print(f"{result.ds}: {result.statements} statements, {result.anomalies} anomalies" + (f", report {result.report}" if result.report else ""))
+    return 0
+
+
+def cmd_dsa_transparency(args: argparse.Namespace) -> int:
+    from jobs.dsa import cmd_transparency
+
+    print(cmd_transparency(args.output, args.start, args.end, args.csv, platforms=args.platform or None))
+    return 0
+
+
+def _add_dsa(sub: argparse._SubParsersAction) -> None:
+    dsa = sub.add_parser("dsa", help="the EU DSA Transparency Database as a second source")
+    dsub = dsa.add_subparsers(dest="dsa_command", required=True)
+    i = dsub.add_parser("ingest", help="convert daily dumps (nested zips or CSVs) to Parquet, resumably")
+    i.add_argument("--dump", required=True, nargs="+", help="dump zip(s), part .csv.zip(s) or chunk CSV(s)")
+    i.add_argument("--output", required=True)
+    i.add_argument("--quiet", action="store_true")
+    i.set_defaults(func=cmd_dsa_ingest)
+    d = dsub.add_parser("daily", help="sor_daily, trends and the report page of a day (or a range)")
+    d.add_argument("--output", required=True)
+    d.add_argument("--ds", type=iso_date)
+    d.add_argument("--start", type=iso_date)
+    d.add_argument("--end", type=iso_date)
+    d.add_argument("--no-report", action="store_true")
+    d.set_defaults(func=cmd_dsa_daily)
+    t = dsub.add_parser("transparency", help="DSA Art. 15 style table for a period, as CSV")
+    t.add_argument("--output", required=True)
+    t.add_argument("--start", required=True, type=iso_date)
+    t.add_argument("--end", required=True, type=iso_date)
+    t.add_argument("--csv", required=True)
+    t.add_argument("--platform", action="append", help="limit to a platform (repeatable)")
+    t.set_defaults(func=cmd_dsa_transparency)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of expected errors")
@@ -183,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--days", type=positive_int, default=DEMO_DAYS)
     d.add_argument("--rows-per-day", type=positive_int, default=DEMO_ROWS)
     d.set_defaults(func=cmd_demo)
+    _add_dsa(sub)
     return parser
 
 

@@ -1,0 +1,448 @@
+"""Ingest of the EU DSA Transparency Database daily dumps (statements of reasons) into typed Parquet.
+
+Official layout: `sor-<scope>-YYYY-MM-DD-full.zip` holds per-part `sor-...-full-NNNNN.csv.zip` files
+(one million statements at most), each holding CSV chunks `sor-...-full-NNNNN-NNNNN.csv` (100 000 rows
+at most). A single chunk CSV or a part `.csv.zip` is accepted too.
+
+Memory stays bounded by one chunk whatever the dump size: zip members are copied to disk in fixed-size
+blocks (an inner zip must be seekable, and a deflated member of the outer zip is not, cheaply), and each
+chunk is parsed by Polars from that file and written to Parquet before the next one is opened. Temporary
+files live under `<output>/_dsa_ingest/` rather than /tmp, which may be RAM-backed.
+
+Output:
+  <output>/sor/ds=<day>/<chunk>.parquet             statements whose created_at falls on the dump's day
+  <output>/sor_quarantine/ds=<day>/<chunk>.parquet  the other rows, with a `reason` column
+  <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part
+
+Files are named after their chunk, so re-ingesting the same chunk (from the zip or as a plain CSV)
+replaces its rows instead of adding them twice. Duplicated uuids are dropped within a chunk here;
+duplicates across chunks and parts of a day are dropped and counted when sor_daily is built
+(`transforms.sor_daily.sor_duplicates`), where one pass over the day sees every uuid.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from jobs.errors import RiskInsightError
+
+BLOCK = 1 << 20
+
+OLD_HEADER: tuple[str, ...] = (
+    "uuid", "decision_visibility", "decision_visibility_other", "end_date_visibility_restriction",
+    "decision_monetary", "decision_monetary_other", "end_date_monetary_restriction", "decision_provision",
+    "end_date_service_restriction", "decision_account", "end_date_account_restriction", "account_type",
+    "decision_ground", "decision_ground_reference_url", "illegal_content_legal_ground",
+    "illegal_content_explanation", "incompatible_content_ground", "incompatible_content_explanation",
+    "incompatible_content_illegal", "category", "category_addition", "category_specification",
+    "category_specification_other", "content_type", "content_type_other", "content_language",
+    "content_date", "territorial_scope", "application_date", "decision_facts", "source_type",
+    "source_identity", "automated_detection", "automated_decision", "platform_name", "platform_uid",
+    "created_at",
+)  # fmt: skip
+# Dumps from 2025-07-01 on carry the product EAN right after content_date.
+NEW_HEADER: tuple[str, ...] = (
+    *OLD_HEADER[: OLD_HEADER.index("content_date") + 1],
+    "content_id_ean",
+    *OLD_HEADER[OLD_HEADER.index("content_date") + 1 :],
+)
+SOR_COLUMNS = NEW_HEADER
+
+LIST_COLUMNS: tuple[str, ...] = (
+    "decision_visibility", "category_addition", "category_specification", "content_type", "territorial_scope",
+)  # fmt: skip
+TIMESTAMP_COLUMNS: tuple[str, ...] = (
+    "end_date_visibility_restriction", "end_date_monetary_restriction", "end_date_service_restriction",
+    "end_date_account_restriction", "content_date", "application_date", "created_at",
+)  # fmt: skip
+TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+UTC_US = pl.Datetime("us", "UTC")
+
+SOR_SCHEMA: dict[str, pl.DataType] = {
+    c: (pl.List(pl.String) if c in LIST_COLUMNS else UTC_US if c in TIMESTAMP_COLUMNS else pl.String)
+    for c in SOR_COLUMNS
+}
+
+REASON_UUID_MISSING = "uuid_missing"
+REASON_CREATED_AT_INVALID = "created_at_missing_or_invalid"
+REASON_OUTSIDE_DAY = "created_at_outside_dump_day"
+
+_NAME = re.compile(
+    r"^sor-(?P<scope>[A-Za-z0-9_.-]+?)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<variant>full|light)"
+    r"(?:-(?P<part>\d{5}))?(?:-(?P<chunk>\d{5}))?(?P<ext>\.zip|\.csv\.zip|\.csv)$"
+)
+
+
+class DsaError(RiskInsightError):
+    """An expected failure of a DSA command; its message is one line meant for the operator."""
+
+    exit_code = 4  # input missing, unreadable or corrupt (DESIGN §6)
+
+
+class DsaUsageError(DsaError):
+    exit_code = 2
+
+
+class DsaIngestError(DsaError):
+    pass
+
+
+@dataclass
+class IngestSummary:
+    dumps: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)
+    parts_converted: int = 0
+    parts_skipped: int = 0
+    chunks: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    duplicates_dropped: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    backslash_quote_chunks: int = 0
+    sha1_verified: list[str] = field(default_factory=list)
+
+    def add_part(self, counts: dict) -> None:
+        self.chunks += counts["chunks"]
+        self.rows_read += counts["rows_read"]
+        self.rows_written += counts["rows_written"]
+        self.duplicates_dropped += counts["duplicates_dropped"]
+        self.backslash_quote_chunks += counts["backslash_quote_chunks"]
+        q = Counter(self.quarantined)
+        q.update(counts["quarantined"])
+        self.quarantined = dict(sorted(q.items()))
+
+
+@dataclass(frozen=True)
+class _DumpName:
+    stem: str  # sor-global-2024-03-14-full
+    day: dt.date
+
+
+def parse_dump_name(path: Path) -> tuple[_DumpName, str]:
+    """(the dump a file belongs to, its kind: 'day' zip, 'part' csv.zip or 'chunk' csv)."""
+    m = _NAME.match(path.name)
+    if not m:
+        raise DsaIngestError(
+            f"{path.name}: not a DSA dump file name (expected sor-<scope>-YYYY-MM-DD-full[.zip|-NNNNN.csv.zip|-NNNNN-NNNNN.csv])"
+        )
+    if m["variant"] != "full":
+        raise DsaIngestError(f"{path.name}: only the 'full' dumps are supported (the 'light' ones lack columns)")
+    try:
+        day = dt.date.fromisoformat(m["day"])
+    except ValueError:
+        raise DsaIngestError(f"{path.name}: invalid date {m['day']}") from None
+    stem = f"sor-{m['scope']}-{m['day']}-full"
+    kind = {".zip": "day", ".csv.zip": "part", ".csv": "chunk"}[m["ext"]]
+    expected = {"day": (None, None), "part": ("part", None), "chunk": ("part", "chunk")}[kind]
+    if (m["part"] is None) != (expected[0] is None) or (m["chunk"] is None) != (expected[1] is None):
+        raise DsaIngestError(f"{path.name}: part/chunk numbers do not fit a {m['ext']} file")
+    return _DumpName(stem, day), kind
+
+
+def _sha1_of(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha1(path: Path) -> bool:
+    """Check `<path>.sha1` (as published: `<hex>  <name>`) when it exists; False when there is none."""
+    sidecar = path.with_name(path.name + ".sha1")
+    if not sidecar.exists():
+        return False
+    tokens = sidecar.read_text(encoding="ascii", errors="replace").split()
+    expected = tokens[0].lower() if tokens else ""
+    if not re.fullmatch(r"[0-9a-f]{40}", expected):
+        raise DsaIngestError(f"{sidecar.name}: does not hold a sha1 digest")
+    actual = _sha1_of(path)
+    if actual != expected:
+        raise DsaIngestError(f"{path.name}: sha1 mismatch (expected {expected}, got {actual}); the download is corrupt")
+    return True
+
+
+def _copy_stream(src: io.BufferedIOBase, dst: Path) -> bool:
+    """Copy in blocks; True when the bytes hold a backslash-escaped quote (even split across blocks)."""
+    seen = False
+    prev_backslash = False
+    with open(dst, "wb") as out:
+        while block := src.read(BLOCK):
+            if not seen and (b'\\"' in block or (prev_backslash and block[:1] == b'"')):
+                seen = True
+            prev_backslash = block[-1:] == b"\\"
+            out.write(block)
+    return seen
+
+
+def _rewrite_backslash_quotes(src: Path, dst: Path) -> None:
+    """Rewrite `\\"` to the RFC 4180 `""`, streaming; a trailing backslash waits for the next block."""
+    carry = b""
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        while block := f.read(BLOCK):
+            block = carry + block
+            carry = b""
+            if block.endswith(b"\\"):
+                block, carry = block[:-1], b"\\"
+            out.write(block.replace(b'\\"', b'""'))
+        out.write(carry)
+
+
+def _read_header(path: Path, name: str) -> tuple[str, ...] | None:
+    with open(path, "rb") as f:
+        line = f.readline(1 << 16)
+    if not line.strip():
+        return None
+    text = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    header = tuple(next(csv.reader([text])))
+    if header not in (OLD_HEADER, NEW_HEADER):
+        missing = sorted(set(OLD_HEADER) - set(header))
+        extra = sorted(set(header) - set(NEW_HEADER))
+        raise DsaIngestError(
+            f"{name}: unknown header ({len(header)} columns; missing {missing or 'none'}, unexpected {extra or 'none'})"
+        )
+    return header
+
+
+def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFrame:
+    raw = pl.scan_csv(
+        csv_path,
+        schema={c: pl.String for c in header},
+        has_header=True,
+        quote_char='"',
+        empty_string_is_null=True,
+        encoding="utf8",
+    )
+    exprs = []
+    for c in SOR_COLUMNS:
+        if c not in header:
+            exprs.append(pl.lit(None, pl.String).alias(c))
+        elif c in LIST_COLUMNS:
+            exprs.append(pl.col(c).str.json_decode(pl.List(pl.String)))
+        elif c in TIMESTAMP_COLUMNS:
+            exprs.append(pl.col(c).str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+        else:
+            exprs.append(pl.col(c))
+    created = pl.col("created_at")
+    reason = (
+        pl.when(pl.col("uuid").is_null())
+        .then(pl.lit(REASON_UUID_MISSING))
+        .when(created.is_null())
+        .then(pl.lit(REASON_CREATED_AT_INVALID))
+        .when(created.dt.date() != pl.lit(day))
+        .then(pl.lit(REASON_OUTSIDE_DAY))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("reason")
+    )
+    return raw.select(exprs).with_columns(reason)
+
+
+def _parquet_rows(path: Path) -> int:
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+
+
+def _sink(frame: pl.LazyFrame, target: Path) -> int:
+    """Write atomically (a dot-named temp beside the target, so `*.parquet` globs never see it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    frame.sink_parquet(tmp)
+    os.replace(tmp, target)
+    return _parquet_rows(target)
+
+
+def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Path, tmp: Path) -> dict:
+    raw_csv = tmp / "chunk.csv"
+    typed_pq = tmp / "chunk.parquet"
+    has_backslash_quote = _copy_stream(src, raw_csv)
+    header = _read_header(raw_csv, chunk)
+    rewritten = False
+    if header is None:
+        typed_pq.unlink(missing_ok=True)
+        pl.DataFrame(schema={**SOR_SCHEMA, "reason": pl.String}).write_parquet(typed_pq)
+    else:
+        try:
+            _typed(raw_csv, header, day).sink_parquet(typed_pq)
+        except pl.exceptions.PolarsError as exc:
+            # Some chunks escape quotes as \" instead of "": only then, and only when the RFC reading
+            # failed, rewrite them, so a field that legitimately ends in a backslash stays intact elsewhere.
+            if not has_backslash_quote:
+                raise DsaIngestError(f"{chunk}: unreadable CSV ({str(exc).splitlines()[0][:200]})") from None
+            fixed = tmp / "chunk.fixed.csv"
+            _rewrite_backslash_quotes(raw_csv, fixed)
+            try:
+                _typed(fixed, header, day).sink_parquet(typed_pq)
+            except pl.exceptions.PolarsError as exc2:
+                raise DsaIngestError(
+                    f"{chunk}: unreadable CSV even after rewriting backslash-escaped quotes "
+                    f"({str(exc2).splitlines()[0][:200]})"
+                ) from None
+            rewritten = True
+            fixed.unlink()
+    raw_csv.unlink()
+
+    rows = pl.scan_parquet(typed_pq)
+    keyed = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
+    ds_dir = f"ds={day.isoformat()}"
+    written = _sink(keyed.filter(pl.col("reason").is_null()).drop("reason"), output / "sor" / ds_dir / f"{chunk}.parquet")
+    quarantine = pl.concat([rows.filter(pl.col("uuid").is_null()), keyed.filter(pl.col("reason").is_not_null())])
+    reasons = {r: int(n) for r, n in quarantine.group_by("reason").len().collect().iter_rows()}
+    q_path = output / "sor_quarantine" / ds_dir / f"{chunk}.parquet"
+    q_path.unlink(missing_ok=True)
+    if reasons:
+        _sink(quarantine, q_path)
+    read = _parquet_rows(typed_pq)
+    typed_pq.unlink()
+    kept = written + sum(reasons.values())
+    return {
+        "chunks": 1,
+        "rows_read": read,
+        "rows_written": written,
+        "duplicates_dropped": read - kept,
+        "quarantined": reasons,
+        "backslash_quote_chunks": int(rewritten),
+    }
+
+
+def _empty_counts() -> dict:
+    return {
+        "chunks": 0, "rows_read": 0, "rows_written": 0, "duplicates_dropped": 0,
+        "quarantined": {}, "backslash_quote_chunks": 0,
+    }  # fmt: skip
+
+
+def _merge(total: dict, part: dict) -> None:
+    for k in ("chunks", "rows_read", "rows_written", "duplicates_dropped", "backslash_quote_chunks"):
+        total[k] += part[k]
+    q = Counter(total["quarantined"])
+    q.update(part["quarantined"])
+    total["quarantined"] = dict(sorted(q.items()))
+
+
+@dataclass(frozen=True)
+class _Part:
+    name: str  # marker name: the part's (or lone chunk's) stem
+    open_chunks: Callable[[Path], Iterator[tuple[str, io.BufferedIOBase]]]
+
+
+def _chunk_stem(member: str) -> str:
+    return Path(member).name.removesuffix(".csv")
+
+
+def _chunks_of_part_zip(part_zip: Path, name: str) -> Iterator[tuple[str, io.BufferedIOBase]]:
+    try:
+        zf = zipfile.ZipFile(part_zip)
+    except zipfile.BadZipFile:
+        raise DsaIngestError(f"{name}: not a valid zip file") from None
+    with zf:
+        members = sorted(i.filename for i in zf.infolist() if i.filename.endswith(".csv") and not i.is_dir())
+        if not members:
+            raise DsaIngestError(f"{name}: holds no CSV chunk")
+        for m in members:
+            with zf.open(m) as src:
+                yield _chunk_stem(m), src
+
+
+def _parts(path: Path, kind: str) -> Iterator[_Part]:
+    if kind == "chunk":
+
+        def open_csv(_tmp: Path) -> Iterator[tuple[str, io.BufferedIOBase]]:
+            with open(path, "rb") as src:
+                yield _chunk_stem(path.name), src
+
+        yield _Part(path.name.removesuffix(".csv"), open_csv)
+    elif kind == "part":
+        yield _Part(path.name.removesuffix(".csv.zip"), lambda _tmp: _chunks_of_part_zip(path, path.name))
+    else:
+        try:
+            outer = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise DsaIngestError(f"{path.name}: not a valid zip file") from None
+        with outer:
+            names = sorted(i.filename for i in outer.infolist() if i.filename.endswith(".csv.zip"))
+            if not names:
+                raise DsaIngestError(f"{path.name}: holds no sor-...-NNNNN.csv.zip part")
+            for member in names:
+
+                def open_part(tmp: Path, member: str = member) -> Iterator[tuple[str, io.BufferedIOBase]]:
+                    local = tmp / "part.csv.zip"
+                    with outer.open(member) as src:
+                        _copy_stream(src, local)
+                    try:
+                        yield from _chunks_of_part_zip(local, Path(member).name)
+                    finally:
+                        local.unlink(missing_ok=True)
+
+                yield _Part(Path(member).name.removesuffix(".csv.zip"), open_part)
+
+
+@contextmanager
+def _scratch(output: Path) -> Iterator[Path]:
+    root = output / "_dsa_ingest"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=root))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ingest(dumps: list[Path], output: Path, *, progress: Callable[[str], None] | None = None) -> IngestSummary:
+    """Convert DSA dump files (day zips, part zips or chunk CSVs) to typed Parquet under `output`.
+
+    Resumable: a part whose `.done` marker exists is skipped, its recorded counts still summed.
+    Raises DsaIngestError with a one-line message on a missing, misnamed, corrupt or unreadable dump.
+    """
+    say = progress or (lambda _msg: None)
+    output = Path(output)
+    named = []
+    for raw in dumps:
+        path = Path(raw)
+        if not path.is_file():
+            raise DsaIngestError(f"{path}: no such file")
+        named.append((path, *parse_dump_name(path)))
+    summary = IngestSummary()
+    with _scratch(output) as tmp:
+        for path, dump, kind in named:
+            summary.dumps.append(path.name)
+            if dump.day.isoformat() not in summary.days:
+                summary.days.append(dump.day.isoformat())
+            markers = output / "_dsa_ingest" / dump.stem
+            markers.mkdir(parents=True, exist_ok=True)
+            if kind == "day" and verify_sha1(path):
+                summary.sha1_verified.append(path.name)
+                say(f"{path.name}: sha1 verified")
+            for part in _parts(path, kind):
+                marker = markers / f"{part.name}.done"
+                if marker.exists():
+                    summary.parts_skipped += 1
+                    summary.add_part(json.loads(marker.read_text()))
+                    say(f"{part.name}: already converted, skipped")
+                    continue
+                counts = _empty_counts()
+                for chunk, src in part.open_chunks(tmp):
+                    c = _convert_chunk(src, chunk, dump.day, output, tmp)
+                    _merge(counts, c)
+                    say(f"{chunk}: {c['rows_read']} rows, {c['rows_written']} written")
+                tmp_marker = marker.with_name(f".{marker.name}.tmp")
+                tmp_marker.write_text(json.dumps(counts, sort_keys=True))
+                os.replace(tmp_marker, marker)
+                summary.parts_converted += 1
+                summary.add_part(counts)
+    summary.days.sort()
+    return summary

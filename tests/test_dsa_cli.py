@@ -1,0 +1,47 @@
+"""`riskinsight dsa ...` wired end to end on the real sample dump (shared/data/dsa_sor)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsa_sor" / "2024-03-14" / "sor-global-2024-03-14-full.zip"
+
+
+@pytest.fixture(scope="module")
+def sample() -> Path:
+    if not SAMPLE.exists():
+        pytest.fail(f"the shared sample data is missing: {SAMPLE}")
+    return SAMPLE
+
+
+def test_ingest_daily_transparency(tmp_path, capsys, sample):
+    out = tmp_path / "dsa"
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["rows_read"], summary["rows_written"], summary["duplicates_dropped"]) == (202, 199, 1)
+    assert summary["quarantined"] == {"created_at_outside_dump_day": 2}
+    # Resumable: a second ingest converts nothing again.
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["parts_skipped"] == 2
+
+    assert main(["dsa", "daily", "--output", str(out), "--ds", "2024-03-14"]) == 0
+    assert "199 statements" in capsys.readouterr().out
+    assert (out / "reports" / "dsa" / "2024-03-14.html").exists()
+
+    target = tmp_path / "t.csv"
+    assert main(["dsa", "transparency", "--output", str(out), "--start", "2024-03-14", "--end", "2024-03-14", "--csv", str(target)]) == 0
+    rows = {(r["category"], r["source_type"]): r for r in csv.DictReader(target.open())}
+    assert int(rows[("ALL", "ALL")]["actions"]) == 199
+    assert int(rows[("ALL", "ALL")]["fully_automated"]) == 154
+
+
+def test_daily_without_ingested_data_is_one_line_exit_4(tmp_path, capsys):
+    assert main(["dsa", "daily", "--output", str(tmp_path), "--ds", "2024-03-15"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dsa ingest" in err[0]

@@ -1,0 +1,217 @@
+"""sor_daily, its trends, the DSA report page and the transparency table, on the real sample and small frames.
+
+Figures on the sample were computed independently with Python's csv module and numpy over the raw
+CSVs (duplicated uuid dropped, the two rows created on 2024-08-29 left out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import narwhals.stable.v2 as nw
+import numpy as np
+import polars as pl
+import pytest
+
+from jobs.dsa import DsaError, DsaUsageError, cmd_daily, export_transparency, read_sor
+from jobs.dsa_ingest import ingest
+from reports.dsa_report import DsaDayData, render_dsa_day
+from transforms.sor_daily import SOR_DAILY_SCHEMA, sor_daily, sor_duplicates
+from test_dsa_ingest import NEW_CSV, ZIP  # tests/ is on sys.path (rootdir conftest)
+
+DAY = dt.date(2024, 3, 14)
+pytestmark = pytest.mark.skipif(not ZIP.exists(), reason="shared DSA sample data not available")
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dsa_daily")
+    ingest([ZIP, NEW_CSV], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def daily(out: Path) -> pl.DataFrame:
+    return sor_daily(read_sor(out, [DAY])).collect().to_native()
+
+
+def _row(daily: pl.DataFrame, platform: str, category: str) -> dict:
+    return daily.filter((pl.col("platform_name") == platform) & (pl.col("category") == category)).row(0, named=True)
+
+
+def test_sample_all_all_figures(daily):
+    t = _row(daily, "ALL", "ALL")
+    assert t["statements"] == 199
+    assert (t["automated_detection"], t["automated_fully"], t["automated_partially"], t["automated_not"]) == (179, 154, 11, 34)
+    assert (t["source_article_16"], t["source_voluntary"], t["source_trusted_notifier"]) == (1, 198, 0)
+    assert (t["ground_incompatible"], t["ground_illegal"]) == (199, 0)
+    assert (t["restriction_visibility"], t["restriction_provision"], t["restriction_account"], t["restriction_monetary"]) == (197, 1, 1, 0)
+    assert (t["visibility_removed"], t["visibility_disabled"], t["visibility_demoted"]) == (77, 85, 0)
+    assert (t["account_suspended"], t["account_terminated"]) == (1, 0)
+    assert t["fully_automated_rate"] == pytest.approx(154 / 199)
+    assert t["moderation_delay_p50_s"] == 1_728_000.0  # 20 days
+    assert t["moderation_delay_p90_s"] == pytest.approx(75_427_200.0)
+    assert t["negative_moderation_delay"] == 0
+
+
+def test_sample_tiktok_and_category_figures(daily):
+    tt = _row(daily, "TikTok", "ALL")
+    assert tt["statements"] == 98
+    assert tt["moderation_delay_p50_s"] == 172_800.0
+    assert tt["moderation_delay_p90_s"] == pytest.approx(8_138_880.0)
+    assert (tt["disclosure_delay_p50_s"], tt["disclosure_delay_p90_s"]) == (86_853.0, 86_890.0)
+    scope = _row(daily, "ALL", "STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE")
+    assert (scope["statements"], scope["automated_fully"]) == (140, 112)
+    assert scope["moderation_delay_p50_s"] == 2_592_000.0
+
+
+def test_rollups_add_up(daily):
+    assert list(daily.columns) == list(SOR_DAILY_SCHEMA)
+    counts = [c for c, t in SOR_DAILY_SCHEMA.items() if t == nw.Int64()]
+    leaves = daily.filter((pl.col("platform_name") != "ALL") & (pl.col("category") != "ALL"))
+    total = daily.filter((pl.col("platform_name") == "ALL") & (pl.col("category") == "ALL")).select(counts)
+    for level in (leaves, daily.filter((pl.col("category") == "ALL") & (pl.col("platform_name") != "ALL")),
+                  daily.filter((pl.col("platform_name") == "ALL") & (pl.col("category") != "ALL"))):  # fmt: skip
+        assert level.select(pl.col(counts).sum()).rows() == total.rows()
+    assert daily.select("platform_name", "category").is_duplicated().sum() == 0
+
+
+def _frame(rows: list[dict]) -> nw.LazyFrame:
+    base = {
+        "uuid": "u", "platform_name": "P", "category": "C", "automated_detection": "Yes",
+        "automated_decision": "AUTOMATED_DECISION_FULLY", "source_type": "SOURCE_VOLUNTARY",
+        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT", "decision_visibility": None,
+        "decision_monetary": None, "decision_provision": None, "decision_account": None,
+        "content_date_us": 0, "application_date_us": 0, "created_at_us": 0,
+    }  # fmt: skip
+    schema = {c: (pl.List(pl.String) if c == "decision_visibility" else pl.Int64 if c.endswith("_us") else pl.String) for c in base}
+    return nw.from_native(pl.DataFrame([{**base, **r} for r in rows], schema=schema).lazy())
+
+
+def test_negative_delays_excluded_and_duplicates_dropped():
+    s = 1_000_000
+    frame = _frame([
+        {"uuid": "a", "content_date_us": 0, "application_date_us": 10 * s, "created_at_us": 11 * s,
+         "decision_visibility": ["DECISION_VISIBILITY_CONTENT_DEMOTED"], "decision_account": "DECISION_ACCOUNT_TERMINATED"},
+        {"uuid": "a", "content_date_us": 0, "application_date_us": 10 * s, "created_at_us": 11 * s},
+        {"uuid": "b", "content_date_us": 0, "application_date_us": 30 * s, "created_at_us": 31 * s},
+        {"uuid": "c", "content_date_us": 50 * s, "application_date_us": 20 * s, "created_at_us": 21 * s},
+        {"uuid": "d", "content_date_us": None, "application_date_us": 20 * s, "created_at_us": 19 * s},
+    ])  # fmt: skip
+    assert sor_duplicates(frame).collect().to_native().row(0) == (5, 4, 1)
+    t = _row(sor_daily(frame).collect().to_native(), "ALL", "ALL")
+    assert t["statements"] == 4
+    assert t["negative_moderation_delay"] == 1 and t["negative_disclosure_delay"] == 1
+    assert t["moderation_delay_p50_s"] == 20.0  # median of 10 and 30: c (negative) and d (no date) left out
+    assert t["moderation_delay_p90_s"] == pytest.approx(28.0)
+    assert t["disclosure_delay_p50_s"] == 1.0
+    assert (t["visibility_demoted"], t["account_terminated"], t["ground_illegal"]) == (1, 1, 4)
+
+
+def test_empty_day_keeps_an_all_all_row():
+    empty = _frame([{}]).filter(nw.col("uuid") == "none")
+    d = sor_daily(empty).collect().to_native()
+    assert d.select("platform_name", "category", "statements").rows() == [("ALL", "ALL", 0)]
+    assert d["fully_automated_rate"][0] is None
+
+
+def test_cmd_daily_writes_tables_manifest_and_a_deterministic_report(out):
+    r = cmd_daily(out, "2024-03-14", run_ts="2024-03-15T02:00Z")
+    assert (r.statements, r.rows_read, r.duplicate_uuids) == (199, 199, 0)
+    assert r.quarantined == {"created_at_outside_dump_day": 2}
+    assert pl.read_parquet(out / "sor_daily" / "ds=2024-03-14" / "part-00000.parquet").height == r.sor_daily_rows
+    trends = pl.read_parquet(out / "sor_trends" / "ds=2024-03-14" / "part-00000.parquet")
+    assert trends.height == r.sor_daily_rows and trends["is_anomaly"].sum() == 0
+    assert (out / "_dsa_runs" / "ds=2024-03-14" / "manifest.json").exists()
+    page = Path(r.report).read_bytes()
+    assert Path(r.report) == out / "reports" / "dsa" / "2024-03-14.html"
+    cmd_daily(out, "2024-03-14", run_ts="2024-03-15T02:00Z")
+    assert Path(r.report).read_bytes() == page
+    html = page.decode()
+    assert html.count("Plotly.newPlot(") == 1 and html.count("<script>") == 2
+    for fid in ("dsa-platforms", "dsa-categories", "dsa-delays"):
+        assert f'id="{fid}"' in html and f'id="{fid}-spec"' in html
+    # plotly.js itself mentions URLs in strings; the page's own markup must load nothing.
+    markup = html[: html.index("<script>")]
+    assert not re.search(r"""(src|href)=["']https?://""", markup)
+    assert "Google Shopping" in html and "created_at_outside_dump_day" in html
+
+
+def test_report_escapes_data_strings():
+    evil = "<script>alert(1)</script>"
+    frame = _frame([{"uuid": "x", "platform_name": evil}])
+    d = sor_daily(frame).collect().to_native()
+    html = render_dsa_day(DsaDayData(ds=DAY, sor_daily=d, history=d.with_columns(pl.lit(DAY).alias("ds")), trends=None))
+    assert evil not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def _write_day(out: Path, day: dt.date, tiktok: int) -> None:
+    us = int(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp() * 1e6)
+    n = tiktok + 30
+    ts = pl.Series([us] * n).cast(pl.Datetime("us", "UTC"))
+    frame = pl.DataFrame({
+        "uuid": [f"{day}-{i}" for i in range(n)],
+        "platform_name": ["TikTok"] * tiktok + ["Pinterest"] * 30,
+        "category": ["STATEMENT_CATEGORY_VIOLENCE"] * n,
+        "automated_detection": ["Yes"] * n, "automated_decision": ["AUTOMATED_DECISION_FULLY"] * n,
+        "source_type": ["SOURCE_VOLUNTARY"] * n, "decision_ground": ["DECISION_GROUND_ILLEGAL_CONTENT"] * n,
+        "decision_visibility": pl.Series([["DECISION_VISIBILITY_CONTENT_REMOVED"]] * n),
+        "decision_monetary": pl.Series([None] * n, dtype=pl.String), "decision_provision": pl.Series([None] * n, dtype=pl.String),
+        "decision_account": pl.Series([None] * n, dtype=pl.String),
+        "content_date": ts, "application_date": ts, "created_at": ts,
+    })  # fmt: skip
+    target = out / "sor" / f"ds={day}" / "part.parquet"
+    target.parent.mkdir(parents=True)
+    frame.write_parquet(target)
+
+
+def test_trends_flag_a_tiktok_spike(tmp_path):
+    end = dt.date(2024, 4, 20)
+    rng = np.random.default_rng(3)
+    for i in range(20, 0, -1):
+        _write_day(tmp_path, end - dt.timedelta(days=i), int(rng.integers(45, 56)))
+        cmd_daily(tmp_path, end - dt.timedelta(days=i), report=False)
+    _write_day(tmp_path, end, 150)
+    r = cmd_daily(tmp_path, end)
+    trends = pl.read_parquet(tmp_path / "sor_trends" / f"ds={end}" / "part-00000.parquet")
+    flagged = trends.filter(pl.col("is_anomaly")).select("platform_name", "category", "direction").sort(pl.all())
+    assert flagged.rows() == [
+        ("ALL", "ALL", "spike"), ("ALL", "STATEMENT_CATEGORY_VIOLENCE", "spike"),
+        ("TikTok", "ALL", "spike"), ("TikTok", "STATEMENT_CATEGORY_VIOLENCE", "spike"),
+    ]  # fmt: skip
+    assert r.anomalies == 4
+    pin = trends.filter((pl.col("platform_name") == "Pinterest") & (pl.col("category") == "ALL")).row(0, named=True)
+    assert (pin["baseline_days"], pin["statements"], pin["is_anomaly"]) == (20, 30, False)
+    html = Path(r.report).read_text()
+    assert 'id="dsa-trend"' in html and "spike" in html
+
+
+def test_transparency_table_from_the_sample(out, tmp_path):
+    path = export_transparency(out, "2024-01-01", "2024-06-30", tmp_path / "t" / "h1.csv")
+    t = pl.read_csv(path)
+    row = lambda c, s: t.filter((pl.col("category") == c) & (pl.col("source_type") == s)).row(0, named=True)  # noqa: E731
+    total = row("ALL", "ALL")
+    assert (total["actions"], total["fully_automated"]) == (199, 154)
+    assert total["fully_automated_share"] == pytest.approx(154 / 199)
+    assert total["median_time_to_action_s"] == 1_728_000.0
+    assert row("ALL", "SOURCE_ARTICLE_16")["actions"] == 1
+    scope = row("STATEMENT_CATEGORY_SCOPE_OF_PLATFORM_SERVICE", "SOURCE_VOLUNTARY")
+    assert (scope["actions"], scope["fully_automated"], scope["median_time_to_action_s"]) == (140, 112, 2_592_000.0)
+    leaves = t.filter((pl.col("category") != "ALL") & (pl.col("source_type") != "ALL"))
+    assert leaves["actions"].sum() == 199
+    tiktok = pl.read_csv(export_transparency(out, "2024-03-14", "2024-03-14", tmp_path / "tt.csv", platforms=["TikTok"]))
+    assert tiktok.filter(pl.col("category") == "ALL").filter(pl.col("source_type") == "ALL")["actions"].item() == 98
+
+
+def test_clear_errors(out, tmp_path):
+    with pytest.raises(DsaError, match=r"no ingested DSA statements for 2024-03-13") as e:
+        cmd_daily(out, "2024-03-13")
+    assert e.value.exit_code == 4
+    with pytest.raises(DsaUsageError, match="invalid --ds '2024-13-01'") as e:
+        cmd_daily(out, "2024-13-01")
+    assert e.value.exit_code == 2
+    with pytest.raises(DsaUsageError, match="before --start"):
+        export_transparency(out, "2024-03-14", "2024-03-01", tmp_path / "x.csv")
