@@ -15,7 +15,7 @@ from transforms.queue_daily import queue_daily
 def test_defaults_match_the_documented_ones():
     c = load_config(None)
     p = c.params(DS)
-    assert p.sla_s == {"live_realtime": 300.0, "live_escalation": 900.0, "video_standard": 43200.0, "comments": 86400.0}
+    assert p.sla_s == {"live_realtime": 300.0, "live_escalation": 900.0, "video_standard": 43200.0, "comments": 86400.0, "account_review": 86400.0}
     assert p.default_sla_s == 86400.0
     assert p.proactive_sources == ("ml_model", "rule_engine", "proactive_sweep")
     assert (p.trends.min_baseline_days, p.trends.zscore_threshold, p.trends.min_volume) == (14, 3.0, 20.0)
