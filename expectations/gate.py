@@ -1,0 +1,210 @@
+"""The data-quality gate (DESIGN §5): every suite through great-expectations, one verdict.
+
+`evaluate` runs each table's suite once, on one ephemeral GE context per call: output tables
+are validated as pandas frames (they are small), input tables through a one-row frame of the
+figures the engine computed (a day of raw input never reaches pandas).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Collection, Mapping
+from types import ModuleType
+from typing import Any
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.expectations.expectation import Expectation
+
+from expectations import (
+    appeals,
+    decisions,
+    qa_audits,
+    quarantine,
+    queue_daily,
+    repeat_offenders,
+    reviewer_daily,
+    shifts,
+    violation_daily,
+    violation_trends,
+)
+from expectations._checks import Check, decided, tag
+from expectations.figures import InputFigures
+from expectations.results import CRITICAL, ExpectationResult, GateResult
+from expectations.thresholds import DQThresholds
+from transforms.schemas import OUTPUT_SCHEMAS
+
+__all__ = ["InputFigures", "ExpectationResult", "GateResult", "DQThresholds", "evaluate", "validate_table",
+           "INPUT_SUITES", "OUTPUT_SUITES", "SUITES"]
+
+INPUT_SUITES: tuple[ModuleType, ...] = (decisions, appeals, qa_audits, shifts)
+OUTPUT_SUITES: tuple[ModuleType, ...] = (
+    reviewer_daily, queue_daily, violation_daily, violation_trends, repeat_offenders, quarantine,
+)
+
+# BASIC keeps a few failing values for the details without SUMMARY's per-value counting.
+_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
+_SAMPLE = 5
+_SOURCE = "riskinsight"
+
+
+def _context() -> Any:
+    # In memory only (nothing written next to the job), no usage statistics leaving the machine,
+    # and no tqdm bars: GE turns them on for every metric batch unless the context says otherwise.
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+SUITES: dict[str, ModuleType] = {m.TABLE: m for m in (*INPUT_SUITES, *OUTPUT_SUITES)}
+
+
+def evaluate(
+    outputs: Mapping[str, pd.DataFrame],
+    figures: InputFigures,
+    thresholds: DQThresholds | None = None,
+) -> GateResult:
+    """Run every input and output suite on one context; the verdict fails on any critical failure."""
+    thresholds = thresholds or DQThresholds()
+    context = _context()
+    results: list[ExpectationResult] = []
+    for module in INPUT_SUITES:
+        results += validate_table(module.TABLE, None, figures, thresholds, context=context)
+    for module in OUTPUT_SUITES:
+        results += validate_table(module.TABLE, outputs.get(module.TABLE), figures, thresholds, context=context)
+    return GateResult(results)
+
+
+def validate_table(
+    table: str,
+    frame: pd.DataFrame | None,
+    figures: InputFigures,
+    thresholds: DQThresholds | None = None,
+    *,
+    only: Collection[str] | None = None,
+    context: Any = None,
+) -> list[ExpectationResult]:
+    """One table's suite. Input tables validate their figures (pass frame=None); `only` keeps the named checks."""
+    thresholds = thresholds or DQThresholds()
+    context = context if context is not None else _context()
+    module = SUITES[table]
+    if module in INPUT_SUITES:
+        frame = module.frame(figures, thresholds)
+        checks = module.suite(figures, thresholds)
+    elif frame is None:
+        checks = [decided("table_present", CRITICAL, False, None, f"{table} was not passed to the gate")]
+    else:
+        schema_check = gx.expectations.ExpectTableColumnsToMatchSet(
+            column_set=list(OUTPUT_SCHEMAS[table]), exact_match=True,
+            meta=tag("columns_match_schema", CRITICAL, "exactly the OUTPUT_SCHEMAS columns"),
+        )
+        checks = [schema_check, *module.suite(figures, thresholds)]
+    if only is not None:
+        checks = [c for c in checks if _name(c) in only]
+    return _run(context, table, frame, checks)
+
+
+def _batch_definition(context: Any, table: str) -> Any:
+    # Get-or-add: a context may validate the same table again (a test, a rerun in one process).
+    try:
+        source = context.data_sources.get(_SOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(_SOURCE)
+    try:
+        return source.get_asset(table).get_batch_definition(table)
+    except (KeyError, LookupError):
+        return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(table)
+
+
+def _with_table(table: str, result: ExpectationResult) -> ExpectationResult:
+    result.table = table
+    return result
+
+
+def _name(check: Check) -> str:
+    return check.meta["name"] if isinstance(check, Expectation) else check.expectation
+
+
+def _run(context: Any, table: str, frame: pd.DataFrame | None, checks: list[Check]) -> list[ExpectationResult]:
+    names = [_name(c) for c in checks]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise ValueError(f"suite {table} names {sorted(duplicated)} more than once")
+    expectations = [c for c in checks if isinstance(c, Expectation)]
+    by_name: dict[str, ExpectationResult] = {}
+    if expectations:
+        suite = gx.ExpectationSuite(name=table, expectations=expectations)
+        batch = _batch_definition(context, table).get_batch(batch_parameters={"dataframe": frame})
+        validation = batch.validate(suite, result_format=_RESULT_FORMAT)
+        for item in validation.results:
+            result = _convert(table, item)
+            by_name[result.expectation] = result
+    out: list[ExpectationResult] = []
+    for check, name in zip(checks, names):
+        out.append(by_name[name] if isinstance(check, Expectation) else _with_table(table, check))
+    return out
+
+
+def _convert(table: str, item: Any) -> ExpectationResult:
+    meta = item.expectation_config.meta or {}
+    result = dict(item.result or {})
+    error = _error_message(item.exception_info)
+    details = meta.get("details", "")
+    if error is not None:
+        return ExpectationResult(table, meta["name"], meta["severity"], False, None,
+                                 f"{details}; error: {error}" if details else f"error: {error}")
+    if "observed_value" in result:
+        observed = _jsonable(result["observed_value"])
+        if not item.success and result.get("details"):
+            # e.g. the missing and unexpected columns of columns_match_schema
+            more = str(_jsonable(result["details"]))[:300]
+            details = f"{details}; {more}" if details else more
+    else:
+        observed = _jsonable(result.get("unexpected_count", 0))
+        if not item.success:
+            sample = _jsonable(result.get("partial_unexpected_list", [])[:_SAMPLE])
+            counted = f"{observed} of {result.get('element_count')} rows unexpected, e.g. {sample}"
+            details = f"{details}; {counted}" if details else counted
+    return ExpectationResult(table, meta["name"], meta["severity"], bool(item.success), observed, details)
+
+
+def _error_message(info: Any) -> str | None:
+    """GE reports a failed metric either flat or keyed by metric id; an error is never a pass."""
+    if not isinstance(info, dict) or not info:
+        return None
+    candidates = [info, *(v for v in info.values() if isinstance(v, dict))]
+    for candidate in candidates:
+        if candidate.get("raised_exception"):
+            message = str(candidate.get("exception_message") or "exception")
+            return message.splitlines()[0][:300] if message else "exception"
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        try:
+            value = value.item()  # numpy scalar
+        except (ValueError, TypeError):
+            return str(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, int):
+        return value
+    return str(value)

@@ -1,0 +1,23 @@
+"""Input suite for qa_audits: quarantine and duplicate rates, unknown markets, queues and categories in the snapshot or verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from expectations._checks import Check
+from expectations._inputs import figures_frame, input_checks
+from expectations.figures import InputFigures
+from expectations.thresholds import DQThresholds
+
+TABLE = "qa_audits"
+FLAGS: tuple[str, ...] = ("unknown_market", "unknown_category", "unknown_queue")
+CHECK_VOLUME = False
+
+
+def frame(figures: InputFigures, thresholds: DQThresholds) -> pd.DataFrame:
+    """The one-row frame of this table's figures that the suite validates."""
+    return figures_frame(TABLE, figures, thresholds, FLAGS, CHECK_VOLUME)
+
+
+def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+    return input_checks(TABLE, figures, thresholds, FLAGS, CHECK_VOLUME)

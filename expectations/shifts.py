@@ -1,0 +1,23 @@
+"""Input suite for shifts: quarantine and duplicate rates (shifts carry no enumerated market, queue or category)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from expectations._checks import Check
+from expectations._inputs import figures_frame, input_checks
+from expectations.figures import InputFigures
+from expectations.thresholds import DQThresholds
+
+TABLE = "shifts"
+FLAGS: tuple[str, ...] = ()
+CHECK_VOLUME = False
+
+
+def frame(figures: InputFigures, thresholds: DQThresholds) -> pd.DataFrame:
+    """The one-row frame of this table's figures that the suite validates."""
+    return figures_frame(TABLE, figures, thresholds, FLAGS, CHECK_VOLUME)
+
+
+def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+    return input_checks(TABLE, figures, thresholds, FLAGS, CHECK_VOLUME)

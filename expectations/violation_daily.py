@@ -1,0 +1,33 @@
+"""Output suite for violation_daily (grain market, policy_category, with ALL rollups)."""
+
+from __future__ import annotations
+
+from expectations._checks import (
+    Check, a_le_b, counts, grain_unique, non_negative, not_null, rate_in_0_1, reconcile_sum, rollup_present,
+)
+from expectations.figures import InputFigures
+from expectations.results import WARNING
+from expectations.thresholds import DQThresholds
+
+TABLE = "violation_daily"
+COUNTS = ("actioned", "proactive", "automated", "zero_view", "within_24h", "removed",
+          "appeals_resolved", "appeals_overturned")
+RATES = ("proactive_rate", "automated_rate", "zero_view_rate", "within_24h_rate", "overturn_rate")
+
+
+def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+    return [
+        grain_unique(("market", "policy_category")),
+        # Null market (staged) or null category (an appeal snapshot) is an upstream warning, not a broken table.
+        not_null("market", WARNING),
+        not_null("policy_category", WARNING),
+        rollup_present(),
+        *counts(COUNTS),
+        *[non_negative(c) for c in ("tta_p50_s", "tta_p90_s")],
+        *[rate_in_0_1(c) for c in RATES],
+        a_le_b("p50_le_p90:tta", "tta_p50_s", "tta_p90_s"),
+        reconcile_sum("reconcile:actioned_eq_staged_violations", "actioned", figures,
+                      ("decisions", "violations"), all_all_only=True),
+        reconcile_sum("reconcile:appeals_eq_staged_appeals", "appeals_resolved", figures,
+                      ("appeals", "staged_rows"), all_all_only=True),
+    ]

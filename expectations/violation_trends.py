@@ -1,0 +1,29 @@
+"""Output suite for violation_trends (grain market, policy_category, rollups included)."""
+
+from __future__ import annotations
+
+from expectations._checks import (
+    Check, between, counts, grain_unique, in_set, non_negative, not_null, reconcile_sum, rollup_present,
+)
+from expectations.figures import InputFigures
+from expectations.results import CRITICAL, WARNING
+from expectations.thresholds import DQThresholds
+
+TABLE = "violation_trends"
+
+
+def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+    return [
+        grain_unique(("market", "policy_category")),
+        not_null("market", WARNING),
+        not_null("policy_category", WARNING),
+        rollup_present(),
+        *counts(("actioned", "baseline_days")),
+        *[non_negative(c) for c in ("actioned_7d_mean", "baseline_mean", "baseline_std")],
+        # actioned / actioned(ds-7) - 1 cannot fall below -1 with non-negative counts.
+        between("wow_change_ge_minus_1", "wow_change", -1, None, CRITICAL),
+        not_null("is_anomaly"),  # false, not null, when zscore is null
+        in_set("direction", ("spike", "drop")),
+        reconcile_sum("reconcile:actioned_eq_staged_violations", "actioned", figures,
+                      ("decisions", "violations"), all_all_only=True),
+    ]

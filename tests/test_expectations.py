@@ -1,0 +1,508 @@
+"""The DQ gate: every expectation fails on a frame built to break it, with its severity, and passes clean."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from expectations.gate import GateResult, InputFigures, evaluate, validate_table
+from expectations.thresholds import DQThresholds
+from transforms.schemas import OUTPUT_SCHEMAS
+
+
+def clean_figures() -> InputFigures:
+    return InputFigures(
+        raw_rows={"decisions": 1001, "appeals": 20, "qa_audits": 30, "shifts": 3},
+        distinct_rows={"decisions": 1001, "appeals": 20, "qa_audits": 30, "shifts": 3},
+        duplicates_dropped={"decisions": 0, "appeals": 0, "qa_audits": 0, "shifts": 0},
+        quarantined={"decisions": {"bad_mode": 1}},
+        profile={
+            ("decisions", "staged_rows"): 1000.0,
+            ("decisions", "human_decisions"): 600.0,
+            ("decisions", "automated_decisions"): 400.0,
+            ("decisions", "violations"): 300.0,
+            ("decisions", "unknown_market"): 0.0,
+            ("decisions", "unknown_category"): 0.0,
+            ("decisions", "unknown_queue"): 0.0,
+            ("decisions", "action_mismatch"): 0.0,
+            ("appeals", "staged_rows"): 20.0,
+            ("appeals", "human_appeals"): 12.0,
+            ("appeals", "unknown_market"): 0.0,
+            ("appeals", "unknown_category"): 0.0,
+            ("qa_audits", "staged_rows"): 30.0,
+            ("qa_audits", "unknown_market"): 0.0,
+            ("qa_audits", "unknown_queue"): 0.0,
+            ("qa_audits", "unknown_category"): 0.0,
+            ("shifts", "staged_rows"): 3.0,
+        },
+        trailing_volumes=[1000, 990, 1010, 1005, 995, 1000, 1002],
+    )
+
+
+def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
+    columns = list(OUTPUT_SCHEMAS[table])
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+
+
+def clean_outputs() -> dict[str, pd.DataFrame]:
+    reviewers = [
+        {"reviewer_id": f"r{i}", "team": "t", "site": "s", "decisions": 200, "violations": 100,
+         "handle_time_total_s": 7200.0, "aht_s": 36.0, "handle_p50_s": 30.0, "handle_p90_s": 60.0,
+         "decisions_per_hour": 100.0, "logged_in_s": 28800.0, "occupancy": 0.25, "sla_met": 190,
+         "sla_rate": 0.95, "qa_audits": 10, "qa_agreed": 9, "qa_accuracy": 0.9,
+         "appeals_resolved": 4, "appeals_overturned": 1, "overturn_rate": 0.25}
+        for i in range(3)
+    ]
+    # A reviewer with a shift only: null rates and percentiles are fine.
+    reviewers.append({"reviewer_id": "r9", "decisions": 0, "violations": 0, "handle_time_total_s": 0.0,
+                      "logged_in_s": 0.0, "sla_met": 0, "qa_audits": 0, "qa_agreed": 0,
+                      "appeals_resolved": 0, "appeals_overturned": 0})
+    queues = [
+        {"queue": "comments", "market": "US", "decisions": 600, "automated": 0, "automation_rate": 0.0,
+         "violations": 200, "violation_rate": 1 / 3, "wait_p50_s": 10.0, "wait_p90_s": 50.0, "wait_max_s": 90.0,
+         "sla_s": 86400.0, "sla_met": 600, "sla_rate": 1.0},
+        {"queue": "live_realtime", "market": "DE", "decisions": 400, "automated": 400, "automation_rate": 1.0,
+         "violations": 100, "violation_rate": 0.25, "wait_p50_s": 1.0, "wait_p90_s": 2.0, "wait_max_s": 2.0,
+         "sla_s": 300.0, "sla_met": 400, "sla_rate": 1.0},
+    ]
+
+    def vd(market: str, category: str, actioned: int, appeals: int) -> dict:
+        return {"market": market, "policy_category": category, "actioned": actioned, "proactive": actioned // 2,
+                "proactive_rate": 0.5, "automated": actioned // 3, "automated_rate": 1 / 3, "zero_view": 0,
+                "zero_view_rate": 0.0, "within_24h": actioned, "within_24h_rate": 1.0, "tta_p50_s": 100.0,
+                "tta_p90_s": 900.0, "removed": actioned, "appeals_resolved": appeals,
+                "appeals_overturned": appeals // 4, "overturn_rate": 0.25}
+
+    violation_daily = [vd("ALL", "ALL", 300, 20), vd("US", "ALL", 300, 20), vd("ALL", "spam", 300, 20),
+                       vd("US", "spam", 300, 20)]
+    # A combination with appeals and no actioned violation: null rates.
+    violation_daily.append(vd("US", "hate_speech", 0, 0) | {r: None for r in
+                           ("proactive_rate", "automated_rate", "zero_view_rate", "within_24h_rate",
+                            "tta_p50_s", "tta_p90_s", "overturn_rate")})
+
+    def vt(market: str, category: str, actioned: int) -> dict:
+        return {"market": market, "policy_category": category, "actioned": actioned,
+                "actioned_7d_mean": 290.0, "baseline_days": 28, "baseline_mean": 280.0, "baseline_std": 10.0,
+                "zscore": 2.0, "wow_change": -0.1, "is_anomaly": False, "direction": None}
+
+    trends = [vt("ALL", "ALL", 300), vt("US", "spam", 300),
+              vt("US", "hate_speech", 0) | {"zscore": None, "wow_change": None, "baseline_std": None}]
+    trends[1] |= {"zscore": 4.0, "is_anomaly": True, "direction": "spike"}
+    ts = pd.Timestamp("2024-01-31 12:00", tz="UTC")
+    offenders = [
+        {"creator_id": "c1", "violations_30d": 3, "distinct_categories": 1, "last_violation_at": ts},
+        {"creator_id": "c2", "violations_30d": 7, "distinct_categories": 3, "last_violation_at": ts},
+    ]
+    quarantine = [{"source_table": "decisions", "reason": "bad_mode", "record_id": "d1", "decision_id": "d1",
+                   "row": "{}"}]
+    return {
+        "reviewer_daily": _frame("reviewer_daily", reviewers),
+        "queue_daily": _frame("queue_daily", queues),
+        "violation_daily": _frame("violation_daily", violation_daily),
+        "violation_trends": _frame("violation_trends", trends),
+        "repeat_offenders": _frame("repeat_offenders", offenders),
+        "quarantine": _frame("quarantine", quarantine),
+    }
+
+
+# ------------------------------------------------------------------ breakers
+Breaker = Callable[[pd.DataFrame | None, InputFigures], tuple[pd.DataFrame | None, InputFigures]]
+
+# Where a table's suite reads staged figures, which row/column to touch, and which key columns are
+# allowed to be null upstream (DESIGN §3: an unknown market, queue or category is staged, then warned).
+WARNING_KEYS = {("queue_daily", "queue"), ("queue_daily", "market"), ("violation_daily", "market"),
+                ("violation_daily", "policy_category"), ("violation_trends", "market"),
+                ("violation_trends", "policy_category")}
+INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
+
+
+def set_cell(column: str, value: object, row: int = 0) -> Breaker:
+    def breaker(frame, figures):
+        frame = frame.copy()
+        if value is None or isinstance(value, str):
+            frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+        return frame, figures
+    return breaker
+
+
+def duplicate_last_row(frame, figures):
+    return pd.concat([frame, frame.iloc[[-1]]], ignore_index=True), figures
+
+
+def drop_row(row: int) -> Breaker:
+    return lambda frame, figures: (frame.drop(index=row).reset_index(drop=True), figures)
+
+
+def drop_column(frame, figures):
+    return frame.drop(columns=[frame.columns[-1]]), figures
+
+
+def p_above(low: str, high: str) -> Breaker:
+    def breaker(frame, figures):
+        frame = frame.copy()
+        frame.loc[0, low] = frame.loc[0, high] + 1
+        return frame, figures
+    return breaker
+
+
+def bump(column: str, row: int = 0) -> Breaker:
+    def breaker(frame, figures):
+        frame = frame.copy()
+        frame.loc[row, column] = frame.loc[row, column] + 1
+        return frame, figures
+    return breaker
+
+
+def with_figures(**changes: object) -> Breaker:
+    return lambda frame, figures: (frame, replace(figures, **changes))
+
+
+def profile_set(table: str, figure: str, value: float) -> Breaker:
+    def breaker(frame, figures):
+        return frame, replace(figures, profile={**figures.profile, (table, figure): value})
+    return breaker
+
+
+def input_breakers(table: str) -> dict[str, tuple[str, Breaker]]:
+    base = clean_figures()
+    distinct = base.distinct_rows[table]
+    staged = base.profile[(table, "staged_rows")]
+    # 5% of the distinct rows quarantined; staged rows follow so only the rate breaks.
+    many = max(2, distinct // 20)
+
+    def quarantine(n: int, total: int) -> Breaker:
+        def breaker(frame, figures):
+            return frame, replace(
+                figures,
+                distinct_rows={**figures.distinct_rows, table: total},
+                quarantined={**figures.quarantined, table: {"missing_key": n}},
+                profile={**figures.profile, (table, "staged_rows"): float(total - n)},
+            )
+        return breaker
+
+    out: dict[str, tuple[str, Breaker]] = {
+        "quarantine_rate": ("critical", quarantine(many, distinct)),
+        "quarantine_rate_elevated": ("warning", quarantine(5, 1000)),  # 0.5%: above 0.1%, under 1%
+        "duplicates_rate": ("warning", with_figures(duplicates_dropped={**base.duplicates_dropped, table: 5},
+                                                    raw_rows={**base.raw_rows, table: 1000})),
+        "reconcile:staged_eq_distinct_minus_quarantined": ("critical", profile_set(table, "staged_rows", staged - 1)),
+    }
+    flags = {"decisions": ("unknown_market", "unknown_category", "unknown_queue", "action_mismatch"),
+             "appeals": ("unknown_market", "unknown_category"),
+             "qa_audits": ("unknown_market", "unknown_category", "unknown_queue"), "shifts": ()}[table]
+    for flag in flags:
+        out[f"{flag}_rate"] = ("warning", profile_set(table, flag, 1.0))
+    if table == "decisions":
+        out["volume_vs_trailing_7d"] = ("warning", with_figures(raw_rows={**base.raw_rows, "decisions": 3000}))
+    return out
+
+
+def generic_breaker(table: str, name: str) -> tuple[str, Breaker] | None:
+    kind, _, column = name.partition(":")
+    if kind == "not_null":
+        return ("warning" if (table, column) in WARNING_KEYS else "critical"), set_cell(column, None)
+    if kind == "non_negative":
+        return "critical", set_cell(column, -1)
+    if kind == "rate_in_0_1":
+        return "critical", set_cell(column, 1.5)
+    if kind == "in_set":
+        return "critical", set_cell(column, "bogus")
+    if kind == "p50_le_p90":
+        prefix = {"handle": "handle", "wait": "wait", "tta": "tta"}[column]
+        return "critical", p_above(f"{prefix}_p50_s", f"{prefix}_p90_s")
+    if name == "grain_unique":
+        return "critical", duplicate_last_row
+    if name == "columns_match_schema":
+        return "critical", drop_column
+    return None
+
+
+SPECIFIC: dict[tuple[str, str], tuple[str, Breaker]] = {
+    ("reviewer_daily", "occupancy_le_max"): ("warning", set_cell("occupancy", 1.2)),
+    ("reviewer_daily", "reconcile:decisions_eq_staged_human_decisions"): ("critical", bump("decisions")),
+    ("reviewer_daily", "reconcile:qa_audits_eq_staged_audits"): ("critical", bump("qa_audits")),
+    ("reviewer_daily", "reconcile:appeals_eq_staged_human_appeals"): ("critical", bump("appeals_resolved")),
+    ("queue_daily", "p90_le_max:wait"): ("critical", p_above("wait_p90_s", "wait_max_s")),
+    ("queue_daily", "reconcile:decisions_eq_staged_decisions"): ("critical", bump("decisions")),
+    ("queue_daily", "reconcile:violations_eq_staged_violations"): ("critical", bump("violations")),
+    ("queue_daily", "reconcile:automated_eq_staged_automated"): ("critical", bump("automated")),
+    ("violation_daily", "rollup_all_all_present"): ("critical", drop_row(0)),
+    ("violation_daily", "reconcile:actioned_eq_staged_violations"): ("critical", bump("actioned", 0)),
+    ("violation_daily", "reconcile:appeals_eq_staged_appeals"): ("critical", bump("appeals_resolved", 0)),
+    ("violation_trends", "rollup_all_all_present"): ("critical", drop_row(0)),
+    ("violation_trends", "wow_change_ge_minus_1"): ("critical", set_cell("wow_change", -1.5)),
+    ("violation_trends", "reconcile:actioned_eq_staged_violations"): ("critical", bump("actioned", 0)),
+    ("repeat_offenders", "violations_30d_ge_1"): ("critical", set_cell("violations_30d", 0)),
+    ("repeat_offenders", "distinct_categories_ge_1"): ("critical", set_cell("distinct_categories", 0)),
+    ("repeat_offenders", "distinct_categories_le_violations"): ("critical", set_cell("distinct_categories", 4)),
+    ("quarantine", "reconcile:rows_eq_quarantined"): ("critical", drop_row(0)),
+}
+
+
+def all_cases() -> list[tuple[str, str, str, Breaker]]:
+    cases = []
+    for table in INPUT_TABLES:
+        for name, (severity, breaker) in input_breakers(table).items():
+            cases.append((table, name, severity, breaker))
+    for table in clean_outputs():
+        for name in _clean_names(table):
+            found = SPECIFIC.get((table, name)) or generic_breaker(table, name)
+            if found is not None:
+                cases.append((table, name, found[0], found[1]))
+    return cases
+
+
+_CLEAN: GateResult | None = None
+
+
+def clean_result() -> GateResult:
+    global _CLEAN
+    if _CLEAN is None:
+        _CLEAN = evaluate(clean_outputs(), clean_figures(), DQThresholds())
+    return _CLEAN
+
+
+def _clean_names(table: str) -> list[str]:
+    return [r.expectation for r in clean_result().results if r.table == table]
+
+
+CASES = all_cases()
+
+
+# ------------------------------------------------------------------ tests
+def test_clean_frames_pass_every_expectation() -> None:
+    result = clean_result()
+    failed = [(r.table, r.expectation, r.details) for r in result.results if not r.success]
+    assert failed == []
+    assert result.verdict == "pass"
+    assert {r.table for r in result.results} == set(INPUT_TABLES) | set(clean_outputs())
+
+
+def test_every_expectation_has_a_breaking_case() -> None:
+    covered = {(t, n) for t, n, _, _ in CASES}
+    reported = {(r.table, r.expectation) for r in clean_result().results}
+    assert reported - covered == set()
+    assert covered - reported == set()
+
+
+@pytest.mark.parametrize(("table", "name", "severity", "breaker"), CASES,
+                         ids=[f"{t}.{n}" for t, n, _, _ in CASES])
+def test_broken_frame_fails_expectation(table: str, name: str, severity: str, breaker: Breaker) -> None:
+    frame = None if table in INPUT_TABLES else clean_outputs()[table]
+    frame, figures = breaker(frame, clean_figures())
+    (result,) = validate_table(table, frame, figures, DQThresholds(), only={name})
+    assert (result.table, result.expectation) == (table, name)
+    assert result.success is False, result
+    assert result.severity == severity
+    json.dumps(result.observed_value)
+
+
+def _decisions_verdict(figures: InputFigures, thresholds: DQThresholds = DQThresholds()) -> GateResult:
+    return GateResult(validate_table("decisions", None, figures, thresholds))
+
+
+def _quarantined(rate_per_10k: int) -> InputFigures:
+    base = clean_figures()
+    distinct, quarantined = 10_000, rate_per_10k
+    return replace(
+        base,
+        raw_rows={**base.raw_rows, "decisions": distinct},
+        distinct_rows={**base.distinct_rows, "decisions": distinct},
+        quarantined={"decisions": {"bad_mode": quarantined - quarantined // 2, "missing_key": quarantined // 2}},
+        profile={**base.profile, ("decisions", "staged_rows"): float(distinct - quarantined)},
+        trailing_volumes=[distinct] * 7,
+    )
+
+
+@pytest.mark.parametrize(("per_10k", "verdict"), [(300, "fail"), (50, "warn"), (5, "pass")])
+def test_quarantine_rate_verdicts(per_10k: int, verdict: str) -> None:
+    result = _decisions_verdict(_quarantined(per_10k))
+    assert result.verdict == verdict
+    rate = next(r for r in result.results if r.expectation == "quarantine_rate")
+    assert rate.observed_value == pytest.approx(per_10k / 10_000)
+    assert "bad_mode" in rate.details
+
+
+def test_quarantine_rate_thresholds_come_from_config() -> None:
+    strict = DQThresholds(quarantine_rate_critical=0.001, quarantine_rate_warning=0.0001)
+    assert _decisions_verdict(_quarantined(5), strict).verdict == "warn"
+    assert _decisions_verdict(_quarantined(50), strict).verdict == "fail"
+
+
+def _volume(result: GateResult):
+    return next(r for r in result.results if r.expectation == "volume_vs_trailing_7d")
+
+
+@pytest.mark.parametrize(("today", "success"), [(1000, True), (501, True), (1999, True), (499, False), (2001, False)])
+def test_volume_against_trailing_mean(today: int, success: bool) -> None:
+    base = clean_figures()
+    figures = replace(base, raw_rows={**base.raw_rows, "decisions": today}, trailing_volumes=[1000] * 7)
+    check = _volume(_decisions_verdict(figures))
+    assert check.success is success
+    assert check.severity == "warning"
+    assert check.observed_value == pytest.approx(today / 1000)
+
+
+def test_volume_uses_only_the_newest_trailing_days() -> None:
+    base = clean_figures()
+    # An 8th, much older day with 100x the volume must not enter the mean.
+    figures = replace(base, raw_rows={**base.raw_rows, "decisions": 1000}, trailing_volumes=[1000] * 7 + [100_000])
+    assert _volume(_decisions_verdict(figures)).success is True
+    # With a 3-day window only the 3 newest count: mean 400 -> today is x2.5.
+    figures = replace(figures, trailing_volumes=[400, 400, 400, 1000, 1000])
+    check = next(r for r in _decisions_verdict(figures, DQThresholds(volume_trailing_days=3)).results
+                 if r.expectation == "volume_vs_trailing_3d")
+    assert check.success is False and check.observed_value == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("trailing", [[], [0, 0]])
+def test_volume_without_history_is_skipped_as_success(trailing: list[int]) -> None:
+    base = clean_figures()
+    figures = replace(base, raw_rows={**base.raw_rows, "decisions": 5}, trailing_volumes=trailing)
+    check = _volume(_decisions_verdict(figures))
+    assert check.success is True
+    assert check.observed_value == "no history"
+    assert "skipped" in check.details
+
+
+def test_verdict_pass_warn_fail() -> None:
+    figures = clean_figures()
+    assert clean_result().verdict == "pass"
+
+    # Occupancy above 1 is a warning only: the run publishes.
+    warned = clean_outputs()
+    warned["reviewer_daily"].loc[0, "occupancy"] = 1.3
+    result = evaluate(warned, figures)
+    assert result.verdict == "warn"
+    assert [r.key for r in result.warnings()] == ["reviewer_daily.occupancy_le_max"]
+    assert result.critical_failures() == []
+
+    # A critical failure wins over warnings.
+    failed = clean_outputs()
+    failed["reviewer_daily"].loc[0, "occupancy"] = 1.3
+    failed["violation_daily"].loc[0, "actioned"] = 299
+    result = evaluate(failed, figures)
+    assert result.verdict == "fail"
+    assert [r.key for r in result.critical_failures()] == ["violation_daily.reconcile:actioned_eq_staged_violations"]
+    assert result.summary() == {
+        "verdict": "fail",
+        "critical_failed": ["violation_daily.reconcile:actioned_eq_staged_violations"],
+        "warnings": ["reviewer_daily.occupancy_le_max"],
+    }
+
+
+def test_to_json_lists_every_expectation_with_observed_value() -> None:
+    result = clean_result()
+    doc = json.loads(json.dumps(result.to_json(ds="2024-01-31")))
+    assert doc["ds"] == "2024-01-31" and doc["verdict"] == "pass"
+    assert len(doc["results"]) == len(result.results) > 100
+    for row in doc["results"]:
+        assert set(row) == {"table", "expectation", "severity", "success", "observed_value", "details"}
+        assert row["severity"] in ("critical", "warning")
+    by_key = {(r["table"], r["expectation"]): r for r in doc["results"]}
+    assert by_key[("violation_daily", "reconcile:actioned_eq_staged_violations")]["observed_value"] == 300
+    assert by_key[("decisions", "quarantine_rate")]["observed_value"] == pytest.approx(1 / 1001)
+    assert by_key[("reviewer_daily", "grain_unique")]["observed_value"] == 0  # unexpected rows
+    assert by_key[("quarantine", "reconcile:rows_eq_quarantined")]["observed_value"] == 1
+    # Names are stable keys: one per (table, expectation).
+    assert len(by_key) == len(doc["results"])
+
+
+def test_missing_column_is_a_reported_failure_not_a_crash() -> None:
+    frame = clean_outputs()["reviewer_daily"].drop(columns=["overturn_rate"])
+    results = {r.expectation: r for r in validate_table("reviewer_daily", frame, clean_figures())}
+    assert results["columns_match_schema"].success is False
+    broken = results["rate_in_0_1:overturn_rate"]
+    assert broken.success is False and broken.severity == "critical"
+    assert "error" in broken.details
+    assert results["rate_in_0_1:sla_rate"].success is True
+
+
+def test_grain_counts_null_keys_as_a_group() -> None:
+    frame = clean_outputs()["queue_daily"]
+    frame["market"] = None  # both rows (comments, null) and (live_realtime, null): still unique
+    (ok,) = validate_table("queue_daily", frame, clean_figures(), only={"grain_unique"})
+    assert ok.success
+    frame["queue"] = "comments"  # now two (comments, null) rows
+    (dup,) = validate_table("queue_daily", frame, clean_figures(), only={"grain_unique"})
+    assert not dup.success and dup.observed_value == 2
+
+
+def test_failure_details_show_offending_values() -> None:
+    frame = clean_outputs()["queue_daily"]
+    frame.loc[1, "sla_rate"] = 1.25
+    (failure,) = GateResult(validate_table("queue_daily", frame, clean_figures())).critical_failures()
+    assert failure.key == "queue_daily.rate_in_0_1:sla_rate"
+    assert failure.observed_value == 1
+    assert "1.25" in failure.details and "1 of 2 rows" in failure.details
+
+
+def test_reconciliation_reads_only_the_all_all_row() -> None:
+    frame = clean_outputs()["violation_daily"]
+    # Changing a cell row leaves the staged-violation reconciliation (which reads ALL/ALL) intact.
+    frame.loc[3, "actioned"] = 299
+    (check,) = validate_table("violation_daily", frame, clean_figures(),
+                              only={"reconcile:actioned_eq_staged_violations"})
+    assert check.success and check.observed_value == 300
+
+
+def test_p50_le_p90_ignores_nulls_and_equal_values() -> None:
+    frame = clean_outputs()["reviewer_daily"]
+    frame.loc[0, "handle_p90_s"] = None
+    frame.loc[1, "handle_p50_s"] = frame.loc[1, "handle_p90_s"]
+    (check,) = validate_table("reviewer_daily", frame, clean_figures(), only={"p50_le_p90:handle"})
+    assert check.success and check.observed_value == 0
+
+
+def test_missing_inputs_to_the_gate_fail_critically() -> None:
+    outputs = clean_outputs()
+    del outputs["repeat_offenders"]
+    base = clean_figures()
+    profile = {k: v for k, v in base.profile.items() if k != ("decisions", "human_decisions")}
+    figures = replace(base, profile=profile, raw_rows={k: v for k, v in base.raw_rows.items() if k != "shifts"})
+    result = evaluate(outputs, figures)
+    failed = {r.key: r for r in result.critical_failures()}
+    assert set(failed) == {
+        "repeat_offenders.table_present",
+        "reviewer_daily.reconcile:decisions_eq_staged_human_decisions",
+        "shifts.figures_present",
+    }
+    assert "decisions.human_decisions" in failed["reviewer_daily.reconcile:decisions_eq_staged_human_decisions"].details
+
+
+def test_unknown_figures_warn_and_report_counts() -> None:
+    base = clean_figures()
+    figures = replace(base, profile={**base.profile, ("decisions", "unknown_market"): 7.0})
+    result = evaluate(clean_outputs(), figures)
+    assert result.verdict == "warn"
+    (warning,) = result.warnings()
+    assert warning.key == "decisions.unknown_market_rate"
+    assert warning.observed_value == pytest.approx(7 / 1000)
+    assert warning.details.startswith("7 of 1000 staged rows")
+    # A tolerance in the config silences it.
+    assert _decisions_verdict(figures, DQThresholds(unknown_rate_warning=0.01)).verdict == "pass"
+
+
+def test_empty_day_passes() -> None:
+    """A day without rows is not a DQ failure (ALL/ALL still exists with actioned 0)."""
+    outputs = {t: f.iloc[0:0] for t, f in clean_outputs().items()}
+    outputs["violation_daily"] = clean_outputs()["violation_daily"].iloc[[0]].assign(actioned=0, appeals_resolved=0)
+    outputs["violation_trends"] = clean_outputs()["violation_trends"].iloc[[0]].assign(actioned=0)
+    zero = {t: 0 for t in INPUT_TABLES}
+    figures = InputFigures(raw_rows=zero, distinct_rows=zero, duplicates_dropped=zero, quarantined={},
+                           profile={k: 0.0 for k in clean_figures().profile}, trailing_volumes=[])
+    result = evaluate(outputs, figures)
+    assert result.verdict == "pass", [r for r in result.results if not r.success]
+
+
+def test_no_progress_bars_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    # Without the context's progress_bars setting GE prints "Calculating Metrics: ...it/s" here.
+    validate_table("violation_daily", clean_outputs()["violation_daily"], clean_figures())
+    captured = capfd.readouterr()
+    assert "Calculating Metrics" not in captured.err
+    assert "it/s" not in captured.err
