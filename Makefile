@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 OUT ?= demo-output
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,9 @@ test: venv
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -m "not spark and not airflow and not browser and not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check --select F,E9 jobs transforms expectations reports benchmarks airflow_dags tests
 
 bench: venv
 	$(VENV)/bin/python -m benchmarks.run

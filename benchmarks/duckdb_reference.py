@@ -378,7 +378,7 @@ WITH u AS (
 )
 """
 
-_VIOLATION_AGG = f"""
+_VIOLATION_AGG = """
     count(*) FILTER (WHERE is_v) AS actioned,
     count(*) FILTER (WHERE is_v AND coalesce(is_proactive, false)) AS proactive,
     count(*) FILTER (WHERE is_v AND is_automated) AS automated,

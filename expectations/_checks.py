@@ -82,6 +82,17 @@ def in_set(column: str, values: Sequence[str], severity: Severity = CRITICAL) ->
 ALL_ALL = (Column("market") == ALL) & (Column("policy_category") == ALL)
 
 
+def market_category_grain() -> list[Expectation]:
+    """Grain checks shared by violation_daily and violation_trends. Staging maps a null market or
+    category to UNKNOWN, so a null key here is a broken table (critical)."""
+    return [
+        grain_unique(("market", "policy_category")),
+        not_null("market"),
+        not_null("policy_category"),
+        rollup_present(),
+    ]
+
+
 def rollup_present() -> Expectation:
     return gxe.ExpectTableRowCountToEqual(
         value=1, row_condition=ALL_ALL, meta=tag("rollup_all_all_present", CRITICAL, "exactly one ALL/ALL row")

@@ -6,7 +6,6 @@ from expectations._checks import (
     Check, a_le_b, counts, grain_unique, non_negative, not_null, rate_in_0_1, reconcile_sum,
 )
 from expectations.figures import InputFigures
-from expectations.results import WARNING
 from expectations.thresholds import DQThresholds
 
 TABLE = "queue_daily"
@@ -20,8 +19,8 @@ def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
         grain_unique(("queue", "market")),
         # An unknown (null) queue or market is staged, not quarantined (DESIGN §3): it already
         # warns in the decisions suite, so a null key here is a warning too.
-        not_null("queue", WARNING),
-        not_null("market", WARNING),
+        not_null("queue"),
+        not_null("market"),
         *counts(COUNTS),
         *[non_negative(c) for c in SECONDS],
         *[rate_in_0_1(c) for c in RATES],

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from expectations._checks import (
-    Check, a_le_b, counts, grain_unique, non_negative, not_null, rate_in_0_1, reconcile_sum, rollup_present,
+    Check, a_le_b, counts, market_category_grain, non_negative, rate_in_0_1, reconcile_sum,
 )
 from expectations.figures import InputFigures
-from expectations.results import WARNING
 from expectations.thresholds import DQThresholds
 
 TABLE = "violation_daily"
@@ -17,11 +16,7 @@ RATES = ("proactive_rate", "automated_rate", "zero_view_rate", "within_24h_rate"
 
 def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
     return [
-        grain_unique(("market", "policy_category")),
-        # Null market (staged) or null category (an appeal snapshot) is an upstream warning, not a broken table.
-        not_null("market", WARNING),
-        not_null("policy_category", WARNING),
-        rollup_present(),
+        *market_category_grain(),
         *counts(COUNTS),
         *[non_negative(c) for c in ("tta_p50_s", "tta_p90_s")],
         *[rate_in_0_1(c) for c in RATES],

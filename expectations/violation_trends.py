@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from expectations._checks import (
-    Check, between, counts, grain_unique, in_set, non_negative, not_null, reconcile_sum, rollup_present,
+    Check, between, counts, in_set, market_category_grain, non_negative, not_null, reconcile_sum,
 )
 from expectations.figures import InputFigures
-from expectations.results import CRITICAL, WARNING
+from expectations.results import CRITICAL
 from expectations.thresholds import DQThresholds
 
 TABLE = "violation_trends"
@@ -14,10 +14,7 @@ TABLE = "violation_trends"
 
 def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
     return [
-        grain_unique(("market", "policy_category")),
-        not_null("market", WARNING),
-        not_null("policy_category", WARNING),
-        rollup_present(),
+        *market_category_grain(),
         *counts(("actioned", "baseline_days")),
         *[non_negative(c) for c in ("actioned_7d_mean", "baseline_mean", "baseline_std")],
         # actioned / actioned(ds-7) - 1 cannot fall below -1 with non-negative counts.

@@ -11,23 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
-from markupsafe import Markup
 
 from reports.figures import OKABE_ITO, label
 from reports.fmt import FILTERS
-from reports.render import PLOTLY_CONFIG, script_json
+from reports.render import PLOTLY_CONFIG, plotly_js, script_json, template_env
 
 ALL = "ALL"
 TOP_PLATFORMS = 15
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
@@ -50,30 +45,6 @@ class _Chart:
     title: str
     spec_json: str | None
     message: str = ""
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(FILTERS)
-    return env
-
-
-@lru_cache(maxsize=1)
-def _plotly_js() -> Markup:
-    from plotly.offline import get_plotlyjs
-
-    js = get_plotlyjs()
-    if "</script" in js.lower():
-        raise RuntimeError("bundled plotly.js cannot be inlined safely")
-    return Markup(js)
 
 
 def _layout(**kwargs: Any) -> go.Layout:
@@ -188,7 +159,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         ("Moderation delay p50", FILTERS["fmt_seconds"](_num(t.get("moderation_delay_p50_s")))),
         ("Disclosure delay p50", FILTERS["fmt_seconds"](_num(t.get("disclosure_delay_p50_s")))),
     ]
-    return _env().get_template("dsa_day.html.j2").render(
+    return template_env().get_template("dsa_day.html.j2").render(
         ds=data.ds.isoformat(),
         run_ts=run_ts,
         tiles=tiles,
@@ -200,7 +171,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         negative_moderation_delay=t.get("negative_moderation_delay", 0),
         quarantined=sorted(data.quarantined.items()),
         notes=list(data.notes),
-        plotly_js=_plotly_js(),
+        plotly_js=plotly_js(),
         plotly_config=script_json(PLOTLY_CONFIG),
         script_json=script_json,
         short=_short,

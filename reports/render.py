@@ -47,7 +47,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
 @lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
@@ -61,7 +61,7 @@ def _env() -> jinja2.Environment:
 
 
 @lru_cache(maxsize=1)
-def _plotly_js() -> Markup:
+def plotly_js() -> Markup:
     from plotly.offline import get_plotlyjs
 
     js = get_plotlyjs()
@@ -263,7 +263,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "charts": charts,
         "figure_specs": [(c.id, script_json(c.spec_json)) for c in charts.values() if c.spec_json is not None],
         "plotly_config": script_json(PLOTLY_CONFIG),
-        "plotly_js": _plotly_js(),
+        "plotly_js": plotly_js(),
         "baseline": _baseline(trends_today),
         "observed_days": observed_days,
         "trend_days": figures.TREND_DAYS + 1,
@@ -277,10 +277,10 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "dq": _dq_section(data),
         "run": _run_section(data.manifest),
     }
-    return _env().get_template("day.html.j2").render(context)
+    return template_env().get_template("day.html.j2").render(context)
 
 
 def render_index(days: list[IndexEntry]) -> str:
     """The list of daily reports, newest first."""
     entries = sorted(days, key=lambda e: e.ds, reverse=True)
-    return _env().get_template("index.html.j2").render(entries=entries)
+    return template_env().get_template("index.html.j2").render(entries=entries)

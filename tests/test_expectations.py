@@ -112,11 +112,9 @@ def clean_outputs() -> dict[str, pd.DataFrame]:
 # ------------------------------------------------------------------ breakers
 Breaker = Callable[[pd.DataFrame | None, InputFigures], tuple[pd.DataFrame | None, InputFigures]]
 
-# Where a table's suite reads staged figures, which row/column to touch, and which key columns are
-# allowed to be null upstream (DESIGN §3: an unknown market, queue or category is staged, then warned).
-WARNING_KEYS = {("queue_daily", "queue"), ("queue_daily", "market"), ("violation_daily", "market"),
-                ("violation_daily", "policy_category"), ("violation_trends", "market"),
-                ("violation_trends", "policy_category")}
+# Key columns whose null is only a warning. None: staging maps a null market, queue or category to
+# UNKNOWN (warned about by the input suites), so a null grain key in an output is a broken table.
+WARNING_KEYS: set[tuple[str, str]] = set()
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 
 

@@ -1,0 +1,395 @@
+"""riskinsight nightly DAG: one UTC day of moderation logs -> gated, published warehouse partitions + report.
+
+The DAG file is parsed every few seconds by the dag processor, so it stays thin: only the standard
+library and ``airflow.sdk`` are imported here. ``jobs`` (and through it polars, pyspark, pandas,
+great-expectations, narwhals) is imported inside the task callables, on the worker, when a task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import CronDataIntervalTimetable, Param, Variable, dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "risk_insight_nightly"
+INPUT_TABLES: tuple[str, ...] = ("decisions", "appeals", "qa_audits", "shifts")
+
+# Deployment-wide settings are Airflow Variables (one value per deployment); per-run choices are
+# Params (trigger conf). A Param left at null falls back to its Variable, then to these defaults.
+VAR_START_DATE = "riskinsight_start_date"
+VAR_INPUT_DIR = "riskinsight_input_dir"
+VAR_OUTPUT_DIR = "riskinsight_output_dir"
+VAR_CONFIG = "riskinsight_config"
+VAR_SPARK_SUBMIT = "riskinsight_spark_submit"
+VAR_SPARK_SUBMIT_ARGS = "riskinsight_spark_submit_args"
+DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_INPUT_DIR = "/data/riskinsight/input"
+DEFAULT_OUTPUT_DIR = "/data/riskinsight/output"
+
+# Lookback is for logs that arrive a few days late. Reprocessing longer ranges is a backfill
+# (`airflow backfill create`), which gives every day its own run, retries and failure record.
+MAX_LOOKBACK = 7
+
+# Upstream logs land some time after midnight; a sensor in reschedule mode gives its worker slot
+# back between pokes, so waiting most of a day costs nothing but a poke every few minutes.
+SENSOR_POKE_INTERVAL = timedelta(minutes=5)
+SENSOR_TIMEOUT = timedelta(hours=12)
+
+# Sized for the 100M-decision day on 2 cores (DESIGN §8) with headroom; a hung task gets killed
+# and retried instead of holding the day forever.
+PREPARE_TIMEOUT = timedelta(hours=4)
+GATE_TIMEOUT = timedelta(hours=1)
+PUBLISH_TIMEOUT = timedelta(minutes=30)
+REPORT_TIMEOUT = timedelta(minutes=30)
+LOOKBACK_TIMEOUT = timedelta(hours=24)  # up to MAX_LOOKBACK days prepared, gated and published in turn
+
+
+def _start_date() -> datetime:
+    # Read at parse time on purpose: catchup needs the start date before any run exists. Variable.get
+    # with a default does not fail when the Variable is unset; a malformed value fails the import
+    # loudly rather than silently moving the catchup window.
+    raw = str(Variable.get(VAR_START_DATE, default=DEFAULT_START_DATE)).strip()
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"Airflow Variable {VAR_START_DATE}={raw!r} is not a YYYY-MM-DD date") from exc
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _interval_ds(context: Context) -> date:
+    """The UTC day a run is for: the start of its data interval (the interval is that whole day)."""
+    start = context.get("data_interval_start")
+    if start is not None:
+        return start.astimezone(timezone.utc).date()
+    # An Airflow 3 manual run may have no logical date and so no data interval; the run's
+    # run_after (fixed when it was created, unlike a clock read) stands in for the interval end.
+    run_after = context["dag_run"].run_after
+    return run_after.astimezone(timezone.utc).date() - timedelta(days=1)
+
+
+def _setting(params: dict[str, Any], name: str, variable: str, default: str | None) -> str | None:
+    value = params.get(name)
+    if value in (None, ""):
+        value = Variable.get(variable, default=default)
+    return None if value in (None, "") else str(value)
+
+
+def _resolve_run(context: Context) -> dict[str, Any]:
+    """Everything a run needs, as plain JSON: the window of days (oldest first) and where to work."""
+    params = context["params"]
+    raw_ds = params.get("ds")
+    try:
+        ds = date.fromisoformat(raw_ds) if raw_ds else _interval_ds(context)
+    except ValueError as exc:
+        raise AirflowFailException(f"ds={raw_ds!r} is not a YYYY-MM-DD date") from exc
+    lookback = int(params.get("lookback") or 0)
+    if not 0 <= lookback <= MAX_LOOKBACK:
+        raise AirflowFailException(f"lookback={lookback} is outside 0..{MAX_LOOKBACK}")
+    return {
+        "ds": ds.isoformat(),
+        "days": [(ds - timedelta(days=k)).isoformat() for k in range(lookback, -1, -1)],
+        "lookback": lookback,
+        "engine": params.get("engine") or "polars",
+        "input_dir": _setting(params, "input_dir", VAR_INPUT_DIR, DEFAULT_INPUT_DIR),
+        "output_dir": _setting(params, "output_dir", VAR_OUTPUT_DIR, DEFAULT_OUTPUT_DIR),
+        "config": _setting(params, "config", VAR_CONFIG, None),
+    }
+
+
+def _one_line(exc: BaseException | str | None, limit: int = 500) -> str | None:
+    if exc is None:
+        return None
+    if isinstance(exc, str):
+        text = exc
+    else:
+        first = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure_path(output_dir: str, ds: str) -> Path:
+    return Path(output_dir) / "_runs" / f"ds={ds}" / "airflow_failure.json"
+
+
+def record_failure(context: Context) -> None:
+    """on_failure_callback: leave what failed next to the day's run manifest, for the on-call."""
+    try:
+        ti = context["ti"]
+        try:
+            run = ti.xcom_pull(task_ids="plan")
+        except Exception:  # the plan task itself may be what failed
+            run = None
+        if not run:
+            run = _resolve_run(context)
+        payload = {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "try_number": ti.try_number,
+            "ds": run["ds"],
+            "days": run["days"],
+            "engine": run["engine"],
+            "exception": _one_line(context.get("exception")),
+            "log_url": ti.log_url,
+        }
+        path = _failure_path(run["output_dir"], run["ds"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # a reader never sees half a file
+        log.error("riskinsight task failed; recorded in %s: %s", path, json.dumps(payload, sort_keys=True))
+    except Exception:
+        # A broken callback must never hide the task's own failure.
+        log.exception("could not record the riskinsight failure")
+
+
+@contextmanager
+def _expected_errors(ds: str) -> Iterator[None]:
+    """Map the job's expected errors to AirflowFailException: retrying cannot fix them.
+
+    Everything else (LockHeld while another run holds the ds, an OOM, a flaky filesystem) stays
+    retryable.
+    """
+    from jobs.errors import DQGateFailed, InputMissing, UsageError
+
+    try:
+        yield
+    except DQGateFailed as exc:
+        raise AirflowFailException(f"DQ gate failed for ds={ds}, nothing published: {_one_line(exc)}") from exc
+    except InputMissing as exc:
+        raise AirflowFailException(f"input missing or unreadable for ds={ds}: {_one_line(exc)}") from exc
+    except UsageError as exc:
+        raise AirflowFailException(f"bad configuration for ds={ds}: {_one_line(exc)}") from exc
+
+
+def _load_config(run: dict[str, Any]) -> Any:
+    from jobs.config import load_config
+
+    return load_config(run["config"])
+
+
+def _spark_prepare(run: dict[str, Any], ds: str) -> None:
+    """Stage a candidate with spark-submit, so the Spark driver is not the Airflow worker process."""
+    import shlex
+    import shutil
+    import subprocess
+
+    import jobs
+
+    spark_submit = str(Variable.get(VAR_SPARK_SUBMIT, default="spark-submit"))
+    if shutil.which(spark_submit) is None:
+        raise AirflowFailException(f"{spark_submit!r} not found; set Variable {VAR_SPARK_SUBMIT}")
+    extra = shlex.split(str(Variable.get(VAR_SPARK_SUBMIT_ARGS, default="")))
+    entry = Path(jobs.__file__).resolve().parent / "spark_entry.py"
+    cmd = [spark_submit, *extra, str(entry), "--input", run["input_dir"], "--output", run["output_dir"],
+           "--ds", ds, "--phase", "prepare"]
+    if run["config"]:
+        cmd += ["--config", run["config"]]
+    log.info("running %s", shlex.join(cmd))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # streamed so the task log shows Spark's progress live
+            log.info("spark: %s", line.rstrip())
+    # Exit codes per DESIGN §6: 2 usage and 4 input missing are not fixed by a retry; anything
+    # else (executor lost, cluster hiccup) may be.
+    if proc.returncode in (2, 4):
+        raise AirflowFailException(f"spark-submit prepare for ds={ds} exited {proc.returncode}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"spark-submit prepare for ds={ds} exited {proc.returncode}")
+
+
+def _prepare_one(run: dict[str, Any], ds: str, config: Any) -> Any:
+    from jobs import nightly
+
+    with _expected_errors(ds):
+        if run["engine"] == "spark":
+            _spark_prepare(run, ds)
+            return nightly.load_candidate(run["output_dir"], date.fromisoformat(ds))
+        return nightly.prepare_day(run["input_dir"], run["output_dir"], date.fromisoformat(ds),
+                                   engine="polars", config=config)
+
+
+def _candidate(run: dict[str, Any], ds: str) -> Any:
+    """The candidate prepare wrote: re-derived from (output, ds), never passed through XCom."""
+    from jobs import nightly
+
+    return nightly.load_candidate(run["output_dir"], date.fromisoformat(ds))
+
+
+DOC_MD = f"""
+### riskinsight nightly
+
+One run per UTC day `ds` (the data interval is that whole day, `[ds 00:00, ds+1 00:00)` UTC; the run
+is created at midnight and its sensors wait for the day's logs).
+
+`plan` resolves the run (ds, lookback window, paths, engine) once and hands it to every task via XCom
+→ four sensors wait (reschedule mode) for `<input>/<table>/ds=<day>/_SUCCESS` of every day of the
+window → `reprocess_lookback` re-runs the days before ds, oldest first, each prepared, gated and
+published before the next (later days' trends read earlier days' published tables) → `prepare` stages
+ds into `<output>/_candidates/ds=<ds>/` → `dq_gate` (a critical failure fails the task without retries
+and nothing is published) → `publish` (atomic swap) → `report` (HTML per day of the window + index).
+
+`prepare` waits for the previous scheduled run's `prepare`, `dq_gate` and `publish`
+(`depends_on_past` + `wait_for_downstream`): catchup runs may overlap while their sensors wait, but days
+are computed in date order, so trends never see a half-finished earlier day. After a failed gate the
+next days wait until the day is fixed and rerun (or its `publish` marked success/skipped on purpose).
+
+**Trigger conf** (all optional): `ds` (YYYY-MM-DD, default: the data interval's day), `lookback`
+(0..{MAX_LOOKBACK} days before ds to reprocess too), `engine` (`polars` | `spark`), `input_dir`,
+`output_dir`, `config` (TOML path). Example: `airflow dags trigger {DAG_ID} -c '{{"ds": "2024-02-01", "lookback": 2}}'`.
+
+**Variables**: `{VAR_START_DATE}` (catchup start, default {DEFAULT_START_DATE}), `{VAR_INPUT_DIR}`,
+`{VAR_OUTPUT_DIR}`, `{VAR_CONFIG}`, `{VAR_SPARK_SUBMIT}`, `{VAR_SPARK_SUBMIT_ARGS}`.
+
+On a final failure `<output>/_runs/ds=<ds>/airflow_failure.json` records the task, ds, error and log URL.
+"""
+
+
+@dag(
+    dag_id=DAG_ID,
+    description="Moderation logs of one UTC day -> reviewer-efficiency and violation-trend tables, DQ gate, report",
+    # CronDataIntervalTimetable, not a bare cron string: Airflow 3 turns a cron string into a
+    # CronTriggerTimetable whose data interval is the trigger instant, which would make ds the day
+    # of the run instead of the day of the data.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=_start_date(),
+    catchup=True,
+    # Several catchup runs may wait on sensors at once; prepare's depends_on_past keeps the
+    # computation itself in date order.
+    max_active_runs=3,
+    default_args={
+        "owner": "trust-and-safety-data",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timedelta(hours=1),
+        "on_failure_callback": record_failure,
+    },
+    params={
+        "ds": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
+                    description="UTC day to process; default: the run's data interval"),
+        "lookback": Param(0, type="integer", minimum=0, maximum=MAX_LOOKBACK,
+                          description="also reprocess this many days before ds (late-arriving logs)"),
+        "engine": Param("polars", type="string", enum=["polars", "spark"],
+                        description="polars in the worker, or spark via spark-submit"),
+        "input_dir": Param(None, type=["null", "string"], description=f"default: Variable {VAR_INPUT_DIR}"),
+        "output_dir": Param(None, type=["null", "string"], description=f"default: Variable {VAR_OUTPUT_DIR}"),
+        "config": Param(None, type=["null", "string"], description=f"TOML config; default: Variable {VAR_CONFIG}"),
+    },
+    tags=["riskinsight", "trust-and-safety", "nightly"],
+    doc_md=DOC_MD,
+)
+def risk_insight_nightly() -> None:
+    @task(retries=0, execution_timeout=timedelta(minutes=5))
+    def plan(**context: Any) -> dict[str, Any]:
+        # Resolved once so every task of the run agrees on ds and paths, even if a Variable is edited
+        # while the run is in flight. No retries: a bad conf or path stays bad.
+        run = _resolve_run(context)  # type: ignore[arg-type]
+        if not Path(run["input_dir"]).is_dir():
+            raise AirflowFailException(
+                f"input_dir {run['input_dir']} is not a directory; set Variable {VAR_INPUT_DIR} or conf input_dir"
+            )
+        log.info("run plan: %s", json.dumps(run, sort_keys=True))
+        return run
+
+    def input_sensor(table: str) -> Any:
+        @task.sensor(
+            task_id=f"wait_for_{table}",
+            mode="reschedule",
+            poke_interval=SENSOR_POKE_INTERVAL,
+            timeout=SENSOR_TIMEOUT,
+            execution_timeout=timedelta(minutes=5),
+        )
+        def wait(run: dict[str, Any]) -> bool:
+            markers = [Path(run["input_dir"]) / table / f"ds={day}" / "_SUCCESS" for day in run["days"]]
+            missing = [str(m) for m in markers if not m.is_file()]
+            if missing:
+                log.info("waiting for %d marker(s): %s", len(missing), ", ".join(missing))
+            return not missing
+
+        return wait
+
+    @task(execution_timeout=LOOKBACK_TIMEOUT)
+    def reprocess_lookback(run: dict[str, Any]) -> list[str]:
+        # Each earlier day goes through the whole chain before the next one is prepared: trends and
+        # repeat offenders of a day read the published tables of the days before it, so preparing the
+        # window stage by stage (or in parallel mapped tasks) would build them on stale partitions.
+        # Unlike `riskinsight run --lookback`, which carries on past a failed day, the first failure
+        # stops here: ds itself is then not recomputed on top of a window that is not what was asked.
+        from jobs import nightly
+
+        config = _load_config(run)
+        done: list[str] = []
+        for day in run["days"][:-1]:
+            candidate = _prepare_one(run, day, config)
+            with _expected_errors(day):
+                nightly.gate_day(candidate, config)
+            nightly.publish_day(candidate)
+            log.info("lookback day %s republished", day)
+            done.append(day)
+        return done
+
+    @task(execution_timeout=PREPARE_TIMEOUT, depends_on_past=True, wait_for_downstream=True)
+    def prepare(run: dict[str, Any], lookback_done: list[str]) -> dict[str, str]:
+        # lookback_done only orders this after the window's earlier days are republished.
+        ds = run["ds"]
+        candidate = _prepare_one(run, ds, _load_config(run))
+        return {"ds": ds, "candidate_dir": str(candidate.path)}
+
+    @task(execution_timeout=GATE_TIMEOUT)
+    def dq_gate(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str | None]:
+        from jobs import nightly
+
+        ds = prepared["ds"]
+        with _expected_errors(ds):
+            # The thresholds come from the same config prepare used; a critical failure raises.
+            result = nightly.gate_day(_candidate(run, ds), _load_config(run))
+        return {"ds": ds, "verdict": str(result["verdict"])}
+
+    @task(execution_timeout=PUBLISH_TIMEOUT)
+    def publish(run: dict[str, Any], prepared: dict[str, str], gated: dict[str, str | None]) -> dict[str, str]:
+        # Takes prepare's output directly (not only via dq_gate) so that publish is immediately
+        # downstream of prepare, which is what prepare's wait_for_downstream waits on.
+        from jobs import nightly
+
+        ds = prepared["ds"]
+        if gated["ds"] != ds:
+            raise AirflowFailException(f"gate was for ds={gated['ds']}, candidate is ds={ds}")
+        manifest = nightly.publish_day(_candidate(run, ds))
+        return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
+
+    @task(execution_timeout=REPORT_TIMEOUT)
+    def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:
+        from jobs.report import render_day, render_index
+
+        paths = [str(render_day(run["output_dir"], date.fromisoformat(day))) for day in run["days"]]
+        paths.append(str(render_index(run["output_dir"])))
+        # The whole window is published now, so an earlier failure record for these days is stale.
+        for day in run["days"]:
+            _failure_path(run["output_dir"], day).unlink(missing_ok=True)
+        return paths
+
+    run = plan()
+    sensors = [input_sensor(table)(run) for table in INPUT_TABLES]
+    lookback_done = reprocess_lookback(run)
+    sensors >> lookback_done
+    prepared = prepare(run, lookback_done)
+    gated = dq_gate(run, prepared)
+    report(run, publish(run, prepared, gated))
+
+
+risk_insight_nightly()
