@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -29,7 +30,7 @@ from transforms.queue_daily import queue_daily
 from transforms.quarantine import quarantine
 from transforms.repeat_offenders import creator_category_daily, repeat_offenders
 from transforms.reviewer_daily import reviewer_daily
-from transforms.schemas import INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_SCHEMAS, OUTPUT_TABLES
+from transforms.schemas import INPUT_KEYS, INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_SCHEMAS, OUTPUT_TABLES
 from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
@@ -115,7 +116,9 @@ def prepare_day(
             raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
             # One pass over each raw day: classified rows are computed once and every table reads them.
             classified = {
-                t: eng.checkpoint(staging.classify(raw[t], t, params), candidate.path / "_scratch" / f"{t}.parquet")
+                t: eng.stage_by_key(
+                    raw[t], INPUT_KEYS[t], partial(staging.classify, table=t, params=params), candidate.path / "_scratch" / t
+                )
                 for t in INPUT_TABLES
             }
         faults.point("after_staging")

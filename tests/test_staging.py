@@ -203,3 +203,26 @@ def test_reason_lists_follow_design_order(table):
         "shifts": ["missing_key", "wrong_partition", "bad_range", "conflicting_duplicate"],
     }[table]
     assert staging.reasons(table) == expected
+
+
+def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
+    """Staging compares only rows sharing a key, so classifying hash buckets of the key one at a
+    time (bounded memory) must give exactly the rows of classifying the whole day at once."""
+    from functools import partial
+
+    from jobs.engines.polars_engine import PolarsEngine
+
+    engine = PolarsEngine()
+    same = decision(decision_id="dup")
+    rows = [same, dict(same), decision(decision_id="conf"), decision(decision_id="conf", handle_time_s=5.0),
+            decision(decision_id=None), decision(decision_id=None, content_id=None), decision(decision_id="mixed"),
+            decision(decision_id="mixed", decision_mode="x")] + [decision(decision_id=f"u{i}") for i in range(40)]
+    raw = engine.input_frame("decisions", frame("decisions", rows))
+    classify_day = partial(staging.classify, table="decisions", params=P)
+    whole = collect(engine, classify_day(raw))
+    engine.rows_per_bucket = 7
+    bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, tmp_path / "scratch"))
+    assert len(list((tmp_path / "scratch").glob("part-*.parquet"))) > 1
+    key = ["decision_id", "content_id", "handle_time_s", "decision_mode", "reason"]
+    assert bucketed.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
+    assert bucketed.height == len(rows) - 1

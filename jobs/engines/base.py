@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,12 @@ class Engine(Protocol):
 
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
         """A small in-memory table (e.g. today's violation_daily) as a lazy frame of this engine."""
+
+    def stage_by_key(
+        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
+    ) -> nw.LazyFrame:
+        """classify(raw), computed once and read back; the engine may classify per bucket of `key`
+        (staging only compares rows sharing a key) to bound memory."""
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         """Compute a frame once and read it back, so several outputs share one pass over the raw day."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -13,6 +14,7 @@ from jobs.errors import InputUnreadable
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
+_BUCKET = "_bucket"
 
 
 def _check_type(table: str, file: Path, column: str, want: nw.dtypes.DType, got: pl.DataType) -> None:
@@ -65,6 +67,8 @@ def empty_input(table: str) -> pl.LazyFrame:
 
 class PolarsEngine:
     name = "polars"
+    # Deduplication holds a bucket's distinct rows in memory; above this a day is split by key hash.
+    rows_per_bucket = 4_000_000
 
     def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
         files = sorted(partition.glob("*.parquet"))
@@ -92,6 +96,36 @@ class PolarsEngine:
 
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
         return nw.from_native(data.lazy())
+
+    def stage_by_key(
+        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
+    ) -> nw.LazyFrame:
+        """Classify a raw day in buckets of its key and read the result back.
+
+        Staging only ever compares rows that share a key (exact duplicates share every column,
+        conflicting ones their key), so classifying each hash bucket of the key on its own gives the
+        same rows as classifying the whole day, with memory bounded by one bucket instead of the day.
+        """
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir(parents=True)
+        native: pl.LazyFrame = raw.to_native()
+        rows = native.select(pl.len()).collect().item()
+        buckets = max(1, -(-rows // self.rows_per_bucket))
+        if buckets == 1:
+            classify(raw).to_native().sink_parquet(scratch / "part-00000.parquet", engine="streaming")
+        else:
+            spread = scratch / "_buckets"
+            native.with_columns((pl.col(key).hash(seed=0) % buckets).alias(_BUCKET)).sink_parquet(
+                pl.PartitionBy(spread, key=_BUCKET), mkdir=True, engine="streaming"
+            )
+            for bucket_dir in sorted(spread.iterdir()):
+                part = pl.scan_parquet(bucket_dir / "*.parquet", hive_partitioning=False).drop(_BUCKET, strict=False)
+                classify(nw.from_native(part)).to_native().sink_parquet(
+                    scratch / f"part-{bucket_dir.name.split('=')[1]:0>5}.parquet", engine="streaming"
+                )
+            shutil.rmtree(spread)
+        return nw.from_native(pl.scan_parquet(scratch / "part-*.parquet"))
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         if scratch.exists():
