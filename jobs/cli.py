@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ DEMO_ROWS = 20_000
 def iso_date(text: str) -> dt.date:
     """A real calendar date in YYYY-MM-DD form, nothing else (it ends up in paths)."""
     try:
-        if len(text) != 10:
+        # fromisoformat alone also takes week dates (2024-W11-4) and basic forms (20240314).
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             raise ValueError
         return dt.date.fromisoformat(text)
     except ValueError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ def prepare_day(
             # One pass over each raw day: classified rows are computed once and every table reads them.
             classified = {
                 t: eng.stage_by_key(
-                    raw[t], INPUT_KEYS[t], partial(staging.classify, table=t, params=params), candidate.path / "_scratch" / t
+                    raw[t], INPUT_KEYS[t], partial(staging.classify, table=t, params=params),
+                    candidate.path / "_scratch" / t, source=f"{t} {partitions[t]}",
                 )
                 for t in INPUT_TABLES
             }
@@ -256,7 +258,7 @@ def _trailing_volumes(output: Path, ds: dt.date, days: int = 7) -> list[int]:
     observed = [d for d in wh.published_days(output, "violation_daily") if d < ds][-days:]
     volumes = []
     for d in reversed(observed):
-        manifest = wh.read_json(wh.runs_dir(output, d) / "manifest.json")
+        manifest = wh.read_json(wh.published_run_file(output, d, "manifest.json"))
         if manifest and manifest.get("published"):
             volumes.append(int(manifest["inputs"]["decisions"]["rows"]))
     return volumes
@@ -287,6 +289,8 @@ def publish_day(candidate: Candidate) -> dict:
             wh.publish(
                 candidate.output,
                 candidate.ds,
+                # Unique even when a rerun reuses the run id (same --run-ts in one process).
+                f"{manifest['run_id']}-{secrets.token_hex(4)}",
                 {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
                 {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
             )
@@ -333,7 +337,7 @@ def run_day(
 
 
 def _add_stage_seconds(output: Path, ds: dt.date, seconds: dict[str, float]) -> None:
-    path = wh.runs_dir(output, ds) / "manifest.json"
+    path = wh.published_run_file(output, ds, "manifest.json")
     manifest = wh.read_json(path)
     if manifest is not None:
         manifest["stage_seconds"].update(seconds)

@@ -1,9 +1,8 @@
-"""The one I/O layer over the warehouse directories: partition paths, markers, the lock and the atomic swap.
+"""The one I/O layer over the warehouse directories: partition paths, markers, the lock and publication.
 
 Compute code asks this module for partitions by (table, ds) and never builds a path itself.
-Publication of a ds: every table is written aside under `_candidates/ds=D/`, then swapped in
-under a journal (`_runs/ds=D/publish.journal.json`), so a run killed at any point is rolled back to
-the previous publication by the next run (or `recover`).
+Publication of a ds: every table is written aside under `_candidates/ds=D/`, then moved into a new
+version and made visible by one atomic symlink flip (see `publish`).
 """
 
 from __future__ import annotations
@@ -122,68 +121,88 @@ def ds_lock(output: Path, ds: dt.date, wait_s: float = 0.0) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ publish
-def _journal(output: Path, ds: dt.date) -> Path:
-    return runs_dir(output, ds) / "publish.journal.json"
+# A ds's publication is one directory per run under _versions/ds=D/<version>/ holding every table and
+# the run files. `<table>/ds=D` and `_runs/ds=D/<file>` are fixed relative symlinks through
+# `_versions/ds=D/current`, and publishing is one atomic os.replace of that `current` link, so every
+# reader (Polars, DuckDB, Spark follow the links) sees all old tables or all new ones, never a mix,
+# and a run killed at any point leaves the previous publication as it was.
+CURRENT, PREVIOUS = "current", "previous"
 
 
-def publish(output: Path, ds: dt.date, tables: dict[str, Path], run_files: dict[str, Path]) -> None:
-    """Swap every table's ds partition (and the run files) in one short step.
+def versions_dir(output: Path, ds: dt.date) -> Path:
+    return Path(output) / "_versions" / f"ds={ds.isoformat()}"
 
-    `tables` maps table -> finished candidate partition dir; `run_files` maps a file name in
+
+def published_run_file(output: Path, ds: dt.date, name: str) -> Path:
+    """A run file of the publication in place (manifest.json, dq.json), whatever the last attempt wrote."""
+    return versions_dir(output, ds) / CURRENT / "_runs" / name
+
+
+def _relative_link(path: Path, target: Path) -> None:
+    """Point `path` at `target` (a relative link, so the warehouse can move); atomic if it exists."""
+    rel = os.path.relpath(target, path.parent)
+    if path.is_symlink() and os.readlink(path) == rel:
+        return
+    if path.is_dir() and not path.is_symlink():
+        # A run file may be a failed attempt's record (archived under attempts/); a real table
+        # directory here was not made by publish and is never overwritten.
+        raise RuntimeError(f"{path} is a real directory, not a published link; move it away first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.link-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(rel, tmp)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], run_files: dict[str, Path]) -> None:
+    """Move the finished candidate into a new version of ds and flip `current` to it.
+
+    `tables` maps table -> finished candidate partition dir; `run_files` maps a file name of
     `_runs/ds=D/` -> finished candidate file. Must be called under ds_lock.
     """
     output = Path(output)
-    backup_root = candidate_dir(output, ds) / "_previous"
-    if backup_root.exists():
-        shutil.rmtree(backup_root)
-    backup_root.mkdir(parents=True)
-    entries = []
-    for table, new in sorted(tables.items()):
-        target = partition_dir(output, table, ds)
-        entries.append({"kind": "dir", "target": str(target), "new": str(new), "backup": str(backup_root / table)})
-    runs = runs_dir(output, ds)
-    for name, new in sorted(run_files.items()):
-        entries.append({"kind": "file", "target": str(runs / name), "new": str(new), "backup": str(backup_root / "_runs" / name)})
-    journal = _journal(output, ds)
-    write_json(journal, {"state": "swapping", "entries": entries})
-    faults.point("publish:journal_written")
-    for e in entries:
-        target, new, backup = Path(e["target"]), Path(e["new"]), Path(e["backup"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            os.rename(target, backup)
-        os.rename(new, target)
-        faults.point(f"publish:swapped:{Path(e['target']).parent.name}")
-    write_json(journal, {"state": "committed", "entries": entries})
-    faults.point("publish:committed")
-    _finish(journal, backup_root)
+    versions = versions_dir(output, ds)
+    new = versions / version
+    (new / "_runs").mkdir(parents=True)
+    for table, src in sorted(tables.items()):
+        os.rename(src, new / table)
+    for name, src in sorted(run_files.items()):
+        os.rename(src, new / "_runs" / name)
+    _fsync_dir(new)
+    faults.point("publish:version_written")
+    current = versions / CURRENT
+    for table in tables:
+        _relative_link(partition_dir(output, table, ds), current / table)
+    for name in run_files:
+        _relative_link(runs_dir(output, ds) / name, current / "_runs" / name)
+    faults.point("publish:links_ready")
+    if current.is_symlink():
+        _relative_link(versions / PREVIOUS, versions / os.readlink(current))
+    _relative_link(current, new)  # the one step that publishes
+    _fsync_dir(versions)
+    faults.point("publish:flipped")
+    recover(output, ds)
 
 
-def _finish(journal: Path, backup_root: Path) -> None:
-    shutil.rmtree(backup_root, ignore_errors=True)
-    journal.unlink(missing_ok=True)
-
-
-def recover(output: Path, ds: dt.date) -> str | None:
-    """Complete or undo a swap interrupted by a crash. Returns what was done, or None."""
-    journal = _journal(output, ds)
-    state = read_json(journal)
-    if state is None:
-        return None
-    backup_root = candidate_dir(output, ds) / "_previous"
-    if state["state"] == "committed":
-        _finish(journal, backup_root)
-        return "committed"
-    # Roll back: whatever was swapped in goes away, the backups return.
-    for e in reversed(state["entries"]):
-        target, backup = Path(e["target"]), Path(e["backup"])
-        if backup.exists():
-            if target.exists():
-                (shutil.rmtree if target.is_dir() else os.unlink)(target)
-            os.rename(backup, target)
-        elif target.exists() and not Path(e["new"]).exists():
-            # Swapped in with no earlier publication to restore: remove the half-published entry.
-            (shutil.rmtree if target.is_dir() else os.unlink)(target)
-    _finish(journal, backup_root)
-    return "rolled_back"
+def recover(output: Path, ds: dt.date) -> list[str]:
+    """Remove versions no reader can reach (a run killed before its flip, or older than the
+    previous publication, kept one round for readers still reading it). Returns what was removed."""
+    versions = versions_dir(output, ds)
+    if not versions.is_dir():
+        return []
+    keep = {os.readlink(versions / n) for n in (CURRENT, PREVIOUS) if (versions / n).is_symlink()}
+    removed = []
+    for child in sorted(versions.iterdir()):
+        if child.is_symlink() or child.name in keep:
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+        removed.append(child.name)
+    return removed

@@ -221,7 +221,7 @@ def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
     classify_day = partial(staging.classify, table="decisions", params=P)
     whole = collect(engine, classify_day(raw))
     engine.rows_per_bucket = 7
-    bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, tmp_path / "scratch"))
+    bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, tmp_path / "scratch", source="decisions"))
     assert len(list((tmp_path / "scratch").glob("part-*.parquet"))) > 1
     key = ["decision_id", "content_id", "handle_time_s", "decision_mode", "reason"]
     assert bucketed.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))

@@ -27,10 +27,11 @@ class Engine(Protocol):
         """A small in-memory table (e.g. today's violation_daily) as a lazy frame of this engine."""
 
     def stage_by_key(
-        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
+        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path, source: str
     ) -> nw.LazyFrame:
         """classify(raw), computed once and read back; the engine may classify per bucket of `key`
-        (staging only compares rows sharing a key) to bound memory."""
+        (staging only compares rows sharing a key) to bound memory. Unreadable data raises
+        InputUnreadable naming `source`."""
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         """Compute a frame once and read it back, so several outputs share one pass over the raw day."""

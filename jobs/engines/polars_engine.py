@@ -98,7 +98,7 @@ class PolarsEngine:
         return nw.from_native(data.lazy())
 
     def stage_by_key(
-        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
+        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path, source: str
     ) -> nw.LazyFrame:
         """Classify a raw day in buckets of its key and read the result back.
 
@@ -109,6 +109,16 @@ class PolarsEngine:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
+        try:
+            self._stage_by_key(raw, key, classify, scratch)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            # The footer and schema were readable (read_input checked them) but the data is not.
+            raise InputUnreadable(f"input {source}: cannot read its data: {str(exc).strip().splitlines()[0]}") from exc
+        return nw.from_native(pl.scan_parquet(scratch / "part-*.parquet"))
+
+    def _stage_by_key(
+        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
+    ) -> None:
         native: pl.LazyFrame = raw.to_native()
         rows = native.select(pl.len()).collect().item()
         buckets = max(1, -(-rows // self.rows_per_bucket))
@@ -125,7 +135,6 @@ class PolarsEngine:
                     scratch / f"part-{bucket_dir.name.split('=')[1]:0>5}.parquet", engine="streaming"
                 )
             shutil.rmtree(spread)
-        return nw.from_native(pl.scan_parquet(scratch / "part-*.parquet"))
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         if scratch.exists():
