@@ -100,6 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from jobs.errors import InputMissing
 
         raise InputMissing(f"input directory {args.input} does not exist")
+    if args.phase == "prepare":
+        return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)
     try:
         results = run_days(
@@ -111,6 +113,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in results:
         line = f"{r.ds}: {r.verdict}, published {sum(r.rows_written.values())} rows"
         print(line + (f", report {r.report}" if r.report else ""))
+    return 0
+
+
+def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
+    """Compute and write each day's candidate aside, nothing gated or published (Airflow's prepare
+    task on Spark; the gate and publish tasks pick the candidate up from the warehouse)."""
+    from jobs.engines import get_engine
+    from jobs.nightly import prepare_day
+
+    engine = get_engine(args.engine) if isinstance(args.engine, str) else args.engine
+    try:
+        for ds in days:
+            candidate = prepare_day(args.input, args.output, ds, engine, config, run_started_at=args.run_ts)
+            print(f"{ds}: prepared {candidate.path}")
+    finally:
+        engine.close()
     return 0
 
 
@@ -222,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
     r.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for another run of the same ds")
     r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
+    r.add_argument(
+        "--phase", choices=["all", "prepare"], default="all",
+        help="prepare: only compute and write the candidate aside (the gate and publish run separately, e.g. in Airflow)",
+    )
     r.add_argument("--run-ts", type=utc_timestamp, help="the run's timestamp (UTC ISO-8601; default now): fixes the report's run metadata")
     r.set_defaults(func=cmd_run)
 

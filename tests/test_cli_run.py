@@ -199,3 +199,17 @@ def test_console_script_reports_missing_input_in_one_line(tmp_path):
     )
     assert proc.returncode == 4
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_phase_prepare_writes_the_candidate_only_and_later_tasks_publish_it(tmp_path, capsys):
+    from jobs.nightly import gate_day, load_candidate, publish_day
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--phase", "prepare") == 0
+    assert "prepared" in capsys.readouterr().out
+    assert wh.published_days(out, "violation_daily") == []
+    candidate = load_candidate(out, DS)  # what Airflow's gate and publish tasks do, in other processes
+    assert gate_day(candidate)["verdict"] in ("pass", "warn")
+    publish_day(candidate)
+    assert wh.published_days(out, "violation_daily") == [DS]

@@ -1,0 +1,280 @@
+"""PySpark: the same transforms as Polars, with reading, encoding and collecting in Spark's own API.
+
+Everything a transform relies on is made identical to the Polars engine here, at the edge:
+the same schema checks and one-line errors (from the same Parquet footers), timestamps as UTC
+instants with microseconds plus `<ts>_us`, quarantine rows encoded like Polars' json_encode,
+and collected frames with Polars' dtypes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from functools import reduce
+from pathlib import Path
+from typing import Literal
+
+import narwhals.stable.v2 as nw
+import polars as pl
+import pyarrow as pa
+import pyspark
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.engines.polars_engine import _check_type
+from jobs.engines.spark_session import UTC_CONF, session
+from jobs.errors import InputUnreadable
+from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
+
+Checkpoint = Literal["parquet", "memory"]
+
+_SPARK = {
+    "String": T.StringType(),
+    "Float64": T.DoubleType(),
+    "Int64": T.LongType(),
+    "Date": T.DateType(),
+    "Datetime": T.TimestampType(),
+}
+# Same text as Polars' `%Y-%m-%dT%H:%M:%S%.6fZ`; Spark formats in the session time zone (UTC).
+TS_JSON_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+DATE_JSON_FORMAT = "yyyy-MM-dd"
+_NS_PER_US = 1000
+
+
+def _spark_type(dtype: nw.dtypes.DType) -> T.DataType:
+    return _SPARK[type(dtype).__name__]
+
+
+def _input_struct(table: str) -> T.StructType:
+    return T.StructType([T.StructField(c, _spark_type(t), True) for c, t in INPUT_SCHEMAS[table].items()])
+
+
+def _to_utc_instant(col: Column, spark_type: T.DataType) -> Column:
+    if isinstance(spark_type, T.TimestampType):
+        return col
+    if isinstance(spark_type, T.TimestampNTZType):
+        # Naive means UTC (DESIGN §2); the cast reads the wall clock in the session zone, forced to UTC.
+        return col.cast(T.TimestampType())
+    if isinstance(spark_type, T.LongType):
+        # Nanosecond timestamps, read as epoch-ns longs (spark.sql.legacy.parquet.nanosAsLong): Spark
+        # has no nanosecond type. Decimal division keeps every digit; a double would lose the microseconds.
+        return F.timestamp_micros(F.floor(col.cast(T.DecimalType(20, 0)) / F.lit(_NS_PER_US)).cast(T.LongType()))
+    raise TypeError(f"no conversion from {spark_type} to a UTC timestamp")
+
+
+def _normalise(df: DataFrame, table: str, footer: dict[str, pl.DataType]) -> DataFrame:
+    """Contract columns, in order, with contract types; footer = the Polars view of the file's schema
+    (already checked), which tells an all-null column from a typed one."""
+    spark_types = {f.name: f.dataType for f in df.schema.fields}
+    cols = []
+    for column, want in INPUT_SCHEMAS[table].items():
+        target = _spark_type(want)
+        if footer[column] == pl.Null or isinstance(spark_types[column], T.NullType):
+            col = F.lit(None).cast(target)
+        elif want == TS:
+            col = _to_utc_instant(F.col(column), spark_types[column])
+        else:
+            col = F.col(column).cast(target)
+        cols.append(col.alias(column))
+    return _with_epoch_us(df.select(cols), table)
+
+
+def _check(table: str, schema: dict[str, pl.DataType], file: Path) -> dict[str, pl.DataType]:
+    """The Polars engine's checks and messages, on the same footer; returns the contract columns' types."""
+    for column, want in INPUT_SCHEMAS[table].items():
+        if column not in schema:
+            raise InputUnreadable(f"input {table}: column {column} missing in {file}")
+        _check_type(table, file, column, want, schema[column])
+    return {c: schema[c] for c in INPUT_SCHEMAS[table]}
+
+
+def _arrow_for_spark(data: pl.DataFrame) -> pa.Table:
+    """Polars -> Arrow that Spark's createDataFrame accepts: plain strings, UTC microsecond timestamps.
+
+    Arrow keeps NaN and null apart; a detour through pandas would turn both into NaN.
+    """
+    fixed = []
+    for name, dtype in data.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            col = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col.dt.convert_time_zone("UTC")
+            col = col.dt.cast_time_unit("us")
+        elif isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.Null:
+            col = col.cast(pl.String)
+        fixed.append(col.alias(name))
+    return data.select(fixed).to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
+def _spark_struct(data: pl.DataFrame) -> T.StructType:
+    fields = []
+    for name, dtype in data.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            spark_type: T.DataType = T.TimestampType()
+        elif dtype == pl.Float64 or dtype == pl.Float32:
+            spark_type = T.DoubleType() if dtype == pl.Float64 else T.FloatType()
+        elif dtype == pl.Boolean:
+            spark_type = T.BooleanType()
+        elif dtype == pl.Date:
+            spark_type = T.DateType()
+        elif dtype.is_integer():
+            spark_type = {pl.Int8: T.ByteType(), pl.Int16: T.ShortType(), pl.Int32: T.IntegerType()}.get(dtype, T.LongType())
+        else:
+            spark_type = T.StringType()
+        fields.append(T.StructField(name, spark_type, True))
+    return T.StructType(fields)
+
+
+def _to_polars(table: pa.Table) -> pl.DataFrame:
+    """Arrow from Spark -> Polars with the Polars engine's dtypes (timestamps Datetime(us, UTC))."""
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    casts = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, pl.Datetime) and (dtype.time_zone != "UTC" or dtype.time_unit != "us"):
+            col = pl.col(name)
+            col = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col.dt.convert_time_zone("UTC")
+            casts.append(col.dt.cast_time_unit("us").alias(name))
+    return df.with_columns(casts) if casts else df
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        *,
+        master: str | None = None,
+        app_name: str = "riskinsight",
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        existing = spark or SparkSession.getActiveSession()
+        self._owns_session = existing is None
+        self.spark = existing if existing is not None else session(master, app_name)
+        for key, value in UTC_CONF.items():
+            self.spark.conf.set(key, value)
+        # Spark has no nanosecond timestamp and refuses such Parquet columns unless read as longs.
+        self.spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+        # A Parquet checkpoint under the output's scratch dir is compact and column-pruned on reread,
+        # but only correct where driver and executors share that filesystem: local mode. On a cluster
+        # executors keep the checkpoint in their block managers instead.
+        local = self.spark.sparkContext.master.startswith("local")
+        self.checkpoint_mode: Checkpoint = checkpoint or ("parquet" if local else "memory")
+
+    # ------------------------------------------------------------ inputs
+    def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
+        files = sorted(partition.glob("*.parquet"))
+        if not files:
+            return nw.from_native(_with_epoch_us(self.spark.createDataFrame([], _input_struct(table)), table))
+        # Files with the same contract types are read in one scan; a partition whose writers
+        # disagreed (int32 vs int64 views, ms vs us timestamps) is normalised per group and unioned.
+        groups: dict[tuple[tuple[str, pl.DataType], ...], list[Path]] = {}
+        for file in files:
+            try:
+                footer = dict(pl.read_parquet_schema(file))
+            except Exception as exc:  # polars raises several types for a corrupt/non-Parquet file
+                raise InputUnreadable(f"input {table}: cannot read {file}: {str(exc).splitlines()[0]}") from exc
+            groups.setdefault(tuple(_check(table, footer, file).items()), []).append(file)
+        parts = [
+            _normalise(self.spark.read.parquet(*[str(f) for f in group]), table, dict(key))
+            for key, group in groups.items()
+        ]
+        return nw.from_native(reduce(DataFrame.unionByName, parts))
+
+    def input_frame(self, table: str, data: pl.DataFrame) -> nw.LazyFrame:
+        footer = _check(table, dict(data.schema), Path("<memory>"))
+        return nw.from_native(_normalise(self._from_polars(data), table, footer))
+
+    def read_history(self, table: str, partitions: dict[dt.date, Path]) -> nw.LazyFrame | None:
+        parts = [
+            self.spark.read.parquet(*[str(f) for f in sorted(path.glob("*.parquet"))]).withColumn(
+                "ds", F.lit(day).cast(T.DateType())
+            )
+            for day, path in sorted(partitions.items())
+            if any(path.glob("*.parquet"))
+        ]
+        return nw.from_native(reduce(DataFrame.unionByName, parts)) if parts else None
+
+    def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
+        return nw.from_native(self._from_polars(data))
+
+    def _from_polars(self, data: pl.DataFrame) -> DataFrame:
+        return self.spark.createDataFrame(_arrow_for_spark(data), schema=_spark_struct(data))
+
+    # ------------------------------------------------------------ compute
+    def stage_by_key(
+        self,
+        raw: nw.LazyFrame,
+        key: str,
+        classify: Callable[[nw.LazyFrame], nw.LazyFrame],
+        scratch: Path,
+        source: str,
+    ) -> nw.LazyFrame:
+        # No manual buckets as on Polars: the dedupe and the per-key window already hash-partition the
+        # day by key in Spark's shuffle, which spills to disk, so memory is bounded per task anyway.
+        # The plan is built (and analysed) outside the try: only executing it reads the raw data.
+        classified = classify(raw)
+        try:
+            return self.checkpoint(classified, scratch)
+        except (PySparkException, Py4JJavaError) as exc:
+            # Footers and schemas were readable (read_input checked them) but the data pages are not.
+            raise InputUnreadable(f"input {source}: cannot read its data: {_first_line(exc)}") from exc
+
+    def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
+        native: DataFrame = frame.to_native()
+        if self.checkpoint_mode == "memory":
+            return nw.from_native(native.localCheckpoint(eager=True))
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        native.write.parquet(str(scratch))
+        return nw.from_native(self.spark.read.parquet(str(scratch)))
+
+    def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
+        native: DataFrame = frame.to_native()
+        types = {f.name: f.dataType for f in native.schema.fields}
+        fields = []
+        for c in columns:
+            col, kind = F.col(c), types[c]
+            if isinstance(kind, (T.TimestampType, T.TimestampNTZType)):
+                col = F.date_format(col, TS_JSON_FORMAT)
+            elif isinstance(kind, T.DateType):
+                col = F.date_format(col, DATE_JSON_FORMAT)
+            elif isinstance(kind, (T.DoubleType, T.FloatType)):
+                # Polars' json_encode writes NaN as null; Spark would write the string "NaN".
+                col = F.when(F.isnan(col), F.lit(None).cast(kind)).otherwise(col)
+            fields.append(col.alias(c))
+        # Polars keeps null fields as `null`; Spark drops them unless told otherwise.
+        row = F.to_json(F.struct(*fields), {"ignoreNullFields": "false"})
+        return nw.from_native(native.withColumn("row", row))
+
+    def collect(self, frames: dict[str, nw.LazyFrame]) -> dict[str, pl.DataFrame]:
+        # toArrow streams record batches to the driver: only for small outputs, never a raw input.
+        return {name: _to_polars(frame.to_native().toArrow()) for name, frame in frames.items()}
+
+    def versions(self) -> dict[str, str]:
+        return {"pyspark": pyspark.__version__, "spark": self.spark.version, "spark_master": self.spark.sparkContext.master}
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.spark.stop()
+
+
+def _first_line(exc: Exception) -> str:
+    """The JVM's root cause in one line (Spark's messages run to pages of stack trace)."""
+    if isinstance(exc, Py4JJavaError):
+        cause = exc.java_exception
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.toString())
+    else:
+        text = str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _with_epoch_us(df: DataFrame, table: str) -> DataFrame:
+    return df.withColumns({epoch_us_column(c): F.unix_micros(F.col(c)) for c, t in INPUT_SCHEMAS[table].items() if t == TS})
