@@ -1,8 +1,15 @@
-"""Benchmark harness: the nightly job against a bare Polars scan (the floor) and the DuckDB reference.
+"""Benchmark harness: the nightly job against a bare Polars scan (the floor), Spark and the DuckDB reference.
 
-    python -m benchmarks.run --sizes 1000000,10000000 --out benchmarks/results/
+    python -m benchmarks.run --sizes 1000000,10000000 --out benchmarks/results
     python -m benchmarks.run --tiny --out /tmp/bench          # CI smoke: seconds, not minutes
     python -m benchmarks.run --input DIR --ds 2024-01-01 ...  # benchmark logs that already exist
+    python -m benchmarks.run --work /tmp/rbench ...           # keep (and reuse) generated logs and outputs
+
+Contenders (see benchmarks/README.md): `scan` (the floor), `riskinsight` (`riskinsight run`, DQ gate,
+publish and HTML report included), `riskinsight_no_report` (`run --no-report`), `spark`
+(`run --engine spark` in local mode; skipped with a note when the Spark engine or Java is missing)
+and `duckdb` (benchmarks/duckdb_reference.py, an analyst's SQL). The job's own stage breakdown is
+read from `<output>/_runs/ds=D/manifest.json` (`stage_seconds`).
 
 For each size it generates one day of logs (`jobs.generate.generate`, in its own process so the
 generator's memory never sits under a measured one), then runs each contender as a separate
@@ -31,7 +38,13 @@ from pathlib import Path
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 TINY_SIZE = 2_000
 DEFAULT_DS = dt.date(2024, 1, 1)
-CONTENDERS = ("scan", "riskinsight", "duckdb")
+CONTENDERS = ("scan", "riskinsight", "riskinsight_no_report", "spark", "duckdb")
+JOB_CONTENDERS = ("riskinsight", "riskinsight_no_report", "spark")
+STAGES = ("read_stage", "compute", "history", "write", "dq", "publish", "report")
+# Spark local mode: both cores, a driver heap sized for a 10M-row day on a 24 GB machine (overridable
+# with --spark-driver-memory or by setting PYSPARK_SUBMIT_ARGS yourself), no UI, a few shuffle partitions.
+SPARK_DRIVER_MEMORY = "6g"
+SPARK_SHUFFLE_PARTITIONS = 8
 
 # The floor: decode every column of every input table with the streaming engine and reduce it to
 # one row, so the cost is reading + decoding without holding the day in memory.
@@ -53,13 +66,45 @@ generate(sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(
 # ru_maxrss of a forked child starts at its parent's RSS (Linux counts the pre-exec address space),
 # so a measured command is started by this small launcher instead of by the harness: what the
 # launcher reports is the command's own usage, with at most the launcher's few MiB as a floor.
+#
+# wait4 only sees descendants the command itself reaped; a JVM started by PySpark may outlive that
+# bookkeeping, so the launcher also samples the whole process tree (RSS summed over processes, CPU
+# per process) every 0.2 s. `tree_*` are those samples: a lower bound on CPU, and a peak that may miss
+# a spike shorter than the interval.
 _LAUNCHER = """
-import json, os, subprocess, sys
+import json, os, subprocess, sys, threading, time
+import psutil
 p = subprocess.Popen(sys.argv[2:])
+peak = [0]
+cpu = {}
+done = threading.Event()
+def sample():
+    root = psutil.Process(p.pid)
+    while not done.is_set():
+        try:
+            procs = [root] + root.children(recursive=True)
+        except psutil.Error:
+            break
+        rss = 0
+        for q in procs:
+            try:
+                with q.oneshot():
+                    rss += q.memory_info().rss
+                    t = q.cpu_times()
+                    cpu[(q.pid, q.create_time())] = t.user + t.system
+            except psutil.Error:
+                pass
+        peak[0] = max(peak[0], rss)
+        done.wait(0.2)
+th = threading.Thread(target=sample, daemon=True)
+th.start()
 _, status, ru = os.wait4(p.pid, 0)
+done.set()
+th.join(timeout=2)
 with open(sys.argv[1], "w") as f:
     json.dump({"rc": os.waitstatus_to_exitcode(status), "cpu_s": ru.ru_utime + ru.ru_stime,
-               "maxrss_kib": ru.ru_maxrss}, f)
+               "maxrss_kib": ru.ru_maxrss, "tree_peak_rss_bytes": peak[0],
+               "tree_cpu_s": sum(cpu.values())}, f)
 """
 
 
@@ -68,6 +113,7 @@ def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = No
     with tempfile.TemporaryDirectory(prefix="bench_measure_") as tmp:
         usage_file = Path(tmp) / "usage.json"
         err_file = Path(tmp) / "stderr"
+        load_before = os.getloadavg()
         start = time.perf_counter()
         with open(err_file, "wb") as err:
             proc = subprocess.Popen(
@@ -89,15 +135,26 @@ def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = No
         tail = err_file.read_bytes()[-2000:].decode("utf-8", "replace")
     rc = usage.get("rc", proc.returncode)
     ok = rc == 0 and not timed_out
+    # Linux reports ru_maxrss in KiB. The larger of wait4's and the sampled tree's figure is the
+    # reported one (they agree for a single process; the tree's is the truth for Python + JVM).
+    rss_wait4 = usage["maxrss_kib"] / 1024.0 if "maxrss_kib" in usage else None
+    rss_tree = usage["tree_peak_rss_bytes"] / 2**20 if usage.get("tree_peak_rss_bytes") else None
+    cpu_wait4 = usage.get("cpu_s")
+    cpu_tree = usage.get("tree_cpu_s")
     return {
         "cmd": cmd,
         "rc": rc,
         "ok": ok,
         "timed_out": timed_out,
         "wall_s": wall,
-        "cpu_s": usage.get("cpu_s"),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mib": usage["maxrss_kib"] / 1024.0 if "maxrss_kib" in usage else None,
+        "cpu_s": max(x for x in (cpu_wait4, cpu_tree, 0.0) if x is not None) if usage else None,
+        "peak_rss_mib": max(x for x in (rss_wait4, rss_tree, 0.0) if x is not None) if usage else None,
+        "cpu_s_wait4": cpu_wait4,
+        "cpu_s_tree_sampled": cpu_tree,
+        "peak_rss_mib_wait4": rss_wait4,
+        "peak_rss_mib_tree_sampled": rss_tree,
+        "loadavg_before": list(load_before),
+        "loadavg_after": list(os.getloadavg()),
         "stderr_tail": "" if ok else tail,
     }
 
@@ -117,6 +174,49 @@ def _riskinsight_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "jobs.cli"]
 
 
+def spark_unavailable() -> str | None:
+    """Why the Spark contender cannot run here (None when it can)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jobs.engines.spark_engine") is None:
+        return "jobs/engines/spark_engine.py does not exist yet"
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java on this machine"
+    return None
+
+
+def spark_env(base: dict[str, str], driver_memory: str) -> dict[str, str]:
+    """Local mode on every core with a driver heap set at JVM launch (spark_session.session() leaves
+    memory to spark-submit, and PySpark launches the JVM through spark-submit with these args)."""
+    env = dict(base)
+    if "PYSPARK_SUBMIT_ARGS" not in env:
+        env["PYSPARK_SUBMIT_ARGS"] = (
+            f"--master local[*] --driver-memory {driver_memory}"
+            " --conf spark.ui.enabled=false --conf spark.ui.showConsoleProgress=false"
+            f" --conf spark.sql.shuffle.partitions={SPARK_SHUFFLE_PARTITIONS} pyspark-shell"
+        )
+    return env
+
+
+def code_fingerprint() -> dict[str, str]:
+    """Which code a measurement ran: HEAD and a hash of the job's sources (the tree is shared and moves)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("jobs/**/*.py"), *root.glob("transforms/**/*.py"), *root.glob("expectations/**/*.py")]):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        head = "unknown"
+    return {"head": head, "sources_sha256": h.hexdigest()[:12]}
+
+
 def _parity(ref_out: Path, job_out: Path, ds: dt.date) -> dict:
     from benchmarks.duckdb_reference import diff_table, read_output_table
     from transforms.schemas import OUTPUT_SCHEMAS
@@ -133,47 +233,117 @@ def _parity(ref_out: Path, job_out: Path, ds: dt.date) -> dict:
 
 
 def _ratio(a: dict, b: dict, key: str) -> float | None:
-    if not (a.get("ok") and b.get("ok")) or not b[key]:
+    if not (a.get("ok") and b.get("ok")) or not b.get(key):
         return None
     return a[key] / b[key]
 
 
+def _stage_seconds(output: Path, ds: dt.date) -> dict[str, float] | None:
+    path = output / "_runs" / f"ds={ds.isoformat()}" / "manifest.json"
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text())["stage_seconds"].items()}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _skipped(cmd: list[str], note: str) -> dict:
+    return {"cmd": cmd, "rc": None, "ok": False, "skipped": True, "note": note, "timed_out": False,
+            "wall_s": None, "cpu_s": None, "peak_rss_mib": None, "rows_per_s": None, "stderr_tail": ""}
+
+
 def bench_one(
-    label: str, input_dir: Path, ds: dt.date, work: Path, *, timeout_s: float, duckdb_memory: str | None
+    label: str,
+    input_dir: Path,
+    ds: dt.date,
+    work: Path,
+    *,
+    timeout_s: float,
+    duckdb_memory: str | None,
+    contenders: tuple[str, ...] = CONTENDERS,
+    spark_driver_memory: str = SPARK_DRIVER_MEMORY,
+    previous: dict | None = None,
 ) -> dict:
+    """Time every selected contender on one input. With `previous` (this label's run from an earlier
+    invocation, --merge), a contender not selected now keeps its earlier measurement, marked as such."""
     rows = input_rows(input_dir, ds)
     total = sum(rows.values())
     py = sys.executable
     env = dict(os.environ)
+    run = ["run", "--input", str(input_dir), "--ds", ds.isoformat()]
+    outputs = {"riskinsight": work / "out_job", "riskinsight_no_report": work / "out_job_no_report",
+               "spark": work / "out_spark", "duckdb": work / "out_duckdb"}
     cmds = {
         "scan": [py, "-c", _SCAN_CODE, str(input_dir), ds.isoformat()],
-        "riskinsight": _riskinsight_cmd()
-        + ["run", "--input", str(input_dir), "--output", str(work / "out_job"), "--ds", ds.isoformat()],
+        "riskinsight": _riskinsight_cmd() + run + ["--output", str(outputs["riskinsight"])],
+        "riskinsight_no_report": _riskinsight_cmd() + run
+        + ["--output", str(outputs["riskinsight_no_report"]), "--no-report"],
+        "spark": _riskinsight_cmd() + run + ["--output", str(outputs["spark"]), "--engine", "spark"],
         "duckdb": [py, "-m", "benchmarks.duckdb_reference", "--input", str(input_dir), "--output",
-                   str(work / "out_duckdb"), "--ds", ds.isoformat()]
+                   str(outputs["duckdb"]), "--ds", ds.isoformat()]
         + (["--memory-limit", duckdb_memory] if duckdb_memory else []),
     }
+    envs = {name: env for name in CONTENDERS}
+    envs["spark"] = spark_env(env, spark_driver_memory)
     steps = {}
     for name in CONTENDERS:
+        if name not in contenders:
+            earlier = (previous or {}).get("steps", {}).get(name)
+            if earlier and not earlier.get("skipped"):
+                steps[name] = {**earlier, "from_earlier_invocation": previous.get("started_at", True)}
+            else:
+                steps[name] = _skipped(cmds[name], "not selected (--contenders)")
+            continue
+        if name == "spark" and (why := spark_unavailable()):
+            steps[name] = _skipped(cmds[name], f"skipped: {why}")
+            print(f"[bench] {label}: spark skipped ({why})", file=sys.stderr, flush=True)
+            continue
+        if name in outputs and outputs[name].exists():
+            shutil.rmtree(outputs[name])  # every job run starts from an empty warehouse: no history, no lock
         print(f"[bench] {label}: {name} ...", file=sys.stderr, flush=True)
-        m = measure(cmds[name], timeout_s=timeout_s, env=env)
+        code = code_fingerprint()
+        m = measure(cmds[name], timeout_s=timeout_s, env=envs[name])
+        m["skipped"] = False
+        m["code"] = code
         # A DQ gate failure (exit 3) still computed every table: time it, but do not call it a failure.
-        if name == "riskinsight" and m["rc"] == 3:
+        if name in JOB_CONTENDERS and m["rc"] == 3:
             m["ok"], m["note"] = True, "DQ gate failed (exit 3); tables computed, not published"
         m["rows_per_s"] = total / m["wall_s"] if m["ok"] and m["wall_s"] > 0 else None
+        if name in JOB_CONTENDERS:
+            stages = _stage_seconds(outputs[name], ds)
+            m["stage_seconds"] = stages
+            if stages is not None and m["ok"]:
+                # Derived, not measured: this run's wall time less its DQ gate stage.
+                m["derived_wall_without_dq_s"] = m["wall_s"] - stages.get("dq", 0.0)
+                # What the process spent outside the stages the manifest times (interpreter and imports,
+                # engine start-up, lock, reading config, the manifest's own writes).
+                m["outside_stages_s"] = m["wall_s"] - sum(stages.values())
+        if name == "spark":
+            m["spark_submit_args"] = envs["spark"].get("PYSPARK_SUBMIT_ARGS")
         steps[name] = m
-        print(f"[bench] {label}: {name} rc={m['rc']} wall={m['wall_s']:.2f}s", file=sys.stderr, flush=True)
+        print(f"[bench] {label}: {name} rc={m['rc']} wall={m['wall_s']:.2f}s cpu={m['cpu_s'] or 0:.1f}s "
+              f"rss={m['peak_rss_mib'] or 0:.0f}MiB", file=sys.stderr, flush=True)
+    full, no_report, spark, duck, scan = (steps[n] for n in ("riskinsight", "riskinsight_no_report", "spark",
+                                                                "duckdb", "scan"))
     ratios = {
-        "riskinsight_over_duckdb_wall": _ratio(steps["riskinsight"], steps["duckdb"], "wall_s"),
-        "riskinsight_over_scan_wall": _ratio(steps["riskinsight"], steps["scan"], "wall_s"),
-        "duckdb_over_scan_wall": _ratio(steps["duckdb"], steps["scan"], "wall_s"),
-        "riskinsight_over_duckdb_rss": _ratio(steps["riskinsight"], steps["duckdb"], "peak_rss_mib"),
+        "riskinsight_over_duckdb_wall": _ratio(full, duck, "wall_s"),
+        "riskinsight_over_scan_wall": _ratio(full, scan, "wall_s"),
+        "riskinsight_no_report_over_duckdb_wall": _ratio(no_report, duck, "wall_s"),
+        "riskinsight_no_report_over_scan_wall": _ratio(no_report, scan, "wall_s"),
+        "duckdb_over_scan_wall": _ratio(duck, scan, "wall_s"),
+        "spark_over_riskinsight_wall": _ratio(spark, full, "wall_s"),
+        "riskinsight_over_duckdb_rss": _ratio(full, duck, "peak_rss_mib"),
+        "riskinsight_over_duckdb_cpu": _ratio(full, duck, "cpu_s"),
     }
-    parity = None
-    if steps["riskinsight"]["rc"] == 0 and steps["duckdb"]["ok"]:
-        parity = _parity(work / "out_duckdb", work / "out_job", ds)
+    parity: dict[str, object] | None = None
+    if duck["ok"]:
+        parity = {}
+        for name in JOB_CONTENDERS:
+            # Only a published run (exit 0) has tables in the warehouse layout to compare.
+            if steps[name].get("rc") == 0 and name != "riskinsight_no_report" and outputs[name].exists():
+                parity[name] = _parity(outputs["duckdb"], outputs[name], ds)
+        parity = parity or None
     return {"label": label, "ds": ds.isoformat(), "input_rows": rows, "total_input_rows": total, "steps": steps,
-            "ratios": ratios, "parity": parity}
+            "ratios": ratios, "parity": parity, "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def _generate(input_dir: Path, ds: dt.date, size: int, seed: int, timeout_s: float) -> dict:
@@ -184,19 +354,44 @@ def _generate(input_dir: Path, ds: dt.date, size: int, seed: int, timeout_s: flo
     return m
 
 
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def _meta() -> dict:
     import duckdb
     import polars as pl
     import psutil
 
+    try:
+        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        nproc = len(os.sched_getaffinity(0))
+    try:
+        import pyspark
+
+        spark_version = pyspark.__version__
+    except ImportError:
+        spark_version = None
     return {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "nproc": nproc,
+        "cpu_model": _cpu_model(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "memory_available_gib_at_start": round(psutil.virtual_memory().available / 2**30, 1),
+        "loadavg_at_start": list(os.getloadavg()),
         "polars": pl.__version__,
         "duckdb": duckdb.__version__,
+        "pyspark": spark_version,
         "scan_method": "polars scan_parquet -> select(all().max(), len()) streaming, per input table",
     }
 
@@ -209,67 +404,153 @@ def _fmt(v: object, spec: str = ".2f") -> str:
     return str(v)
 
 
+def _load(s: dict) -> str:
+    if not s.get("loadavg_before"):
+        return "—"
+    return f"{s['loadavg_before'][0]:.1f}→{s['loadavg_after'][0]:.1f}"
+
+
+def _status(s: dict) -> str:
+    if s.get("skipped"):
+        return "skipped"
+    status = "yes" if s["ok"] else f"NO (rc {s['rc']})"
+    return status + (" (earlier run)" if s.get("from_earlier_invocation") else "")
+
+
 def render_markdown(result: dict) -> str:
     meta = result["meta"]
     lines = [
         "# riskinsight benchmark",
         "",
-        f"{meta['started_at']} · {meta['cpu_count']} CPUs · {meta['memory_gib']} GiB · Python {meta['python']}"
-        f" · polars {meta['polars']} · duckdb {meta['duckdb']}",
+        f"- when: {meta['started_at']}",
+        (f"- machine: `nproc` {meta.get('nproc', meta['cpu_count'])} · {meta['memory_gib']} GiB RAM"
+        f" ({meta.get('memory_available_gib_at_start', '?')} GiB available at start)"
+        f" · CPU {meta.get('cpu_model') or '?'} · load average at start"
+        f" {' / '.join(f'{x:.2f}' for x in meta.get('loadavg_at_start', []))} (1/5/15 min; the machine is shared)"),
+        (f"- software: Python {meta['python']} · polars {meta['polars']} · duckdb {meta['duckdb']}"
+        f" · pyspark {meta.get('pyspark') or '—'}"),
         "",
-        f"Floor: {meta['scan_method']}. Rows = all input rows of the day (every table). Wall/CPU/peak RSS per"
-        " subprocess (wait4). Ratios are wall-time ratios.",
+        (f"Floor (`scan`): {meta['scan_method']}. Rows = all input rows of the day (every table). Wall, CPU"
+        " (user + system of the child and its descendants) and peak RSS per contender, each a separate"
+        " subprocess. `÷` columns are wall-time ratios. `load` is the 1-minute load average before→after."),
         "",
-        "| run | input rows | contender | ok | wall s | CPU s | peak RSS MiB | rows/s | ÷ DuckDB | ÷ scan |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| run | input rows | contender | ok | wall s | CPU s | peak RSS MiB | rows/s | ÷ DuckDB | ÷ scan | load |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in result["runs"]:
         steps = run["steps"]
         for name in CONTENDERS:
-            s = steps[name]
+            s = steps.get(name)
+            if s is None:
+                continue
             lines.append(
-                f"| {run['label']} | {run['total_input_rows']:,} | {name} | {'yes' if s['ok'] else 'NO (rc ' + str(s['rc']) + ')'}"
+                f"| {run['label']} | {run['total_input_rows']:,} | {name} | {_status(s)}"
                 f" | {_fmt(s['wall_s'])} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], '.0f')}"
                 f" | {_fmt(s['rows_per_s'], ',.0f')} | {_fmt(_ratio(s, steps['duckdb'], 'wall_s'))}"
-                f" | {_fmt(_ratio(s, steps['scan'], 'wall_s'))} |"
+                f" | {_fmt(_ratio(s, steps['scan'], 'wall_s'))} | {_load(s)} |"
             )
-    lines += ["", "## Parity (riskinsight vs DuckDB reference)", ""]
+    lines += ["", "## Ratios", "",
+              ("Wall-time ratios unless marked CPU. On a shared machine the CPU ratios are the steadier figure: a"
+               " contender that got one core instead of two doubles its wall time, not its CPU time."), "",
+              ("| run | riskinsight ÷ DuckDB | riskinsight ÷ scan | no-report ÷ DuckDB | no-report ÷ scan"
+               " | Spark ÷ Polars (full runs) | RSS riskinsight ÷ DuckDB | CPU riskinsight ÷ DuckDB | CPU Spark ÷ Polars |"),
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in result["runs"]:
+        r, st = run["ratios"], run["steps"]
+        lines.append(
+            f"| {run['label']} | {_fmt(r.get('riskinsight_over_duckdb_wall'))} | {_fmt(r.get('riskinsight_over_scan_wall'))}"
+            f" | {_fmt(r.get('riskinsight_no_report_over_duckdb_wall'))}"
+            f" | {_fmt(r.get('riskinsight_no_report_over_scan_wall'))}"
+            f" | {_fmt(r.get('spark_over_riskinsight_wall'))} | {_fmt(r.get('riskinsight_over_duckdb_rss'))}"
+            f" | {_fmt(_ratio(st['riskinsight'], st['duckdb'], 'cpu_s'))}"
+            f" | {_fmt(_ratio(st['spark'], st['riskinsight'], 'cpu_s'))} |"
+        )
+    lines += ["", "## Stage breakdown of the job runs (seconds, from `_runs/ds=D/manifest.json` `stage_seconds`)", "",
+              ("`without DQ` is **derived**, not measured: the run's wall time minus its `dq` stage. `outside`"
+              " is wall time no stage accounts for (interpreter start, imports, engine start-up, lock, manifest)."),
+              "",
+              "| run | contender | " + " | ".join(STAGES) + " | outside | wall | without DQ (derived) |",
+              "|---|---|" + "---:|" * (len(STAGES) + 3)]
+    for run in result["runs"]:
+        for name in JOB_CONTENDERS:
+            s = run["steps"].get(name)
+            if not s or s.get("skipped") or not s.get("stage_seconds"):
+                continue
+            st = s["stage_seconds"]
+            lines.append(
+                f"| {run['label']} | {name} | " + " | ".join(_fmt(st.get(k)) for k in STAGES)
+                + f" | {_fmt(s.get('outside_stages_s'))} | {_fmt(s['wall_s'])} | {_fmt(s.get('derived_wall_without_dq_s'))} |"
+            )
+    lines += ["", "## Parity with the DuckDB reference (`benchmarks.duckdb_reference.diff_table`, every output table)", ""]
     for run in result["runs"]:
         p = run["parity"]
         if p is None:
-            lines.append(f"- {run['label']}: not compared (a contender failed)")
+            lines.append(f"- {run['label']}: not compared (the reference or every job run failed)")
             continue
-        bad = [t for t, v in p.items() if isinstance(v, dict) and not v["equal"]]
-        lines.append(f"- {run['label']}: " + ("all tables equal" if not bad else "differs in " + ", ".join(bad)))
-        for t in bad:
-            for d in p[t]["differences"][:5]:
-                lines.append(f"  - `{d}`")
-    failures = [(r["label"], n, s["stderr_tail"]) for r in result["runs"] for n, s in r["steps"].items() if not s["ok"]]
+        for name, verdict in p.items():
+            bad = [t for t, v in verdict.items() if isinstance(v, dict) and not v["equal"]]
+            lines.append(f"- {run['label']} / {name}: " + ("all tables equal" if not bad else "differs in " + ", ".join(bad)))
+            for t in bad:
+                for d in verdict[t]["differences"][:5]:
+                    lines.append(f"  - `{d}`")
+    codes = sorted({f"{s['code']['head']} / sources {s['code']['sources_sha256']}" for r in result["runs"]
+                    for s in r["steps"].values() if s.get("code")})
+    if codes:
+        lines += ["", "Code measured (HEAD / hash of jobs, transforms, expectations sources): "
+                  + "; ".join(f"`{c}`" for c in codes)]
+    notes = [(r["label"], n, s["note"]) for r in result["runs"] for n, s in r["steps"].items() if s.get("note")]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {label} / {name}: {note}" for label, name, note in notes]
+    failures = [(r["label"], n, s["stderr_tail"]) for r in result["runs"] for n, s in r["steps"].items()
+                if not s["ok"] and not s.get("skipped")]
     if failures:
         lines += ["", "## Failures", ""]
         for label, name, tail in failures:
-            lines += [f"### {label} / {name}", "", "```", tail.strip()[-1500:], "```", ""]
+            lines += [f"### {label} / {name}", "", "```", (tail or "").strip()[-1500:], "```", ""]
     return "\n".join(lines) + "\n"
 
 
+def _reusable_input(work: Path, size: int, seed: int, ds: dt.date) -> bool:
+    marker = work / "input" / "_generated.json"
+    try:
+        return json.loads(marker.read_text()) == {"rows_per_day": size, "seed": seed, "ds": ds.isoformat()}
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks.run", description="riskinsight vs DuckDB vs a bare scan")
+    p = argparse.ArgumentParser(prog="benchmarks.run", description="riskinsight vs Spark vs DuckDB vs a bare scan")
     p.add_argument("--sizes", default="1000000,10000000", help="decisions per day, comma separated")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--tiny", action="store_true", help=f"one day of {TINY_SIZE} rows (CI smoke test)")
     p.add_argument("--input", help="benchmark this existing input instead of generating")
     p.add_argument("--ds", type=dt.date.fromisoformat, default=DEFAULT_DS)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--work", help="where generated logs and outputs go (default: a temp dir, removed)")
+    p.add_argument("--work", help="where generated logs and outputs go, kept and reused by the next run with the"
+                   " same size/seed/ds (default: a temp dir, removed)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per contender")
     p.add_argument("--duckdb-memory-limit", default=None, help="e.g. 8GB (default: DuckDB's own, 80%% of RAM)")
+    p.add_argument("--spark-driver-memory", default=SPARK_DRIVER_MEMORY,
+                   help="driver heap of the Spark local run (ignored when PYSPARK_SUBMIT_ARGS is set)")
+    p.add_argument("--contenders", default=",".join(CONTENDERS),
+                   help=f"comma separated subset of {','.join(CONTENDERS)}")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the measurements of the contenders not selected now from <out>/results.json (same run label)")
     args = p.parse_args(argv)
+    contenders = tuple(c.strip() for c in args.contenders.split(",") if c.strip())
+    if unknown := set(contenders) - set(CONTENDERS):
+        p.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keep = args.work is not None
     work_root = Path(args.work) if keep else Path(tempfile.mkdtemp(prefix="riskinsight_bench_"))
     result = {"meta": _meta(), "runs": []}
+    earlier: dict[str, dict] = {}
+    if args.merge and (out / "results.json").exists():
+        old = json.loads((out / "results.json").read_text())
+        earlier = {r["label"]: r for r in old.get("runs", [])}
+        result["meta"]["merged_from"] = old.get("meta", {}).get("started_at")
     try:
         if args.input:
             plan = [("input", None)]
@@ -279,19 +560,28 @@ def main(argv: list[str] | None = None) -> int:
             plan = [(f"{int(s):,} rows", int(s)) for s in args.sizes.split(",") if s.strip()]
         for label, size in plan:
             work = work_root / (f"n{size}" if size else "input")
-            if work.exists():
+            reuse = size is not None and keep and _reusable_input(work, size, args.seed, args.ds)
+            if work.exists() and not reuse:
                 shutil.rmtree(work)
-            work.mkdir(parents=True)
+            work.mkdir(parents=True, exist_ok=True)
+            gen = None
             if size is None:
                 input_dir = Path(args.input)
             else:
                 input_dir = work / "input"
-                print(f"[bench] generating {size:,} rows ...", file=sys.stderr, flush=True)
-                gen = _generate(input_dir, args.ds, size, args.seed, args.timeout)
+                if reuse:
+                    print(f"[bench] reusing the generated {size:,} rows in {input_dir}", file=sys.stderr, flush=True)
+                else:
+                    print(f"[bench] generating {size:,} rows ...", file=sys.stderr, flush=True)
+                    gen = _generate(input_dir, args.ds, size, args.seed, args.timeout)
+                    (input_dir / "_generated.json").write_text(
+                        json.dumps({"rows_per_day": size, "seed": args.seed, "ds": args.ds.isoformat()})
+                    )
             run = bench_one(label, input_dir, args.ds, work, timeout_s=args.timeout,
-                            duckdb_memory=args.duckdb_memory_limit)
+                            duckdb_memory=args.duckdb_memory_limit, contenders=contenders,
+                            spark_driver_memory=args.spark_driver_memory, previous=earlier.pop(label, None))
             run["rows_per_day"] = size
-            if size is not None:
+            if gen is not None:
                 run["generate_wall_s"] = gen["wall_s"]
             result["runs"].append(run)
             # Write after every size so a long run that dies still leaves what it measured.
@@ -302,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not keep:
             shutil.rmtree(work_root, ignore_errors=True)
+    result["runs"] += list(earlier.values())  # sizes measured earlier and not rerun now stay in the file
+    result["meta"]["loadavg_at_end"] = list(os.getloadavg())
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (out / "results.md").write_text(render_markdown(result))
     print(out / "results.md")
