@@ -7,9 +7,11 @@ Each phase is a function of (output, ds) so Airflow can run them as separate ide
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +33,7 @@ from transforms.queue_daily import queue_daily
 from transforms.quarantine import quarantine
 from transforms.repeat_offenders import creator_category_daily, repeat_offenders
 from transforms.reviewer_daily import reviewer_daily
-from transforms.schemas import INPUT_KEYS, INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_SCHEMAS, OUTPUT_TABLES
+from transforms.schemas import INPUT_KEYS, INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_TABLES
 from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
@@ -219,14 +221,15 @@ def _history_tables(eng: Engine, output: Path, params, today: dict[str, pl.DataF
 
 def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
     """Validate the candidate; record dq.json; raise DQGateFailed (nothing published) on a critical failure."""
-    from expectations.gate import InputFigures, evaluate
+    from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate
 
     config = config or Config()
     manifest = candidate.manifest()
     with wh.ds_lock(candidate.output, candidate.ds):
         timer = StageTimer()
         with timer.stage("dq"):
-            outputs = {t: candidate.read_table(t).to_pandas() for t in OUTPUT_SCHEMAS}
+            # Only tables with a suite go to pandas (creator_category_daily can hold millions of rows).
+            outputs = {m.TABLE: candidate.read_table(m.TABLE).to_pandas() for m in OUTPUT_SUITES}
             figures = InputFigures(
                 raw_rows={t: v["rows"] for t, v in manifest["inputs"].items()},
                 distinct_rows=manifest["distinct_rows"],
@@ -359,6 +362,8 @@ def run_days(
     """Run every day in order (later days' trends read earlier days). A day that fails does not stop
     the others; the first failure is raised at the end with every failed day named."""
     cfg = config if isinstance(config, Config) else load_config(config)
+    # great-expectations takes seconds to import; do it while the first day computes.
+    threading.Thread(target=importlib.import_module, args=("expectations.gate",), daemon=True).start()
     eng = _as_engine(engine)
     results: list[DayResult] = []
     failures: list[RiskInsightError] = []

@@ -220,9 +220,12 @@ def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
     raw = engine.input_frame("decisions", frame("decisions", rows))
     classify_day = partial(staging.classify, table="decisions", params=P)
     whole = collect(engine, classify_day(raw))
-    engine.rows_per_bucket = 7
-    bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, tmp_path / "scratch", source="decisions"))
-    assert len(list((tmp_path / "scratch").glob("part-*.parquet"))) > 1
     key = ["decision_id", "content_id", "handle_time_s", "decision_mode", "reason"]
-    assert bucketed.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
-    assert bucketed.height == len(rows) - 1
+    # 48 rows: 4 buckets re-read the day, 16 buckets spread it to disk first.
+    for rows_per_bucket in (12, 3):
+        engine.rows_per_bucket = rows_per_bucket
+        scratch = tmp_path / f"scratch{rows_per_bucket}"
+        bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, scratch, source="decisions"))
+        assert len(list(scratch.glob("part-*.parquet"))) > 1
+        assert bucketed.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
+        assert bucketed.height == len(rows) - 1

@@ -14,7 +14,10 @@ from jobs.errors import InputUnreadable
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
+# Scratch files live for one run: lz4 costs less CPU than zstd for a little more disk.
+_SCRATCH = {"engine": "streaming", "compression": "lz4"}
 _BUCKET = "_bucket"
+_MAX_RESCANS = 4
 
 
 def _check_type(table: str, file: Path, column: str, want: nw.dtypes.DType, got: pl.DataType) -> None:
@@ -67,7 +70,7 @@ def empty_input(table: str) -> pl.LazyFrame:
 
 class PolarsEngine:
     name = "polars"
-    # Deduplication holds a bucket's distinct rows in memory; above this a day is split by key hash.
+    # Counting keys holds a bucket's keys in memory; above this a day is split by key hash.
     rows_per_bucket = 4_000_000
 
     def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
@@ -123,25 +126,30 @@ class PolarsEngine:
         rows = native.select(pl.len()).collect().item()
         buckets = max(1, -(-rows // self.rows_per_bucket))
         if buckets == 1:
-            classify(raw).to_native().sink_parquet(scratch / "part-00000.parquet", engine="streaming")
+            classify(raw).to_native().sink_parquet(scratch / "part-00000.parquet", **_SCRATCH)
+            return
+        bucket_of = pl.col(key).hash(seed=0) % buckets
+        if buckets <= _MAX_RESCANS:
+            # A few buckets: each re-reads the raw day and keeps its share of keys (a streaming filter).
+            parts = [native.filter(bucket_of == b) for b in range(buckets)]
         else:
+            # Many buckets: write the day out once, spread by bucket (about three reads' worth of work).
             spread = scratch / "_buckets"
-            native.with_columns((pl.col(key).hash(seed=0) % buckets).alias(_BUCKET)).sink_parquet(
-                pl.PartitionBy(spread, key=_BUCKET), mkdir=True, engine="streaming"
-            )
-            for bucket_dir in sorted(spread.iterdir()):
-                part = pl.scan_parquet(bucket_dir / "*.parquet", hive_partitioning=False).drop(_BUCKET, strict=False)
-                classify(nw.from_native(part)).to_native().sink_parquet(
-                    scratch / f"part-{bucket_dir.name.split('=')[1]:0>5}.parquet", engine="streaming"
-                )
-            shutil.rmtree(spread)
+            native.with_columns(bucket_of.alias(_BUCKET)).sink_parquet(pl.PartitionBy(spread, key=_BUCKET), mkdir=True, **_SCRATCH)
+            parts = [
+                pl.scan_parquet(d / "*.parquet", hive_partitioning=False).drop(_BUCKET, strict=False)
+                for d in sorted(spread.iterdir())
+            ]
+        for b, part in enumerate(parts):
+            classify(nw.from_native(part)).to_native().sink_parquet(scratch / f"part-{b:05d}.parquet", **_SCRATCH)
+        shutil.rmtree(scratch / "_buckets", ignore_errors=True)
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.parent.mkdir(parents=True, exist_ok=True)
         native: pl.LazyFrame = frame.to_native()
-        native.sink_parquet(scratch, engine="streaming")
+        native.sink_parquet(scratch, **_SCRATCH)
         return nw.from_native(pl.scan_parquet(scratch))
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
@@ -159,7 +167,9 @@ class PolarsEngine:
 
     def collect(self, frames: dict[str, nw.LazyFrame]) -> dict[str, pl.DataFrame]:
         names = list(frames)
-        results = pl.collect_all([frames[n].to_native() for n in names], engine="streaming")
+        # One query at a time: measured faster than collect_all here (21 s vs 31 s at 10 M rows),
+        # since every frame already reads the staged checkpoint rather than the raw day.
+        results = [frames[n].to_native().collect(engine="streaming") for n in names]
         return dict(zip(names, results, strict=True))
 
     def versions(self) -> dict[str, str]:
