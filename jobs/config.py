@@ -32,31 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from jobs.errors import UsageError
-from transforms.params import DEFAULT_SLA_S, DEFAULT_TAXONOMY, OffenderParams, Params, TrendParams
+from transforms.params import DEFAULT_SLA_S, EPOCH, OffenderParams, Params, TrendParams
 
 
 @dataclass(frozen=True)
 class Config:
-    sla_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SLA_S))
-    default_sla_s: float = 86400.0
-    proactive_sources: tuple[str, ...] = ("ml_model", "rule_engine", "proactive_sweep")
-    taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY
-    trends: TrendParams = field(default_factory=TrendParams)
-    offenders: OffenderParams = field(default_factory=OffenderParams)
+    # The transforms' parameters for any day; `params(ds)` fills in the day.
+    job: Params = field(default_factory=lambda: Params(ds=EPOCH))
     dq: dict[str, float] = field(default_factory=dict)
     pseudonym_key: str | None = None
     source: str = "defaults"
 
     def params(self, ds: dt.date) -> Params:
-        return Params(
-            ds=ds,
-            sla_s=dict(self.sla_s),
-            default_sla_s=self.default_sla_s,
-            proactive_sources=self.proactive_sources,
-            taxonomy=self.taxonomy,
-            trends=self.trends,
-            offenders=self.offenders,
-        )
+        return dataclasses.replace(self.job, ds=ds, sla_s=dict(self.job.sla_s))
 
     def dq_thresholds(self) -> Any:
         from expectations.thresholds import DQThresholds
@@ -122,13 +110,17 @@ def load_config(path: str | Path | None) -> Config:
     dq = raw.get("dq", {})
     for k, v in dq.items():
         _number(v, f"dq.{k}")
+    defaults = Params(ds=EPOCH)
     config = Config(
-        sla_s=sla,
-        default_sla_s=_number(job.get("default_sla_s", 86400.0), "job.default_sla_s"),
-        proactive_sources=_strings(job.get("proactive_sources", list(Config.proactive_sources)), "job.proactive_sources"),
-        taxonomy=_strings(job.get("taxonomy", list(DEFAULT_TAXONOMY)), "job.taxonomy"),
-        trends=_build(TrendParams, raw.get("trends", {}), "trends"),
-        offenders=_build(OffenderParams, raw.get("offenders", {}), "offenders"),
+        job=Params(
+            ds=EPOCH,
+            sla_s=sla,
+            default_sla_s=_number(job.get("default_sla_s", defaults.default_sla_s), "job.default_sla_s"),
+            proactive_sources=_strings(job.get("proactive_sources", list(defaults.proactive_sources)), "job.proactive_sources"),
+            taxonomy=_strings(job.get("taxonomy", list(defaults.taxonomy)), "job.taxonomy"),
+            trends=_build(TrendParams, raw.get("trends", {}), "trends"),
+            offenders=_build(OffenderParams, raw.get("offenders", {}), "offenders"),
+        ),
         dq=dict(dq),
         pseudonym_key=report.get("pseudonym_key"),
         source=str(path),

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import narwhals.stable.v2 as nw
 
-ALL = "ALL"
+from transforms.params import US_PER_S
+from transforms.schemas import ALL
+from transforms.schemas import F64 as _F64
+from transforms.schemas import I64 as _I64
+from transforms.schemas import STR as _STR
+
 KEYS = ["category", "source_type"]
-US_PER_S = 1_000_000
-_I64 = nw.Int64()
-_F64 = nw.Float64()
-_STR = nw.String()
 
 TRANSPARENCY_SCHEMA: dict[str, nw.dtypes.DType] = {
     "category": _STR,

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-ALL = "ALL"
-KEYS = ["platform_name", "category"]
-US_PER_S = 1_000_000
+from transforms.params import US_PER_S
+from transforms.schemas import ALL
+from transforms.schemas import F64 as _F64
+from transforms.schemas import I64 as _I64
+from transforms.schemas import STR as _STR
 
-_I64 = nw.Int64()
-_F64 = nw.Float64()
-_STR = nw.String()
+KEYS = ["platform_name", "category"]
+
 
 # Flag column -> the condition it counts; each becomes an int64 count in the output.
 _FLAGS: dict[str, nw.Expr] = {
