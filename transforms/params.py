@@ -58,9 +58,6 @@ class Params:
     trends: TrendParams = field(default_factory=TrendParams)
     offenders: OffenderParams = field(default_factory=OffenderParams)
 
-    def sla_for(self, queue: str | None) -> float:
-        return self.sla_s.get(queue or "", self.default_sla_s)
-
 
 EPOCH = dt.date(1970, 1, 1)
 US_PER_DAY = 86_400_000_000

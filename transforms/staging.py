@@ -7,7 +7,6 @@ The rules are data (an ordered list per table), so the order of DESIGN §3 is vi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import narwhals.stable.v2 as nw
 
@@ -183,21 +182,6 @@ def reason_counts(classified: nw.LazyFrame) -> nw.LazyFrame:
     return classified.group_by(REASON).agg(nw.len().alias("rows"))
 
 
-@dataclass(frozen=True)
-class StagingCounts:
-    raw_rows: int
-    distinct_rows: int
-    quarantined: dict[str, int]
-
-    @property
-    def duplicates_dropped(self) -> int:
-        return self.raw_rows - self.distinct_rows
-
-    @property
-    def staged_rows(self) -> int:
-        return self.distinct_rows - sum(self.quarantined.values())
-
-
 def row_columns(table: str) -> list[str]:
     """The raw columns serialised into quarantine.row (not the readers' helper columns)."""
     return list(INPUT_SCHEMAS[table])
@@ -207,7 +191,6 @@ __all__ = [
     "EVENT_TIME",
     "REASON",
     "RULES",
-    "StagingCounts",
     "classify",
     "reason_counts",
     "reasons",

@@ -33,9 +33,6 @@ class Engine(Protocol):
         (staging only compares rows sharing a key) to bound memory. Unreadable data raises
         InputUnreadable naming `source`."""
 
-    def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
-        """Compute a frame once and read it back, so several outputs share one pass over the raw day."""
-
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         """Add `row`: the given columns as a JSON object string (timestamps ISO-8601 UTC)."""
 

@@ -144,14 +144,6 @@ class PolarsEngine:
             classify(nw.from_native(part)).to_native().sink_parquet(scratch / f"part-{b:05d}.parquet", **_SCRATCH)
         shutil.rmtree(scratch / "_buckets", ignore_errors=True)
 
-    def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        native: pl.LazyFrame = frame.to_native()
-        native.sink_parquet(scratch, **_SCRATCH)
-        return nw.from_native(pl.scan_parquet(scratch))
-
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()
         schema = native.collect_schema()
