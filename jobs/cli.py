@@ -96,7 +96,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     days = run_window(args.ds, args.start, args.end, args.lookback)
     config = load_config(args.config)
-    if not Path(args.input).is_dir():
+    if "://" in str(args.output):
+        raise UsageError(
+            f"--output {args.output}: the warehouse must be a local or mounted path (its per-ds lock and "
+            "atomic publication use flock, rename and symlinks); Hadoop filesystem URIs work for --input on Spark"
+        )
+    if "://" not in str(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
 
         raise InputMissing(f"input directory {args.input} does not exist")

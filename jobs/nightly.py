@@ -14,7 +14,6 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -29,11 +28,11 @@ from jobs.errors import DQGateFailed, RiskInsightError
 from jobs.manifest import StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
-from transforms.queue_daily import queue_daily
 from transforms.quarantine import quarantine
+from transforms.queue_daily import queue_daily
 from transforms.repeat_offenders import creator_category_daily, repeat_offenders
 from transforms.reviewer_daily import reviewer_daily
-from transforms.schemas import INPUT_KEYS, INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_TABLES
+from transforms.schemas import INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_TABLES
 from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
@@ -104,7 +103,7 @@ def prepare_day(
     run_started_at: dt.datetime | None = None,
 ) -> Candidate:
     """Read, stage and compute every output table of ds, and write them aside with the manifest."""
-    input_dir, output = Path(input_dir), Path(output_dir)
+    output = Path(output_dir)
     config = config or Config()
     eng = _as_engine(engine)
     params = config.params(ds)
@@ -114,15 +113,11 @@ def prepare_day(
     with wh.ds_lock(output, ds):
         if candidate.path.exists():
             shutil.rmtree(candidate.path)
-        partitions = {t: wh.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
+        partitions = {t: eng.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
         with timer.stage("read_stage"):
             raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
-            # One pass over each raw day: classified rows are computed once and every table reads them.
             classified = {
-                t: eng.stage_by_key(
-                    raw[t], INPUT_KEYS[t], partial(staging.classify, table=t, params=params),
-                    candidate.path / "_scratch" / t, source=f"{t} {partitions[t]}",
-                )
+                t: eng.stage(raw[t], t, params, candidate.path / "_scratch" / t, source=f"{t} {partitions[t]}")
                 for t in INPUT_TABLES
             }
         faults.point("after_staging")
@@ -173,7 +168,7 @@ def prepare_day(
             "run_started_at": started.isoformat().replace("+00:00", "Z"),
             "config": config.source,
             "inputs": {
-                t: {"path": str(partitions[t]), "files": len(list(partitions[t].glob("*.parquet"))), "rows": raw_rows[t]}
+                t: {"path": str(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
                 for t in INPUT_TABLES
             },
             "distinct_rows": distinct,
@@ -305,7 +300,7 @@ def publish_day(candidate: Candidate) -> dict:
 
 
 def run_day(
-    input_dir: Path,
+    input_dir: Path | str,
     output: Path,
     ds: dt.date,
     engine: Engine,
@@ -371,7 +366,7 @@ def run_days(
         for ds in sorted(days):
             try:
                 result = run_day(
-                    Path(input_dir), Path(output_dir), ds, eng, cfg,
+                    input_dir, Path(output_dir), ds, eng, cfg,
                     report=report, lock_wait=lock_wait, run_started_at=run_started_at,
                 )
                 results.append(result)

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from jobs import faults
 from jobs.errors import InputMissing, LockHeld
@@ -37,12 +38,29 @@ def candidate_dir(output: Path, ds: dt.date) -> Path:
     return Path(output) / "_candidates" / f"ds={ds.isoformat()}"
 
 
-def input_partition(input_dir: Path, table: str, ds: dt.date) -> Path:
-    """The complete input partition of (table, ds), or InputMissing with a one-line reason."""
-    path = partition_dir(input_dir, table, ds)
-    if not path.is_dir():
+class InputFS(Protocol):
+    """What input_partition needs from a non-local filesystem (e.g. jobs.engines.hadoop_fs.HadoopFS)."""
+
+    def is_dir(self, uri: str) -> bool: ...
+
+    def is_file(self, uri: str) -> bool: ...
+
+
+def input_partition(input_dir: Path | str, table: str, ds: dt.date, fs: InputFS | None = None) -> Path | str:
+    """The complete input partition of (table, ds), or InputMissing with a one-line reason.
+
+    With `fs`, input_dir is a URI and so is the result; otherwise both are local paths.
+    """
+    if fs is None:
+        path: Path | str = partition_dir(Path(input_dir), table, ds)
+        is_dir, has_marker = path.is_dir(), (path / SUCCESS).exists()
+    else:
+        path = f"{str(input_dir).rstrip('/')}/{table}/ds={ds.isoformat()}"
+        is_dir = fs.is_dir(path)
+        has_marker = is_dir and fs.is_file(f"{path}/{SUCCESS}")
+    if not is_dir:
         raise InputMissing(f"input {table} ds={ds}: partition {path} does not exist")
-    if not (path / SUCCESS).exists():
+    if not has_marker:
         raise InputMissing(f"input {table} ds={ds}: partition {path} has no {SUCCESS} marker (incomplete)")
     return path
 

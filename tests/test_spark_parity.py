@@ -20,7 +20,7 @@ import pytest
 from jobs import warehouse as wh
 from jobs.engines.base import Engine
 from jobs.engines.polars_engine import PolarsEngine
-from jobs.errors import InputUnreadable
+from jobs.errors import InputMissing, InputUnreadable
 from jobs.nightly import run_days
 from tests.builders import automated, decision, frame, shift
 from tests.conftest import ts
@@ -101,9 +101,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark_session) -> Iterator[di
     root = tmp_path_factory.mktemp("parity")
     # 0.6% dirty rows: every decisions quarantine reason appears, yet under the 1% critical gate.
     generate(root / "input", START, len(DAYS), 1500, seed=11, dirty_rate=0.006)
-    outputs = {"polars": root / "polars", "spark": root / "spark"}
+    outputs = {"polars": root / "polars", "spark": root / "spark", "spark_uri": root / "spark_uri"}
     run_days(root / "input", outputs["polars"], DAYS, engine="polars", report=False)
     run_days(root / "input", outputs["spark"], DAYS, engine=SparkEngine(), report=False)
+    # The same input named by a Hadoop filesystem URI: listed, checked and footer-read through Hadoop.
+    run_days((root / "input").as_uri(), outputs["spark_uri"], DAYS, engine=SparkEngine(), report=False)
     yield outputs
 
 
@@ -120,16 +122,20 @@ def test_runs_cover_dirty_rows_history_and_publish_every_day(runs: dict[str, Pat
     assert wh.read_json(wh.runs_dir(runs["spark"], DAYS[-1]) / "manifest.json")["engine"] == "spark"
 
 
+@pytest.mark.parametrize("run", ["spark", "spark_uri"])
 @pytest.mark.parametrize("table", OUTPUT_TABLES)
-def test_every_output_table_equals_polars(runs: dict[str, Path], table: str) -> None:
+def test_every_output_table_equals_polars(runs: dict[str, Path], table: str, run: str) -> None:
     for ds in DAYS:
-        expected, got = read_outputs(runs["polars"], ds)[table], read_outputs(runs["spark"], ds)[table]
+        expected, got = read_outputs(runs["polars"], ds)[table], read_outputs(runs[run], ds)[table]
         assert_same_table(table, expected, got, where=f"{ds} ")
 
 
-def test_manifests_count_the_same(runs: dict[str, Path]) -> None:
+@pytest.mark.parametrize("run", ["spark", "spark_uri"])
+def test_manifests_count_the_same(runs: dict[str, Path], run: str) -> None:
     for ds in DAYS:
-        assert manifest_figures(runs["spark"], ds) == manifest_figures(runs["polars"], ds)
+        assert manifest_figures(runs[run], ds) == manifest_figures(runs["polars"], ds)
+    inputs = wh.read_json(wh.runs_dir(runs["spark_uri"], DAYS[0]) / "manifest.json")["inputs"]
+    assert inputs["decisions"]["path"].startswith("file:/") and inputs["decisions"]["files"] == 1
 
 
 # ------------------------------------------------------------------ the reader on awkward files
@@ -209,9 +215,6 @@ def test_reader_rejects_string_timestamps_and_corrupt_files(spark_engine: Engine
 
 
 def test_unreadable_data_pages_raise_input_unreadable_naming_the_source(spark_engine: Engine, tmp_path: Path) -> None:
-    from functools import partial
-
-    from transforms import staging
     from transforms.params import Params
 
     part = tmp_path / "decisions"
@@ -224,7 +227,42 @@ def test_unreadable_data_pages_raise_input_unreadable_naming_the_source(spark_en
     data[4:end] = bytes(b ^ 0x5A for b in data[4:end])
     (part / "a.parquet").write_bytes(bytes(data))
     raw = spark_engine.read_input("decisions", part)
-    classify = partial(staging.classify, table="decisions", params=Params(ds=dt.date(2024, 3, 14)))
     with pytest.raises(InputUnreadable, match=r"^input decisions .*: cannot read its data: ") as err:
-        spark_engine.stage_by_key(raw, "decision_id", classify, tmp_path / "scratch", source=f"decisions {part}")
+        spark_engine.stage(raw, "decisions", Params(ds=dt.date(2024, 3, 14)), tmp_path / "scratch", source=f"decisions {part}")
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ Hadoop filesystem URIs
+def test_uri_partitions_read_and_reject_like_local_paths(spark_engine: Engine, tmp_path: Path) -> None:
+    ds = dt.date(2024, 3, 14)
+    part = tmp_path / "in" / "shifts" / f"ds={ds}"
+    _write(part, "part-0.parquet", frame("shifts", [shift()]))
+    uri = (tmp_path / "in").as_uri()
+    with pytest.raises(InputMissing, match=r"^input shifts ds=2024-03-14: partition file:/.* has no _SUCCESS marker"):
+        spark_engine.input_partition(uri, "shifts", ds)
+    with pytest.raises(InputMissing, match=r"partition file:/.*/appeals/ds=2024-03-14 does not exist"):
+        spark_engine.input_partition(uri, "appeals", ds)
+    (part / "_SUCCESS").touch()
+    located = spark_engine.input_partition(uri, "shifts", ds)
+    assert isinstance(located, str) and located.startswith("file:/")
+    assert [f.rsplit("/", 1)[1] for f in spark_engine.input_files(located)] == ["part-0.parquet"]
+    expected = PolarsEngine().collect({"t": PolarsEngine().read_input("shifts", part)})["t"]
+    got = spark_engine.collect({"t": spark_engine.read_input("shifts", located)})["t"]
+    assert got.equals(expected)
+    # The footer checks read the footer through Hadoop and say the same as on a local path.
+    _write(part, "part-0.parquet", frame("shifts", [shift()]).with_columns(pl.col("shift_date").cast(pl.String)))
+    with pytest.raises(InputUnreadable, match=r"column shift_date in file:/.*part-0.parquet has type String, expected Date$"):
+        spark_engine.read_input("shifts", located)
+    (part / "part-0.parquet").write_text("not parquet")
+    with pytest.raises(InputUnreadable, match=r"cannot read file:/.*part-0.parquet: not a Parquet file"):
+        spark_engine.read_input("shifts", located)
+
+
+def test_polars_and_the_cli_refuse_uris_where_they_cannot_work(tmp_path: Path) -> None:
+    from jobs.cli import main
+    from jobs.errors import UsageError
+
+    with pytest.raises(UsageError, match="Polars engine reads local paths"):
+        PolarsEngine().input_partition("hdfs://nn:8020/logs", "decisions", dt.date(2024, 3, 14))
+    code = main(["run", "--input", str(tmp_path), "--output", "s3a://bucket/warehouse", "--ds", "2024-03-14"])
+    assert code == 2

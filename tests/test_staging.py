@@ -206,10 +206,9 @@ def test_reason_lists_follow_design_order(table):
 
 
 def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
-    """Staging compares only rows sharing a key, so classifying hash buckets of the key one at a
-    time (bounded memory) must give exactly the rows of classifying the whole day at once."""
-    from functools import partial
-
+    """Staging compares only rows sharing a key, so counting keys in hash buckets (bounded memory)
+    and classifying the unique-key rows apart from the few shared-key ones must give exactly the
+    rows of classifying the whole day at once."""
     from jobs.engines.polars_engine import PolarsEngine
 
     engine = PolarsEngine()
@@ -218,14 +217,12 @@ def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
             decision(decision_id=None), decision(decision_id=None, content_id=None), decision(decision_id="mixed"),
             decision(decision_id="mixed", decision_mode="x")] + [decision(decision_id=f"u{i}") for i in range(40)]
     raw = engine.input_frame("decisions", frame("decisions", rows))
-    classify_day = partial(staging.classify, table="decisions", params=P)
-    whole = collect(engine, classify_day(raw))
+    whole = collect(engine, staging.classify(raw, "decisions", P))
     key = ["decision_id", "content_id", "handle_time_s", "decision_mode", "reason"]
-    # 48 rows: 4 buckets re-read the day, 16 buckets spread it to disk first.
-    for rows_per_bucket in (12, 3):
-        engine.rows_per_bucket = rows_per_bucket
-        scratch = tmp_path / f"scratch{rows_per_bucket}"
-        bucketed = collect(engine, engine.stage_by_key(raw, "decision_id", classify_day, scratch, source="decisions"))
-        assert len(list(scratch.glob("part-*.parquet"))) > 1
-        assert bucketed.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
-        assert bucketed.height == len(rows) - 1
+    assert set(collect(engine, staging.repeated_keys(raw, "decisions"))["decision_id"]) == {"dup", "conf", "mixed"}
+    # 48 rows: one bucket, then 4 and 16 buckets of keys.
+    for keys_per_bucket in (100, 12, 3):
+        engine.keys_per_bucket = keys_per_bucket
+        staged = collect(engine, engine.stage(raw, "decisions", P, tmp_path / "scratch", source="decisions"))
+        assert staged.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
+        assert staged.height == len(rows) - 1

@@ -132,28 +132,54 @@ _GROUPING_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def classify(raw: nw.LazyFrame, table: str, params: Params) -> nw.LazyFrame:
-    """Distinct rows of one input table with `reason` = first rule broken (null when the row is clean).
+def repeated_keys(raw: nw.LazyFrame, table: str) -> nw.LazyFrame:
+    """The keys (one column) that occur on more than one raw row of the day: a key-only count."""
+    key = INPUT_KEYS[table]
+    counts = raw.filter(~nw.col(key).is_null()).group_by(key).agg(nw.len().alias("_rows"))
+    return counts.filter(nw.col("_rows") > 1).select(key)
 
-    `raw` holds the table's contract columns (and the readers' `<ts>_us` companions).
-    Exact duplicates share their key, and so do conflicting ones, so only rows whose key occurs
-    more than once need deduplicating and the per-key count: a key-only count finds them, and the
-    wide, expensive `unique` runs on those few rows instead of the whole day.
+
+def classify_unique(raw: nw.LazyFrame, table: str, params: Params, repeated: nw.LazyFrame) -> nw.LazyFrame:
+    """classify() of the rows whose key occurs once: no duplicate of any kind, so no dedupe at all.
+
+    This is nearly the whole day and needs only a streaming anti-join against the small key set.
     """
     key = INPUT_KEYS[table]
-    keyed = raw.filter(~nw.col(key).is_null())
-    repeated = keyed.group_by(key).agg(nw.len().alias("_rows")).filter(nw.col("_rows") > 1).select(key)
-    once = keyed.join(repeated, on=key, how="anti").with_columns(nw.lit(False).alias(_SHARED))
+    once = raw.filter(~nw.col(key).is_null()).join(repeated, on=key, how="anti")
+    return _with_reason(once.with_columns(nw.lit(False).alias(_SHARED)), table, params)
+
+
+def classify_shared(raw: nw.LazyFrame, table: str, params: Params, repeated: nw.LazyFrame) -> nw.LazyFrame:
+    """classify() of the rows whose key repeats or is null: the few rows that need deduplicating."""
+    key = INPUT_KEYS[table]
     several = (
-        keyed.join(repeated, on=key, how="semi")
+        raw.join(repeated, on=key, how="semi")
         .unique()
         # A key shared by several distinct rows of the day: rows that broke no earlier rule are conflicting.
         .with_columns((nw.col(key).count().over(key) > 1).alias(_SHARED))
     )
     # Null keys never match in a join; those rows are all missing_key, only deduplicated here.
     keyless = raw.filter(nw.col(key).is_null()).unique().with_columns(nw.lit(False).alias(_SHARED))
-    distinct = nw.concat([once, several, keyless], how="vertical")
+    return _with_reason(nw.concat([several, keyless], how="vertical"), table, params)
 
+
+def classify(raw: nw.LazyFrame, table: str, params: Params, repeated: nw.LazyFrame | None = None) -> nw.LazyFrame:
+    """Distinct rows of one input table with `reason` = first rule broken (null when the row is clean).
+
+    `raw` holds the table's contract columns (and the readers' `<ts>_us` companions).
+    Exact duplicates share their key, and so do conflicting ones, so only rows whose key occurs
+    more than once need deduplicating and the per-key count (`classify_shared`); the rest of the day
+    passes through untouched (`classify_unique`). An engine may compute `repeated` (the
+    `repeated_keys` of raw) its own way, e.g. per hash bucket of the key.
+    """
+    repeated = repeated_keys(raw, table) if repeated is None else repeated
+    return nw.concat(
+        [classify_unique(raw, table, params, repeated), classify_shared(raw, table, params, repeated)],
+        how="vertical",
+    )
+
+
+def _with_reason(distinct: nw.LazyFrame, table: str, params: Params) -> nw.LazyFrame:
     first_reason = None
     for name, rule in RULES[table]:
         cond = rule(params)
@@ -192,9 +218,12 @@ __all__ = [
     "REASON",
     "RULES",
     "classify",
+    "classify_shared",
+    "classify_unique",
     "reason_counts",
     "reasons",
     "rejected",
+    "repeated_keys",
     "row_columns",
     "staged",
 ]

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from transforms.params import Params
+
 
 class Engine(Protocol):
     name: str
 
-    def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
+    def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path | str:
+        """The complete input partition of (table, ds) (warehouse.input_partition's checks and errors);
+        an engine that reads Hadoop filesystem URIs returns them as str."""
+
+    def input_files(self, partition: Path | str) -> list[Path | str]:
+        """The partition's Parquet files, sorted."""
+
+    def read_input(self, table: str, partition: Path | str) -> nw.LazyFrame:
         """One input partition with the contract's columns and types, timestamps UTC/us, plus `<ts>_us`."""
 
     def input_frame(self, table: str, data: pl.DataFrame) -> nw.LazyFrame:
@@ -26,12 +34,10 @@ class Engine(Protocol):
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
         """A small in-memory table (e.g. today's violation_daily) as a lazy frame of this engine."""
 
-    def stage_by_key(
-        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path, source: str
-    ) -> nw.LazyFrame:
-        """classify(raw), computed once and read back; the engine may classify per bucket of `key`
-        (staging only compares rows sharing a key) to bound memory. Unreadable data raises
-        InputUnreadable naming `source`."""
+    def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
+        """`staging.classify(raw, table, params)`, in whatever form this engine reads fastest
+        (a checkpoint, or a lazy scan plus the few deduplicated rows). May use `scratch` for the
+        run. Unreadable data raises InputUnreadable naming `source`."""
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         """Add `row`: the given columns as a JSON object string (timestamps ISO-8601 UTC)."""

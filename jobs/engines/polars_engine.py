@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
 import polars as pl
 
-from jobs.errors import InputUnreadable
-from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
+from jobs import warehouse as wh
+from jobs.errors import InputUnreadable, UsageError
+from transforms import staging
+from transforms.params import Params
+from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
 # Scratch files live for one run: lz4 costs less CPU than zstd for a little more disk.
 _SCRATCH = {"engine": "streaming", "compression": "lz4"}
-_BUCKET = "_bucket"
-_MAX_RESCANS = 4
 
 
-def _check_type(table: str, file: Path, column: str, want: nw.dtypes.DType, got: pl.DataType) -> None:
+def _check_type(table: str, file: Path | str, column: str, want: nw.dtypes.DType, got: pl.DataType) -> None:
     """Reject types whose cast would invent or lose meaning (string timestamps, float ids)."""
     ok = {
         "String": isinstance(got, _STRING_OK) or got == pl.Null,
@@ -70,11 +70,20 @@ def empty_input(table: str) -> pl.LazyFrame:
 
 class PolarsEngine:
     name = "polars"
-    # Counting keys holds a bucket's keys in memory; above this a day is split by key hash.
-    rows_per_bucket = 4_000_000
+    # Counting keys holds a bucket's distinct keys in a hash table; above this many rows the key
+    # column is counted in hash buckets, one pass each.
+    keys_per_bucket = 5_000_000
 
-    def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
-        files = sorted(partition.glob("*.parquet"))
+    def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path:
+        if "://" in str(input_dir):
+            raise UsageError(f"input {input_dir}: the Polars engine reads local paths; run Hadoop filesystem URIs on Spark (jobs/spark_entry.py)")
+        return Path(wh.input_partition(input_dir, table, ds))
+
+    def input_files(self, partition: Path | str) -> list[Path]:
+        return sorted(Path(partition).glob("*.parquet"))
+
+    def read_input(self, table: str, partition: Path | str) -> nw.LazyFrame:
+        files = self.input_files(partition)
         if not files:
             return nw.from_native(empty_input(table))
         parts = []
@@ -100,49 +109,52 @@ class PolarsEngine:
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
         return nw.from_native(data.lazy())
 
-    def stage_by_key(
-        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path, source: str
-    ) -> nw.LazyFrame:
-        """Classify a raw day in buckets of its key and read the result back.
+    def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
+        """The classified day, checkpointed once under `scratch`.
 
-        Staging only ever compares rows that share a key (exact duplicates share every column,
-        conflicting ones their key), so classifying each hash bucket of the key on its own gives the
-        same rows as classifying the whole day, with memory bounded by one bucket instead of the day.
+        Three passes: the key count (`repeated_keys`, per hash bucket of the key so its hash table
+        stays bounded, reading only the key column); the rows whose key repeats or is null
+        (`classify_shared`: a few rows, deduplicated in memory); and the rows with a unique key,
+        nearly the whole day, classified without any dedupe and streamed to an lz4 file. Every
+        output query then reads just its columns from the checkpoint instead of re-running the rules
+        over the raw day. Unreadable data pages fail here, with the input named.
         """
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        scratch.mkdir(parents=True)
         try:
-            self._stage_by_key(raw, key, classify, scratch)
+            native: pl.LazyFrame = raw.to_native()
+            keys = self._repeated_keys(native, table)
+            repeated = nw.from_native(keys.lazy())
+            # Only rows whose key repeats or is null can come out of classify_shared; filtering them
+            # first with is_in keeps its semi-join off the whole day (which Polars would hold in memory).
+            key = pl.col(INPUT_KEYS[table])
+            few = nw.from_native(native.filter(key.is_in(keys.to_series().implode()) | key.is_null()))
+            shared = staging.classify_shared(few, table, params, repeated).to_native().collect(engine="streaming")
+            # The unique-key rows go to a scratch file once, streaming: every output query then reads
+            # the few columns it needs from it instead of re-running the rules over the raw day.
+            if scratch.exists():
+                shutil.rmtree(scratch)
+            scratch.mkdir(parents=True)
+            unique = staging.classify_unique(raw, table, params, repeated).to_native()
+            unique.sink_parquet(scratch / "part-unique.parquet", **_SCRATCH)
+            shared.write_parquet(scratch / "part-shared.parquet", compression="lz4")
         except (pl.exceptions.PolarsError, OSError) as exc:
             # The footer and schema were readable (read_input checked them) but the data is not.
             raise InputUnreadable(f"input {source}: cannot read its data: {str(exc).strip().splitlines()[0]}") from exc
         return nw.from_native(pl.scan_parquet(scratch / "part-*.parquet"))
 
-    def _stage_by_key(
-        self, raw: nw.LazyFrame, key: str, classify: Callable[[nw.LazyFrame], nw.LazyFrame], scratch: Path
-    ) -> None:
-        native: pl.LazyFrame = raw.to_native()
-        rows = native.select(pl.len()).collect().item()
-        buckets = max(1, -(-rows // self.rows_per_bucket))
+    def _repeated_keys(self, native: pl.LazyFrame, table: str) -> pl.DataFrame:
+        key = INPUT_KEYS[table]
+        keys = native.select(key)
+        rows = keys.select(pl.len()).collect().item()
+        buckets = max(1, -(-rows // self.keys_per_bucket))
         if buckets == 1:
-            classify(raw).to_native().sink_parquet(scratch / "part-00000.parquet", **_SCRATCH)
-            return
+            return staging.repeated_keys(nw.from_native(keys), table).to_native().collect(engine="streaming")
+        # Each bucket re-reads only the key column and keeps its share of the keys.
         bucket_of = pl.col(key).hash(seed=0) % buckets
-        if buckets <= _MAX_RESCANS:
-            # A few buckets: each re-reads the raw day and keeps its share of keys (a streaming filter).
-            parts = [native.filter(bucket_of == b) for b in range(buckets)]
-        else:
-            # Many buckets: write the day out once, spread by bucket (about three reads' worth of work).
-            spread = scratch / "_buckets"
-            native.with_columns(bucket_of.alias(_BUCKET)).sink_parquet(pl.PartitionBy(spread, key=_BUCKET), mkdir=True, **_SCRATCH)
-            parts = [
-                pl.scan_parquet(d / "*.parquet", hive_partitioning=False).drop(_BUCKET, strict=False)
-                for d in sorted(spread.iterdir())
-            ]
-        for b, part in enumerate(parts):
-            classify(nw.from_native(part)).to_native().sink_parquet(scratch / f"part-{b:05d}.parquet", **_SCRATCH)
-        shutil.rmtree(scratch / "_buckets", ignore_errors=True)
+        parts = [
+            staging.repeated_keys(nw.from_native(keys.filter(bucket_of == b)), table).to_native().collect(engine="streaming")
+            for b in range(buckets)
+        ]
+        return pl.concat(parts, how="vertical")
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable
-from functools import reduce
+from functools import cached_property, reduce
 from pathlib import Path
 from typing import Literal
 
@@ -25,9 +24,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs import warehouse as wh
+from jobs.engines.hadoop_fs import HadoopFS, is_uri
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import InputUnreadable
+from transforms import staging
+from transforms.params import Params
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
 
 Checkpoint = Literal["parquet", "memory"]
@@ -83,7 +86,7 @@ def _normalise(df: DataFrame, table: str, footer: dict[str, pl.DataType]) -> Dat
     return _with_epoch_us(df.select(cols), table)
 
 
-def _check(table: str, schema: dict[str, pl.DataType], file: Path) -> dict[str, pl.DataType]:
+def _check(table: str, schema: dict[str, pl.DataType], file: Path | str) -> dict[str, pl.DataType]:
     """The Polars engine's checks and messages, on the same footer; returns the contract columns' types."""
     for column, want in INPUT_SCHEMAS[table].items():
         if column not in schema:
@@ -166,16 +169,34 @@ class SparkEngine:
         self.checkpoint_mode: Checkpoint = checkpoint or ("parquet" if local else "memory")
 
     # ------------------------------------------------------------ inputs
-    def read_input(self, table: str, partition: Path) -> nw.LazyFrame:
-        files = sorted(partition.glob("*.parquet"))
+    @cached_property
+    def fs(self) -> HadoopFS:
+        return HadoopFS(self.spark)
+
+    def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path | str:
+        # A URI (hdfs://, s3a://, file://...) is checked through Hadoop, the way the executors will read it.
+        return wh.input_partition(input_dir, table, ds, fs=self.fs if is_uri(str(input_dir)) else None)
+
+    def input_files(self, partition: Path | str) -> list[Path | str]:
+        if isinstance(partition, str) and is_uri(partition):
+            return list(self.fs.parquet_files(partition))
+        return sorted(Path(partition).glob("*.parquet"))
+
+    def _footer(self, file: Path | str) -> dict[str, pl.DataType]:
+        if isinstance(file, str) and is_uri(file):
+            return self.fs.parquet_schema(file)
+        return dict(pl.read_parquet_schema(file))
+
+    def read_input(self, table: str, partition: Path | str) -> nw.LazyFrame:
+        files = self.input_files(partition)
         if not files:
             return nw.from_native(_with_epoch_us(self.spark.createDataFrame([], _input_struct(table)), table))
         # Files with the same contract types are read in one scan; a partition whose writers
         # disagreed (int32 vs int64 views, ms vs us timestamps) is normalised per group and unioned.
-        groups: dict[tuple[tuple[str, pl.DataType], ...], list[Path]] = {}
+        groups: dict[tuple[tuple[str, pl.DataType], ...], list[Path | str]] = {}
         for file in files:
             try:
-                footer = dict(pl.read_parquet_schema(file))
+                footer = self._footer(file)
             except Exception as exc:  # polars raises several types for a corrupt/non-Parquet file
                 raise InputUnreadable(f"input {table}: cannot read {file}: {str(exc).splitlines()[0]}") from exc
             groups.setdefault(tuple(_check(table, footer, file).items()), []).append(file)
@@ -206,18 +227,11 @@ class SparkEngine:
         return self.spark.createDataFrame(_arrow_for_spark(data), schema=_spark_struct(data))
 
     # ------------------------------------------------------------ compute
-    def stage_by_key(
-        self,
-        raw: nw.LazyFrame,
-        key: str,
-        classify: Callable[[nw.LazyFrame], nw.LazyFrame],
-        scratch: Path,
-        source: str,
-    ) -> nw.LazyFrame:
-        # No manual buckets as on Polars: the dedupe and the per-key window already hash-partition the
-        # day by key in Spark's shuffle, which spills to disk, so memory is bounded per task anyway.
+    def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
+        # One checkpoint of the classified day: Spark's shuffle hash-partitions the dedupe and the
+        # per-key window by key and spills to disk, so memory is bounded per task without buckets.
         # The plan is built (and analysed) outside the try: only executing it reads the raw data.
-        classified = classify(raw)
+        classified = staging.classify(raw, table, params)
         try:
             return self.checkpoint(classified, scratch)
         except (PySparkException, Py4JJavaError) as exc:
