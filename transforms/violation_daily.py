@@ -25,8 +25,9 @@ def _by_grouping_sets(frame: nw.LazyFrame, aggs: list[nw.Expr]) -> nw.LazyFrame:
     parts = []
     for kept in GROUPING_SETS:
         agg = frame.group_by(list(kept)).agg(aggs) if kept else frame.select(aggs)
-        rollup = [nw.lit(ALL).alias(c) for c in KEY if c not in kept]
-        parts.append(agg.with_columns(rollup).select(KEY + [e for e in agg.columns if e not in KEY]))
+        # Keys as String: the parts are stacked, and an engine may hand grouping columns over dictionary-encoded.
+        keys = [nw.col(c).cast(nw.String) if c in kept else nw.lit(ALL).alias(c) for c in KEY]
+        parts.append(agg.select(keys + [e for e in agg.columns if e not in KEY]))
     return nw.concat(parts, how="vertical")
 
 

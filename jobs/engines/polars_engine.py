@@ -16,6 +16,12 @@ from transforms.params import Params
 from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
+# Read back as Categorical (4-byte codes): Polars' exact per-group quantiles hold every grouped row's
+# keys and inputs in memory, where a 16-byte string view per value was most of the peak at 100 M rows.
+_LOW_CARDINALITY = frozenset({
+    "content_type", "market", "queue", "detection_source", "decision_mode", "outcome", "policy_category",
+    "action", "appeal_outcome", "original_outcome", "original_category", "expected_outcome", "expected_category",
+})
 # Scratch files live for one run: lz4 costs less CPU than zstd for a little more disk.
 _SCRATCH = {"engine": "streaming", "compression": "lz4"}
 
@@ -139,7 +145,9 @@ class PolarsEngine:
         except (pl.exceptions.PolarsError, OSError) as exc:
             # The footer and schema were readable (read_input checked them) but the data is not.
             raise InputUnreadable(f"input {source}: cannot read its data: {str(exc).strip().splitlines()[0]}") from exc
-        return nw.from_native(pl.scan_parquet(scratch / "part-*.parquet"))
+        checkpoint = pl.scan_parquet(scratch / "part-*.parquet")
+        coded = [c for c in checkpoint.collect_schema() if c in _LOW_CARDINALITY]
+        return nw.from_native(checkpoint.with_columns(pl.col(coded).cast(pl.Categorical)))
 
     def _repeated_keys(self, native: pl.LazyFrame, table: str) -> pl.DataFrame:
         key = INPUT_KEYS[table]
