@@ -14,6 +14,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -126,9 +127,9 @@ def prepare_day(
             "reviewer_daily": reviewer_daily(
                 staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params
             ),
-            "queue_daily": queue_daily(staged["decisions"], params),
+            "queue_daily": eng.by_key_parts(staged["decisions"], ["queue", "market"], partial(queue_daily, params=params)),
             "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params),
-            "creator_category_daily": creator_category_daily(staged["decisions"]),
+            "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
             "quarantine": quarantine(classified, eng.encode_rows),
             "_profile": input_profile(staged, params),
         }
@@ -201,16 +202,16 @@ def _history_tables(eng: Engine, output: Path, params, today: dict[str, pl.DataF
     """
     ds = params.ds
     out = {}
-    for table, daily, window, build in (
-        ("violation_trends", "violation_daily", params.trends.window_days, violation_trends),
-        ("repeat_offenders", "creator_category_daily", params.offenders.window_days - 1, repeat_offenders),
+    for table, daily, window, build, keys in (
+        ("violation_trends", "violation_daily", params.trends.window_days, violation_trends, ["market", "policy_category"]),
+        ("repeat_offenders", "creator_category_daily", params.offenders.window_days - 1, repeat_offenders, ["creator_id"]),
     ):
         earlier = wh.published_partitions(output, daily, ds - dt.timedelta(days=window), ds - dt.timedelta(days=1))
         parts = [eng.frame(today[daily].with_columns(pl.lit(ds).alias("ds")))]
         history = eng.read_history(daily, earlier)
         if history is not None:
             parts.insert(0, history.select(parts[0].columns))
-        out[table] = build(nw.concat(parts, how="vertical"), params)
+        out[table] = eng.by_key_parts(nw.concat(parts, how="vertical"), keys, partial(build, params=params))
     return eng.collect(out)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +39,12 @@ class Engine(Protocol):
         """`staging.classify(raw, table, params)`, in whatever form this engine reads fastest
         (a checkpoint, or a lazy scan plus the few deduplicated rows). May use `scratch` for the
         run. Unreadable data raises InputUnreadable naming `source`."""
+
+    def by_key_parts(
+        self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
+    ) -> nw.LazyFrame:
+        """build(frame), which the engine may evaluate as the union of build over hash parts of the
+        columns `by`: only for builds whose every output row depends on the rows of one `by` value."""
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         """Add `row`: the given columns as a JSON object string (timestamps ISO-8601 UTC)."""

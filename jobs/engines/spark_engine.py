@@ -9,6 +9,7 @@ and collected frames with Polars' dtypes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 import shutil
 from functools import cached_property, reduce
 from pathlib import Path
@@ -237,6 +238,12 @@ class SparkEngine:
         except (PySparkException, Py4JJavaError) as exc:
             # Footers and schemas were readable (read_input checked them) but the data pages are not.
             raise InputUnreadable(f"input {source}: cannot read its data: {_first_line(exc)}") from exc
+
+    def by_key_parts(
+        self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
+    ) -> nw.LazyFrame:
+        # Spark's shuffle already partitions every aggregation by its keys and spills.
+        return build(frame)
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         native: DataFrame = frame.to_native()
