@@ -93,15 +93,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs.config import load_config
     from jobs.nightly import run_days
+    from jobs.warehouse import is_uri
 
     days = run_window(args.ds, args.start, args.end, args.lookback)
     config = load_config(args.config)
-    if "://" in str(args.output):
+    if is_uri(args.output):
         raise UsageError(
             f"--output {args.output}: the warehouse must be a local or mounted path (its per-ds lock and "
             "atomic publication use flock, rename and symlinks); Hadoop filesystem URIs work for --input on Spark"
         )
-    if "://" not in str(args.input) and not Path(args.input).is_dir():
+    if not is_uri(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
 
         raise InputMissing(f"input directory {args.input} does not exist")

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -24,6 +25,14 @@ from jobs import faults
 from jobs.errors import InputMissing, LockHeld
 
 SUCCESS = "_SUCCESS"
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(location: object) -> bool:
+    """`scheme://...` (hdfs://, s3a://, file://): a filesystem URI rather than a local path."""
+    return bool(_URI.match(str(location)))
 
 
 def partition_dir(root: Path, table: str, ds: dt.date) -> Path:

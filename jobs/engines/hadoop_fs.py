@@ -7,7 +7,6 @@ metadata and Parquet footers cross to Python; the data is read by the executors.
 
 from __future__ import annotations
 
-import re
 import struct
 
 import polars as pl
@@ -15,13 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _FOOTER_TAIL = 8  # 4-byte little-endian footer length + b"PAR1"
-
-
-def is_uri(location: object) -> bool:
-    """`scheme://...`: a Hadoop filesystem URI rather than a local path."""
-    return isinstance(location, str) and bool(_URI.match(location))
 
 
 def join(base: str, *parts: str) -> str:

@@ -84,7 +84,7 @@ class PolarsEngine:
     rows_per_part = 25_000_000
 
     def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path:
-        if "://" in str(input_dir):
+        if wh.is_uri(input_dir):
             raise UsageError(f"input {input_dir}: the Polars engine reads local paths; run Hadoop filesystem URIs on Spark (jobs/spark_entry.py)")
         return Path(wh.input_partition(input_dir, table, ds))
 

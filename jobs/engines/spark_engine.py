@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import warehouse as wh
-from jobs.engines.hadoop_fs import HadoopFS, is_uri
+from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import InputUnreadable
@@ -176,15 +176,15 @@ class SparkEngine:
 
     def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path | str:
         # A URI (hdfs://, s3a://, file://...) is checked through Hadoop, the way the executors will read it.
-        return wh.input_partition(input_dir, table, ds, fs=self.fs if is_uri(str(input_dir)) else None)
+        return wh.input_partition(input_dir, table, ds, fs=self.fs if wh.is_uri(input_dir) else None)
 
     def input_files(self, partition: Path | str) -> list[Path | str]:
-        if isinstance(partition, str) and is_uri(partition):
+        if isinstance(partition, str) and wh.is_uri(partition):
             return list(self.fs.parquet_files(partition))
         return sorted(Path(partition).glob("*.parquet"))
 
     def _footer(self, file: Path | str) -> dict[str, pl.DataType]:
-        if isinstance(file, str) and is_uri(file):
+        if isinstance(file, str) and wh.is_uri(file):
             return self.fs.parquet_schema(file)
         return dict(pl.read_parquet_schema(file))
 
