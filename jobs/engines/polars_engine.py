@@ -157,15 +157,13 @@ class PolarsEngine:
         keys = native.select(key)
         rows = keys.select(pl.len()).collect().item()
         buckets = max(1, -(-rows // self.keys_per_bucket))
-        if buckets == 1:
-            return staging.repeated_keys(nw.from_native(keys), table).to_native().collect(engine="streaming")
         # Each bucket re-reads only the key column and keeps its share of the keys.
         bucket_of = pl.col(key).hash(seed=0) % buckets
-        parts = [
-            staging.repeated_keys(nw.from_native(keys.filter(bucket_of == b)), table).to_native().collect(engine="streaming")
-            for b in range(buckets)
-        ]
-        return pl.concat(parts, how="vertical")
+        shares = [keys] if buckets == 1 else [keys.filter(bucket_of == b) for b in range(buckets)]
+        return pl.concat(
+            [staging.repeated_keys(nw.from_native(s), table).to_native().collect(engine="streaming") for s in shares],
+            how="vertical",
+        )
 
     def by_key_parts(
         self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
