@@ -98,13 +98,20 @@ def _resolve_run(context: Context) -> dict[str, Any]:
     lookback = int(params.get("lookback") or 0)
     if not 0 <= lookback <= MAX_LOOKBACK:
         raise AirflowFailException(f"lookback={lookback} is outside 0..{MAX_LOOKBACK}")
+    from jobs.warehouse import is_uri
+
+    output_dir = _setting(params, "output_dir", VAR_OUTPUT_DIR, DEFAULT_OUTPUT_DIR)
+    if is_uri(output_dir):
+        # The tasks hand the candidate over through the warehouse, so they need a path they all share;
+        # a URI warehouse takes whole runs (`spark_entry.py` / `riskinsight run --engine spark`).
+        raise AirflowFailException(f"output_dir={output_dir!r}: the DAG's warehouse must be a path its workers share")
     return {
         "ds": ds.isoformat(),
         "days": [(ds - timedelta(days=k)).isoformat() for k in range(lookback, -1, -1)],
         "lookback": lookback,
         "engine": params.get("engine") or "polars",
         "input_dir": _setting(params, "input_dir", VAR_INPUT_DIR, DEFAULT_INPUT_DIR),
-        "output_dir": _setting(params, "output_dir", VAR_OUTPUT_DIR, DEFAULT_OUTPUT_DIR),
+        "output_dir": output_dir,
         "config": _setting(params, "config", VAR_CONFIG, None),
     }
 

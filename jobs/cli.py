@@ -97,10 +97,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     days = run_window(args.ds, args.start, args.end, args.lookback)
     config = load_config(args.config)
-    if is_uri(args.output):
+    engine = args.engine if isinstance(args.engine, str) else args.engine.name
+    if is_uri(args.output) and engine != "spark":
         raise UsageError(
-            f"--output {args.output}: the warehouse must be a local or mounted path (its per-ds lock and "
-            "atomic publication use flock, rename and symlinks); Hadoop filesystem URIs work for --input on Spark"
+            f"--output {args.output}: a warehouse behind a filesystem URI is written through Spark's Hadoop "
+            "filesystem; run it with --engine spark (or give a local or mounted path)"
+        )
+    if is_uri(args.output) and args.phase == "prepare":
+        raise UsageError(
+            f"--output {args.output}: --phase prepare leaves its candidate for separate gate and publish "
+            "tasks, which need a warehouse path they share; a URI warehouse takes whole runs"
         )
     if not is_uri(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
@@ -140,6 +146,10 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from jobs.report import render_day, render_index
+    from jobs.warehouse import is_uri
+
+    if is_uri(args.output):
+        raise UsageError(f"--output {args.output}: reports are rendered from a local warehouse (a URI warehouse gets its reports from `run`)")
 
     path = render_day(Path(args.output), args.ds)
     render_index(Path(args.output))

@@ -38,6 +38,10 @@ from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
 PART = "part-00000.parquet"
+TRAILING_DAYS = 7  # the DQ volume check compares ds with the last 7 published days
+
+# (table, first, last) -> {day: partition}: where a run reads the published earlier days.
+History = Callable[[str, dt.date, dt.date], dict[dt.date, Path | str]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class DayResult:
     verdict: str
     published: bool
     rows_written: dict[str, int]
-    report: Path | None = None
+    report: Path | str | None = None
 
 
 def _as_engine(engine: str | Engine) -> Engine:
@@ -102,8 +106,11 @@ def prepare_day(
     engine: str | Engine = "polars",
     config: Config | None = None,
     run_started_at: dt.datetime | None = None,
+    history: History | None = None,
 ) -> Candidate:
-    """Read, stage and compute every output table of ds, and write them aside with the manifest."""
+    """Read, stage and compute every output table of ds, and write them aside with the manifest.
+
+    `history` locates the published earlier days (default: output's own partitions)."""
     output = Path(output_dir)
     config = config or Config()
     eng = _as_engine(engine)
@@ -139,7 +146,7 @@ def prepare_day(
         with timer.stage("compute"):
             tables = eng.collect(frames)
         with timer.stage("history"):
-            tables.update(_history_tables(eng, output, params, tables))
+            tables.update(_history_tables(eng, history or partial(wh.published_partitions, output), params, tables))
         with timer.stage("write"):
             rows_written = {}
             for table in OUTPUT_TABLES:
@@ -195,7 +202,7 @@ def _reason_dict(counts: pl.DataFrame) -> dict[str, int]:
     return {(r["reason"] or ""): int(r["rows"]) for r in counts.iter_rows(named=True)}
 
 
-def _history_tables(eng: Engine, output: Path, params, today: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """violation_trends and repeat_offenders: today's tables plus the published earlier days.
 
     The partition of ds itself is excluded from history: this run replaces it.
@@ -206,11 +213,11 @@ def _history_tables(eng: Engine, output: Path, params, today: dict[str, pl.DataF
         ("violation_trends", "violation_daily", params.trends.window_days, violation_trends, ["market", "policy_category"]),
         ("repeat_offenders", "creator_category_daily", params.offenders.window_days - 1, repeat_offenders, ["creator_id"]),
     ):
-        earlier = wh.published_partitions(output, daily, ds - dt.timedelta(days=window), ds - dt.timedelta(days=1))
+        earlier = history(daily, ds - dt.timedelta(days=window), ds - dt.timedelta(days=1))
         parts = [eng.frame(today[daily].with_columns(pl.lit(ds).alias("ds")))]
-        history = eng.read_history(daily, earlier)
-        if history is not None:
-            parts.insert(0, history.select(parts[0].columns))
+        before = eng.read_history(daily, earlier)
+        if before is not None:
+            parts.insert(0, before.select(parts[0].columns))
         out[table] = eng.by_key_parts(nw.concat(parts, how="vertical"), keys, partial(build, params=params))
     return eng.collect(out)
 
@@ -252,7 +259,7 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
         return dq
 
 
-def _trailing_volumes(output: Path, ds: dt.date, days: int = 7) -> list[int]:
+def _trailing_volumes(output: Path, ds: dt.date, days: int = TRAILING_DAYS) -> list[int]:
     """Raw decision rows of the most recent observed days before ds, newest first."""
     observed = [d for d in wh.published_days(output, "violation_daily") if d < ds][-days:]
     volumes = []
@@ -310,9 +317,10 @@ def run_day(
     report: bool = True,
     lock_wait: float = 0.0,
     run_started_at: dt.datetime | None = None,
+    history: History | None = None,
 ) -> DayResult:
     with wh.ds_lock(output, ds, wait_s=lock_wait):
-        candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at)
+        candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at, history=history)
         try:
             gate_day(candidate, config)
         except DQGateFailed:
@@ -363,13 +371,17 @@ def run_days(
     eng = _as_engine(engine)
     results: list[DayResult] = []
     failures: list[RiskInsightError] = []
+    remote = None
     try:
+        day_runner: Callable[..., DayResult] = partial(run_day, input_dir, Path(output_dir))
+        if wh.is_uri(output_dir):
+            from jobs.remote_run import RemoteRun
+
+            remote = RemoteRun(str(output_dir), eng)
+            day_runner = partial(remote.run_day, input_dir)
         for ds in sorted(days):
             try:
-                result = run_day(
-                    input_dir, Path(output_dir), ds, eng, cfg,
-                    report=report, lock_wait=lock_wait, run_started_at=run_started_at,
-                )
+                result = day_runner(ds, eng, cfg, report=report, lock_wait=lock_wait, run_started_at=run_started_at)
                 results.append(result)
                 if on_day:
                     on_day(ds, result)
@@ -378,6 +390,8 @@ def run_days(
                 if on_day:
                     on_day(ds, exc)
     finally:
+        if remote is not None:
+            remote.close()
         eng.close()
     if failures:
         first = failures[0]

@@ -2,9 +2,8 @@
 
 The same arguments, run path and exit codes as `riskinsight run` (0 ok, 2 usage, 3 DQ gate failed,
 4 input missing or unreadable, 5 ds locked), with the engine fixed to Spark on whatever master
-spark-submit chose. --input may be any Hadoop filesystem URI (hdfs://, s3a://, file://...);
---output must be local or mounted at the same path on every host: the warehouse's lock and atomic
-swap are POSIX-filesystem operations.
+spark-submit chose. --input and --output may be any Hadoop filesystem URI (hdfs://, abfs://,
+s3a://, file://...) or a local path (mounted at the same path on every host).
 """
 
 from __future__ import annotations

@@ -160,6 +160,12 @@ def versions_dir(output: Path, ds: dt.date) -> Path:
     return Path(output) / "_versions" / f"ds={ds.isoformat()}"
 
 
+def current_version(output: Path, ds: dt.date) -> str | None:
+    """The version id of ds's publication in place, or None where ds was never published."""
+    current = versions_dir(output, ds) / CURRENT
+    return os.readlink(current) if current.is_symlink() else None
+
+
 def published_run_file(output: Path, ds: dt.date, name: str) -> Path:
     """A run file of the publication in place (manifest.json, dq.json), whatever the last attempt wrote."""
     return versions_dir(output, ds) / CURRENT / "_runs" / name

@@ -140,8 +140,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def test_spark_submit_on_a_standalone_cluster_equals_polars(cluster: Cluster, tmp_path: Path) -> None:
     from jobs.generate import generate
 
-    generate(tmp_path / "input", DS, 1, 1500, seed=5, dirty_rate=0.006)
-    run_days(tmp_path / "input", tmp_path / "polars", [DS], engine="polars", report=False)
+    days = [DS, DS + dt.timedelta(days=1)]
+    generate(tmp_path / "input", DS, len(days), 1500, seed=5, dirty_rate=0.006)
+    run_days(tmp_path / "input", tmp_path / "polars", days, engine="polars", report=False)
 
     log_conf = f"-Dlog4j2.configurationFile=file:{quiet_log4j2_file()}"
     confs = {
@@ -158,14 +159,16 @@ def test_spark_submit_on_a_standalone_cluster_equals_polars(cluster: Cluster, tm
     cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url]
     for key, value in confs.items():
         cmd += ["--conf", f"{key}={value}"]
-    cmd += ["jobs/spark_entry.py", "--input", str(tmp_path / "input"), "--output", str(tmp_path / "spark"),
-            "--ds", DS.isoformat(), "--no-report"]
+    # The warehouse named by a URI: the driver publishes through Hadoop, and the second day's history
+    # (trends, offenders) is read by the executors from the first day's remote partitions.
+    cmd += ["jobs/spark_entry.py", "--input", str(tmp_path / "input"), "--output", (tmp_path / "spark").as_uri(),
+            "--start", days[0].isoformat(), "--end", days[-1].isoformat(), "--no-report"]
     started = time.monotonic()
     done = subprocess.run(
         cmd, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=SUBMIT_TIMEOUT_S, check=False
     )
     assert done.returncode == 0, f"spark-submit exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    assert f"{DS}: " in done.stdout, done.stdout
+    assert all(f"{d}: " in done.stdout for d in days), done.stdout
     print(f"spark-submit on the cluster took {time.monotonic() - started:.1f}s")
 
     manifest = wh.read_json(wh.runs_dir(tmp_path / "spark", DS) / "manifest.json")
@@ -173,7 +176,7 @@ def test_spark_submit_on_a_standalone_cluster_equals_polars(cluster: Cluster, tm
     # Executors really ran on both workers: each worker keeps a directory per application it served.
     for work_dir in cluster.worker_dirs:
         assert [p.name for p in work_dir.glob("app-*")], f"no executor ran on {work_dir.name}"
-    assert_same_run(tmp_path / "polars", tmp_path / "spark", [DS])
+    assert_same_run(tmp_path / "polars", tmp_path / "spark", days)
 
 
 # ------------------------------------------------------------------ the entry point, in-process

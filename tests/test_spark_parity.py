@@ -104,8 +104,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, spark_session) -> Iterator[di
     outputs = {"polars": root / "polars", "spark": root / "spark", "spark_uri": root / "spark_uri"}
     run_days(root / "input", outputs["polars"], DAYS, engine="polars", report=False)
     run_days(root / "input", outputs["spark"], DAYS, engine=SparkEngine(), report=False)
-    # The same input named by a Hadoop filesystem URI: listed, checked and footer-read through Hadoop.
-    run_days((root / "input").as_uri(), outputs["spark_uri"], DAYS, engine=SparkEngine(), report=False)
+    # Input and warehouse both named by Hadoop filesystem URIs (file://: Hadoop's LocalFileSystem, the
+    # code path of hdfs://): input listed, checked and footer-read through Hadoop; history read by the
+    # executors from the remote partitions; each day published by the remote swap, reports included.
+    results = run_days((root / "input").as_uri(), outputs["spark_uri"].as_uri(), DAYS, engine=SparkEngine())
+    assert [r.report for r in results] == [f"{outputs['spark_uri'].as_uri()}/reports/{d}.html" for d in DAYS]
     yield outputs
 
 
@@ -136,6 +139,24 @@ def test_manifests_count_the_same(runs: dict[str, Path], run: str) -> None:
         assert manifest_figures(runs[run], ds) == manifest_figures(runs["polars"], ds)
     inputs = wh.read_json(wh.runs_dir(runs["spark_uri"], DAYS[0]) / "manifest.json")["inputs"]
     assert inputs["decisions"]["path"].startswith("file:/") and inputs["decisions"]["files"] == 1
+
+
+def test_a_uri_warehouse_has_the_local_layout_in_real_directories(runs: dict[str, Path]) -> None:
+    """What other tools read: `<table>/ds=D` and `_runs/ds=D` as plain directories, reports beside them."""
+    remote = runs["spark_uri"]
+    for ds in DAYS:
+        for table in OUTPUT_TABLES:
+            part = wh.partition_dir(remote, table, ds)
+            assert part.is_dir() and not part.is_symlink()
+        manifest = wh.read_json(wh.runs_dir(remote, ds) / "manifest.json")
+        assert manifest["published"] and manifest["dq"]["verdict"] in ("pass", "warn")
+        assert (remote / "_versions" / f"ds={ds}" / "CURRENT").read_text() in {
+            p.name for p in (remote / "_versions" / f"ds={ds}").iterdir()
+        }
+        assert f"{ds}" in (remote / "reports" / f"{ds}.html").read_text()
+    index = (remote / "reports" / "index.html").read_text()
+    assert all(f"{ds}.html" in index for ds in DAYS)
+    assert not list((remote / "_locks").glob("*.lock")), "every lease released"
 
 
 # ------------------------------------------------------------------ the reader on awkward files
@@ -265,4 +286,6 @@ def test_polars_and_the_cli_refuse_uris_where_they_cannot_work(tmp_path: Path) -
     with pytest.raises(UsageError, match="Polars engine reads local paths"):
         PolarsEngine().input_partition("hdfs://nn:8020/logs", "decisions", dt.date(2024, 3, 14))
     code = main(["run", "--input", str(tmp_path), "--output", "s3a://bucket/warehouse", "--ds", "2024-03-14"])
+    assert code == 2
+    code = main(["run", "--engine", "spark", "--phase", "prepare", "--input", str(tmp_path), "--output", "s3a://b/w", "--ds", "2024-03-14"])
     assert code == 2

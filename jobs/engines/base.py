@@ -29,8 +29,9 @@ class Engine(Protocol):
     def input_frame(self, table: str, data: pl.DataFrame) -> nw.LazyFrame:
         """An in-memory input table (tests, small sources) normalised exactly as read_input does."""
 
-    def read_history(self, table: str, partitions: dict[dt.date, Path]) -> nw.LazyFrame | None:
-        """Published output partitions with a `ds` date column; None when there are none."""
+    def read_history(self, table: str, partitions: dict[dt.date, Path | str]) -> nw.LazyFrame | None:
+        """Published output partitions with a `ds` date column; None when there are none. Spark also
+        takes URIs (a warehouse behind a Hadoop filesystem)."""
 
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
         """A small in-memory table (e.g. today's violation_daily) as a lazy frame of this engine."""

@@ -1,17 +1,20 @@
-"""Input partitions behind any Hadoop filesystem URI (hdfs://, s3a://, abfs://, gs://, file://).
+"""Files behind any Hadoop filesystem URI (hdfs://, s3a://, abfs://, gs://, file://).
 
 Everything goes through the Hadoop FileSystem of the Spark driver's JVM, so a URI works exactly
-when Spark itself can read it (same jars, same credentials in the Hadoop configuration). Only
-metadata and Parquet footers cross to Python; the data is read by the executors.
+when Spark itself can read it (same jars, same credentials in the Hadoop configuration). For inputs
+only metadata and Parquet footers cross to Python (the executors read the data); for a warehouse
+behind a URI (jobs.remote_warehouse) the driver copies its small output tables and run files.
 """
 
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 _FOOTER_TAIL = 8  # 4-byte little-endian footer length + b"PAR1"
@@ -30,13 +33,113 @@ class HadoopFS:
         path = self._jvm.org.apache.hadoop.fs.Path(uri)
         return path.getFileSystem(self._conf), path
 
-    def is_dir(self, uri: str) -> bool:
+    def _status(self, uri: str):
+        """The FileStatus of uri, or None where nothing is there (one metadata call, not exists + stat)."""
         fs, path = self._resolve(uri)
-        return bool(fs.exists(path) and fs.getFileStatus(path).isDirectory())
+        try:
+            return fs.getFileStatus(path)
+        except Py4JJavaError as exc:
+            if _java_class(exc) == "java.io.FileNotFoundException":
+                return None
+            raise
+
+    def exists(self, uri: str) -> bool:
+        return self._status(uri) is not None
+
+    def is_dir(self, uri: str) -> bool:
+        status = self._status(uri)
+        return bool(status is not None and status.isDirectory())
 
     def is_file(self, uri: str) -> bool:
+        status = self._status(uri)
+        return bool(status is not None and status.isFile())
+
+    def list_dir(self, uri: str) -> list[tuple[str, bool]]:
+        """(name, is_dir) of uri's children, sorted by name; [] where uri does not exist."""
         fs, path = self._resolve(uri)
-        return bool(fs.exists(path) and fs.getFileStatus(path).isFile())
+        if not fs.exists(path):
+            return []
+        return sorted((s.getPath().getName(), bool(s.isDirectory())) for s in fs.listStatus(path))
+
+    def mkdirs(self, uri: str) -> None:
+        fs, path = self._resolve(uri)
+        if not fs.mkdirs(path):
+            raise OSError(f"cannot create directory {uri}")
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move src to dst, which must not exist (Hadoop would move src *into* an existing directory).
+        Atomic on HDFS, ABFS (hierarchical namespace) and local disks; a copy on S3A and GCS."""
+        fs, source = self._resolve(src)
+        if self.exists(dst):
+            raise FileExistsError(f"cannot move {src} to {dst}: the target exists")
+        self.mkdirs(dst.rsplit("/", 1)[0])
+        if not fs.rename(source, self._resolve(dst)[1]):
+            raise OSError(f"cannot move {src} to {dst}")
+
+    def delete(self, uri: str) -> None:
+        """Remove uri, recursively; nothing there is fine."""
+        fs, path = self._resolve(uri)
+        fs.delete(path, True)
+
+    def create_new(self, uri: str, data: bytes) -> bool:
+        """Write a new file; False (and nothing written) where uri already exists. Exclusive on HDFS
+        and local disks; object stores without conditional writes cannot promise it."""
+        fs, path = self._resolve(uri)
+        try:
+            stream = fs.create(path, False)
+        except Py4JJavaError as exc:
+            if _java_class(exc) == "org.apache.hadoop.fs.FileAlreadyExistsException" or self.exists(uri):
+                return False
+            raise
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+        return True
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        fs, path = self._resolve(uri)
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
+    def modified_at(self, uri: str) -> float | None:
+        """Modification time in epoch seconds, or None where nothing is there."""
+        status = self._status(uri)
+        return None if status is None else status.getModificationTime() / 1000
+
+    def touch(self, uri: str, when: float) -> None:
+        """Set the modification time alone (an in-place metadata update; the content is untouched)."""
+        fs, path = self._resolve(uri)
+        fs.setTimes(path, int(when * 1000), -1)
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        """The whole (small) file, or None where it does not exist."""
+        if not self.is_file(uri):
+            return None
+        fs, path = self._resolve(uri)
+        stream = fs.open(path)
+        try:
+            return bytes(stream.readAllBytes())
+        finally:
+            stream.close()
+
+    def put(self, local: Path, uri: str) -> None:
+        """Copy a local file or directory tree to uri, which must not exist."""
+        if self.exists(uri):
+            raise FileExistsError(f"cannot copy {local} to {uri}: the target exists")
+        fs, path = self._resolve(uri)
+        self.mkdirs(uri.rsplit("/", 1)[0])
+        fs.copyFromLocalFile(False, False, self._jvm.org.apache.hadoop.fs.Path(str(Path(local).absolute())), path)
+
+    def get(self, uri: str, local: Path) -> None:
+        """Copy uri (a file or a directory tree) to the local path, which must not exist."""
+        fs, path = self._resolve(uri)
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        # The raw local filesystem: no .crc side files in the local copy.
+        fs.copyToLocalFile(False, path, self._jvm.org.apache.hadoop.fs.Path(str(Path(local).absolute())), True)
 
     def parquet_files(self, uri: str) -> list[str]:
         """The partition's `*.parquet` files, sorted (hidden `_`/`.` files such as _SUCCESS left out)."""
@@ -72,3 +175,7 @@ class HadoopFS:
         stream.seek(offset)
         # InputStream.readNBytes (Java 11+) returns a byte[], which py4j hands over as bytes.
         return bytes(stream.readNBytes(length))
+
+
+def _java_class(exc: Py4JJavaError) -> str:
+    return str(exc.java_exception.getClass().getName())

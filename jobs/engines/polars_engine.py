@@ -107,7 +107,8 @@ class PolarsEngine:
     def input_frame(self, table: str, data: pl.DataFrame) -> nw.LazyFrame:
         return nw.from_native(_normalise(data.lazy(), table, dict(data.schema), Path("<memory>")))
 
-    def read_history(self, table: str, partitions: dict[dt.date, Path]) -> nw.LazyFrame | None:
+    def read_history(self, table: str, partitions: dict[dt.date, Path | str]) -> nw.LazyFrame | None:
+        partitions = {day: Path(path) for day, path in partitions.items()}
         parts = [
             pl.scan_parquet(sorted(path.glob("*.parquet"))).with_columns(pl.lit(day).alias("ds"))
             for day, path in sorted(partitions.items())

@@ -211,13 +211,13 @@ class SparkEngine:
         footer = _check(table, dict(data.schema), Path("<memory>"))
         return nw.from_native(_normalise(self._from_polars(data), table, footer))
 
-    def read_history(self, table: str, partitions: dict[dt.date, Path]) -> nw.LazyFrame | None:
+    def read_history(self, table: str, partitions: dict[dt.date, Path | str]) -> nw.LazyFrame | None:
+        # Partitions may be URIs of a remote warehouse: the executors read them where they are.
+        files = {day: self.input_files(path) for day, path in sorted(partitions.items())}
         parts = [
-            self.spark.read.parquet(*[str(f) for f in sorted(path.glob("*.parquet"))]).withColumn(
-                "ds", F.lit(day).cast(T.DateType())
-            )
-            for day, path in sorted(partitions.items())
-            if any(path.glob("*.parquet"))
+            self.spark.read.parquet(*[str(f) for f in day_files]).withColumn("ds", F.lit(day).cast(T.DateType()))
+            for day, day_files in files.items()
+            if day_files
         ]
         return nw.from_native(reduce(DataFrame.unionByName, parts)) if parts else None
 

@@ -1,0 +1,83 @@
+"""The nightly run of a day into a warehouse behind a Hadoop filesystem URI (Spark engine).
+
+Each day runs exactly as on a local warehouse, in a local mirror, under the remote lease of ds:
+the earlier days its DQ check and report read are mirrored in first, the history its trends and
+offenders aggregate is read by the executors straight from the remote partitions, and the day's
+publication (or, after a failed gate, its attempt record) is pushed and swapped in last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+
+from jobs import nightly
+from jobs.config import Config
+from jobs.engines.base import Engine
+from jobs.errors import DQGateFailed, UsageError
+from jobs.remote_warehouse import RemoteWarehouse
+from jobs.report import OFFENDER_WINDOW_DAYS, TREND_WINDOW_DAYS
+from transforms.params import Params
+
+
+def mirror_window(ds: dt.date, params: Params, published: list[dt.date]) -> list[dt.date]:
+    """The earlier days a run of ds reads from the warehouse: the report's and history's windows,
+    and the days of the DQ gate's trailing volumes (the last published ones, however far back)."""
+    span = max(TREND_WINDOW_DAYS, OFFENDER_WINDOW_DAYS, params.trends.window_days, params.offenders.window_days)
+    days = {ds - dt.timedelta(days=i) for i in range(1, span + 1)}
+    return sorted(days | set([d for d in published if d < ds][-nightly.TRAILING_DAYS:]))
+
+
+class RemoteRun:
+    def __init__(self, output: str, engine: Engine) -> None:
+        fs = getattr(engine, "fs", None)
+        if fs is None:
+            raise UsageError(
+                f"--output {output}: a warehouse behind a filesystem URI is written through Spark's Hadoop "
+                "filesystem; run it with --engine spark (or give a local or mounted path)"
+            )
+        self.output = output
+        self.engine = engine
+        self.remote = RemoteWarehouse(fs, output)
+        self.mirror = Path(tempfile.mkdtemp(prefix="riskinsight-mirror-"))
+        self._index_mirrored = False
+
+    def run_day(
+        self,
+        input_dir: Path | str,
+        ds: dt.date,
+        engine: Engine,
+        config: Config,
+        *,
+        report: bool = True,
+        lock_wait: float = 0.0,
+        run_started_at: dt.datetime | None = None,
+    ) -> nightly.DayResult:
+        with self.remote.lease(ds, wait_s=lock_wait):
+            published = self.remote.published_days("violation_daily")
+            self.remote.mirror_days(self.mirror, mirror_window(ds, config.params(ds), published))
+            self.remote.mirror_attempts(self.mirror, ds)
+            if report and not self._index_mirrored:
+                self.remote.mirror_index(self.mirror)
+                self._index_mirrored = True
+            try:
+                result = nightly.run_day(
+                    input_dir, self.mirror, ds, engine, config,
+                    report=report, run_started_at=run_started_at, history=self.remote.published_partitions,
+                )
+            except DQGateFailed:
+                self.remote.publish(self.mirror, ds, tables=False)
+                if report:
+                    self.remote.put_reports(self.mirror, ["index.html"])
+                raise
+            self.remote.publish(self.mirror, ds, tables=True)
+            if report:
+                self.remote.put_reports(self.mirror, [f"{ds.isoformat()}.html", "index.html"])
+        report_uri = self.remote.uri("reports", f"{ds.isoformat()}.html") if result.report else None
+        return dataclasses.replace(result, report=report_uri)
+
+    def close(self) -> None:
+        shutil.rmtree(self.mirror, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""The warehouse behind a Hadoop filesystem URI (jobs.remote_warehouse): lease, swap, recovery, mirror.
+
+Everything runs through the real HadoopFS of a local Spark driver on file:// URIs (Hadoop's
+LocalFileSystem), the code path hdfs:// takes. Full nightly runs into a URI warehouse are in
+test_spark_parity (the `spark_uri` run) and test_spark_cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jobs import faults
+from jobs import warehouse as wh
+from jobs.errors import LockHeld
+from jobs.remote_warehouse import RUNS, RemoteWarehouse
+from transforms.schemas import OUTPUT_TABLES
+
+pytestmark = pytest.mark.spark
+
+DS = dt.date(2024, 3, 14)
+
+
+@pytest.fixture
+def fs(spark_session):
+    from jobs.engines.hadoop_fs import HadoopFS
+
+    return HadoopFS(spark_session)
+
+
+def _publish_locally(mirror: Path, ds: dt.date, label: str, *, run_id: str) -> str:
+    """A publication of ds in a local warehouse: every table holds one row saying which run wrote it."""
+    cand = mirror / "_cand" / label
+    tables = {}
+    for table in OUTPUT_TABLES:
+        (cand / table).mkdir(parents=True)
+        pl.DataFrame({"written_by": [label]}).write_parquet(cand / table / "part-00000.parquet")
+        tables[table] = cand / table
+    manifest = {"ds": ds.isoformat(), "run_id": run_id, "published": True, "label": label}
+    wh.write_json(cand / "manifest.json", manifest)
+    wh.write_json(cand / "dq.json", {"label": label})
+    wh.write_json(wh.runs_dir(mirror, ds) / "attempts" / run_id / "manifest.json", manifest)
+    version = f"{run_id}-0000000{len(label)}"
+    with wh.ds_lock(mirror, ds):
+        wh.publish(mirror, ds, version, tables, {"manifest.json": cand / "manifest.json", "dq.json": cand / "dq.json"})
+    return version
+
+
+def _written_by(root: Path, ds: dt.date) -> set[str]:
+    return {pl.read_parquet(wh.partition_dir(root, t, ds) / "*.parquet")["written_by"][0] for t in OUTPUT_TABLES}
+
+
+def test_publish_swaps_every_part_and_keeps_the_previous_publication(fs, tmp_path: Path) -> None:
+    mirror, root = tmp_path / "mirror", tmp_path / "remote"
+    remote = RemoteWarehouse(fs, root.as_uri())
+    first = _publish_locally(mirror, DS, "first", run_id="r1")
+    with remote.lease(DS):
+        assert remote.publish(mirror, DS, tables=True) == first
+    assert _written_by(root, DS) == {"first"}
+    second = _publish_locally(mirror, DS, "second", run_id="r2")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    versions = root / "_versions" / f"ds={DS}"
+    assert _written_by(root, DS) == {"second"}
+    assert (versions / "CURRENT").read_text() == second and (versions / "PREVIOUS").read_text() == first
+    # The previous publication is whole under its id: nothing published is lost by a rerun.
+    assert {pl.read_parquet(versions / first / t / "*.parquet")["written_by"][0] for t in OUTPUT_TABLES} == {"first"}
+    assert json.loads((root / RUNS / f"ds={DS}" / "manifest.json").read_text())["label"] == "second"
+    assert sorted(p.name for p in (root / RUNS / f"ds={DS}" / "attempts").iterdir()) == ["r1", "r2"]
+    assert remote.published_partitions("violation_daily", DS, DS) == {DS: f"{root.as_uri()}/violation_daily/ds={DS}"}
+    # A third publication drops the first: one previous version is kept, not every one.
+    _publish_locally(mirror, DS, "third", run_id="r3")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    assert not (versions / first).exists() and (versions / "PREVIOUS").read_text() == second
+
+
+def test_a_swap_killed_halfway_is_rolled_forward_by_the_next_lease(fs, tmp_path: Path, monkeypatch) -> None:
+    mirror, root = tmp_path / "mirror", tmp_path / "remote"
+    remote = RemoteWarehouse(fs, root.as_uri())
+    _publish_locally(mirror, DS, "old", run_id="r1")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    new = _publish_locally(mirror, DS, "new", run_id="r2")
+
+    class Killed(BaseException):
+        pass
+
+    def die(name: str) -> None:
+        if name == "remote:swapping":
+            raise Killed  # what SIGKILL leaves: no finally block of the swap runs further
+    monkeypatch.setattr(faults, "point", die)
+    with pytest.raises(Killed), remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    assert _written_by(root, DS) == {"old", "new"}, "the kill left a half swap (this is what recovery is for)"
+    assert (root / "_versions" / f"ds={DS}" / "_PUBLISHING").exists()
+    monkeypatch.undo()
+    with remote.lease(DS):
+        pass
+    assert _written_by(root, DS) == {"new"}
+    assert (root / "_versions" / f"ds={DS}" / "CURRENT").read_text() == new
+    assert not (root / "_versions" / f"ds={DS}" / "_PUBLISHING").exists()
+
+
+def test_a_failed_gate_swaps_the_run_files_only_and_the_mirror_finds_the_published_manifest(fs, tmp_path: Path) -> None:
+    mirror, root = tmp_path / "mirror", tmp_path / "remote"
+    remote = RemoteWarehouse(fs, root.as_uri())
+    version = _publish_locally(mirror, DS, "good", run_id="r1")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    # What gate_day records for a failed attempt: the ds's run files now describe the failure.
+    failed = {"ds": DS.isoformat(), "run_id": "r2", "published": False}
+    wh.write_json(wh.runs_dir(mirror, DS) / "manifest.json", failed)
+    wh.write_json(wh.runs_dir(mirror, DS) / "attempts" / "r2" / "manifest.json", failed)
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=False)
+    assert _written_by(root, DS) == {"good"}
+    assert (root / "_versions" / f"ds={DS}" / "CURRENT").read_text() == version
+    assert json.loads((root / RUNS / f"ds={DS}" / "manifest.json").read_text())["published"] is False
+    # A later run mirrors the day with the manifest of what is published, not of the failed attempt.
+    fresh = tmp_path / "fresh"
+    RemoteWarehouse(fs, root.as_uri()).mirror_days(fresh, [DS, DS - dt.timedelta(days=1)])
+    assert wh.current_version(fresh, DS) == version
+    assert _written_by(fresh, DS) == {"good"}
+    assert wh.read_json(wh.published_run_file(fresh, DS, "manifest.json"))["label"] == "good"
+    assert wh.current_version(fresh, DS - dt.timedelta(days=1)) is None
+
+
+def test_the_lease_excludes_waits_and_takes_over_a_dead_holder(fs, tmp_path: Path) -> None:
+    root = (tmp_path / "remote").as_uri()
+    lock = tmp_path / "remote" / "_locks" / f"ds={DS}.lock"
+    first, second = RemoteWarehouse(fs, root), RemoteWarehouse(fs, root)
+    with first.lease(DS):
+        with pytest.raises(LockHeld, match=rf"^ds={DS} of {root} is being run by pid {os.getpid()} on .*--lock-wait"):
+            with second.lease(DS):
+                pass
+        assert second.published_days("violation_daily") == []
+    assert not lock.exists()
+
+    # A waiting run gets the lease once the holder lets go.
+    entered = threading.Event()
+    holder = threading.Thread(target=lambda: _hold(first, entered, 1.0))
+    holder.start()
+    entered.wait(30)
+    started = time.monotonic()
+    with second.lease(DS, wait_s=60):
+        waited = time.monotonic() - started
+    holder.join()
+    assert waited > 0.3
+
+    # A holder that died stops renewing: after lease_s its lock is stale and taken over.
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"holder": "pid 1 on a-dead-host", "token": "x"}))
+    quick = RemoteWarehouse(fs, root, lease_s=5)
+    with pytest.raises(LockHeld, match="a-dead-host"):
+        with quick.lease(DS):
+            pass
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    with quick.lease(DS):
+        assert "a-dead-host" not in lock.read_text()
+    assert not lock.exists()
+
+
+def _hold(warehouse: RemoteWarehouse, entered: threading.Event, seconds: float) -> None:
+    with warehouse.lease(DS):
+        entered.set()
+        time.sleep(seconds)
+
+
+def test_the_holder_renews_its_lease_while_it_runs(fs, tmp_path: Path) -> None:
+    root = (tmp_path / "remote").as_uri()
+    lock = tmp_path / "remote" / "_locks" / f"ds={DS}.lock"
+    renewing = RemoteWarehouse(fs, root, lease_s=1.5)
+    with renewing.lease(DS):
+        os.utime(lock, (time.time() - 60, time.time() - 60))
+        time.sleep(1.2)  # more than lease_s / 3: the renewal thread has touched it since
+        assert time.time() - lock.stat().st_mtime < 1.5
+        with pytest.raises(LockHeld):
+            with RemoteWarehouse(fs, root, lease_s=1.5).lease(DS):
+                pass
