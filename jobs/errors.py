@@ -33,3 +33,9 @@ class LockHeld(RiskInsightError):
     """Another run of the same (output, ds) holds the lock."""
 
     exit_code = 5
+
+
+class WarehouseUnavailable(RiskInsightError):
+    """The warehouse's filesystem refused an operation (unknown scheme, permissions, lost namenode)."""
+
+    exit_code = 1

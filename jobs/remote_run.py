@@ -15,9 +15,12 @@ import tempfile
 from pathlib import Path
 
 from jobs import nightly
+from py4j.protocol import Py4JJavaError
+
 from jobs.config import Config
+from jobs.engines.spark_engine import first_line
 from jobs.engines.base import Engine
-from jobs.errors import DQGateFailed, UsageError
+from jobs.errors import DQGateFailed, UsageError, WarehouseUnavailable
 from jobs.remote_warehouse import RemoteWarehouse
 from jobs.report import OFFENDER_WINDOW_DAYS, TREND_WINDOW_DAYS
 from transforms.params import Params
@@ -56,6 +59,13 @@ class RemoteRun:
         lock_wait: float = 0.0,
         run_started_at: dt.datetime | None = None,
     ) -> nightly.DayResult:
+        try:
+            return self._run_day(input_dir, ds, engine, config, report, lock_wait, run_started_at)
+        except (OSError, Py4JJavaError) as exc:
+            # The filesystem's own words, in one line (a JVM exception runs to pages of stack).
+            raise WarehouseUnavailable(f"ds={ds}: warehouse {self.output}: {first_line(exc)}") from exc
+
+    def _run_day(self, input_dir, ds, engine, config, report, lock_wait, run_started_at) -> nightly.DayResult:
         with self.remote.lease(ds, wait_s=lock_wait):
             published = self.remote.published_days("violation_daily")
             self.remote.mirror_days(self.mirror, mirror_window(ds, config.params(ds), published))

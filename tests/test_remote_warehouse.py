@@ -185,3 +185,28 @@ def test_the_holder_renews_its_lease_while_it_runs(fs, tmp_path: Path) -> None:
         with pytest.raises(LockHeld):
             with RemoteWarehouse(fs, root, lease_s=1.5).lease(DS):
                 pass
+
+
+def test_a_warehouse_the_filesystem_refuses_is_one_line_not_a_traceback(spark_session, tmp_path: Path, capsys) -> None:
+    from jobs.cli import main
+
+    code = main(["run", "--engine", "spark", "--input", str(tmp_path), "--output", "nosuchfs://nn/warehouse", "--ds", str(DS)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err.startswith(f"riskinsight: error: ds={DS}: warehouse nosuchfs://nn/warehouse: ") and "nosuchfs" in err.split(": ", 3)[-1]
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_the_mirror_window_covers_history_report_and_the_trailing_volumes() -> None:
+    from jobs.config import Config
+    from jobs.remote_run import mirror_window
+
+    params = Config().params(DS)
+    gaps = [DS - dt.timedelta(days=d) for d in (90, 80, 70, 60, 50, 45, 40, 2)] + [DS, DS + dt.timedelta(days=1)]
+    window = mirror_window(DS, params, gaps)
+    assert DS not in window and max(window) == DS - dt.timedelta(days=1)
+    # Every day the trends baseline, the offenders window and the report's 28- and 30-day views read.
+    assert min(d for d in window if d > DS - dt.timedelta(days=31)) == DS - dt.timedelta(days=30)
+    # The DQ volume check compares with the last 7 *published* days, however far back they are.
+    assert {DS - dt.timedelta(days=d) for d in (80, 70, 60, 50, 45, 40)} <= set(window)
+    assert DS - dt.timedelta(days=90) not in window

@@ -237,7 +237,7 @@ class SparkEngine:
             return self.checkpoint(classified, scratch)
         except (PySparkException, Py4JJavaError) as exc:
             # Footers and schemas were readable (read_input checked them) but the data pages are not.
-            raise InputUnreadable(f"input {source}: cannot read its data: {_first_line(exc)}") from exc
+            raise InputUnreadable(f"input {source}: cannot read its data: {first_line(exc)}") from exc
 
     def by_key_parts(
         self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
@@ -285,7 +285,7 @@ class SparkEngine:
             self.spark.stop()
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     """The JVM's root cause in one line (Spark's messages run to pages of stack trace)."""
     if isinstance(exc, Py4JJavaError):
         cause = exc.java_exception
