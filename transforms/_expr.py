@@ -51,6 +51,26 @@ def sla_seconds(params_sla: dict[str, float], default: float, queue: str = "queu
     return expr.otherwise(nw.lit(float(default))).cast(nw.Float64)
 
 
-def union_keys(frames: list[nw.LazyFrame], keys: list[str]) -> nw.LazyFrame:
-    """Distinct key combinations present in any of the frames (the universe a table reports on)."""
-    return nw.concat([f.select(keys) for f in frames], how="vertical").unique(keys)
+def outer_combine(frames: list[nw.LazyFrame], keys: list[str]) -> nw.LazyFrame:
+    """One row per key present in any frame, with every frame's columns (null where it has no row).
+
+    Each frame holds at most one row per key. Stacked and regrouped rather than left-joined to the
+    union of keys, so each frame is referenced once: no engine computes an aggregation (and its
+    exact quantiles) twice, which Polars' streaming engine does for a subplan used twice.
+    """
+    types: dict[str, nw.dtypes.DType] = {}
+    for frame in frames:
+        for column, dtype in frame.collect_schema().items():
+            if column not in keys:
+                types.setdefault(column, dtype)
+
+    def side(frame: nw.LazyFrame) -> nw.LazyFrame:
+        present = set(frame.columns)
+        return frame.select(
+            [nw.col(k) for k in keys]
+            + [(nw.col(c) if c in present else nw.lit(None)).cast(t).alias(c) for c, t in types.items()]
+        )
+
+    stacked = nw.concat([side(f) for f in frames], how="vertical")
+    # At most one non-null value per key and column: max picks it.
+    return stacked.group_by(keys).agg([nw.col(c).max() for c in types])

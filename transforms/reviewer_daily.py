@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import flag, quantile, ratio, seconds_between, sla_seconds, union_keys
+from transforms._expr import flag, outer_combine, quantile, ratio, seconds_between, sla_seconds
 from transforms.params import US_PER_S, Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
@@ -59,12 +59,8 @@ def reviewer_daily(
     )
     shift = shifts.select("reviewer_id", "team", "site", "logged_in_s")
 
-    reviewers = union_keys([work, shift, qa, appeal_counts], KEY)
     out = (
-        reviewers.join(work, on=KEY, how="left")
-        .join(shift, on=KEY, how="left")
-        .join(qa, on=KEY, how="left")
-        .join(appeal_counts, on=KEY, how="left")
+        outer_combine([work, shift, qa, appeal_counts], KEY)
         .with_columns(
             [
                 nw.col(c).fill_null(0).cast(nw.Int64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import flag, is_in, quantile, ratio, seconds_between, union_keys
+from transforms._expr import flag, is_in, outer_combine, quantile, ratio, seconds_between
 from transforms.params import Params
 from transforms.schemas import ALL, OUTPUT_SCHEMAS, select_schema
 
@@ -61,9 +61,8 @@ def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Para
     appealed = appealed.filter(nw.col("appeals_resolved") > 0)
     counts = ("actioned", "proactive", "automated", "zero_view", "within_24h", "removed", "appeals_resolved", "appeals_overturned")
     out = (
-        union_keys([actioned.filter(nw.col("actioned") > 0), appealed, _all_all(actioned)], KEY)
-        .join(actioned, on=KEY, how="left")
-        .join(appealed, on=KEY, how="left")
+        # Every actioned key has actioned > 0 but the ALL/ALL row, which exists every day.
+        outer_combine([actioned, appealed], KEY)
         .with_columns([nw.col(c).fill_null(0).cast(nw.Int64) for c in counts])
         .with_columns(
             proactive_rate=ratio("proactive", "actioned"),
@@ -74,7 +73,3 @@ def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Para
         )
     )
     return select_schema(out, OUTPUT_SCHEMAS["violation_daily"])
-
-
-def _all_all(actioned: nw.LazyFrame) -> nw.LazyFrame:
-    return actioned.filter((nw.col("market") == ALL) & (nw.col("policy_category") == ALL))
