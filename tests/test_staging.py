@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 
 from tests.builders import appeal, audit, automated, clean, decision, frame, shift
@@ -217,12 +218,21 @@ def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
             decision(decision_id=None), decision(decision_id=None, content_id=None), decision(decision_id="mixed"),
             decision(decision_id="mixed", decision_mode="x")] + [decision(decision_id=f"u{i}") for i in range(40)]
     raw = engine.input_frame("decisions", frame("decisions", rows))
-    whole = collect(engine, staging.classify(raw, "decisions", P))
-    key = ["decision_id", "content_id", "handle_time_s", "decision_mode", "reason"]
+    whole = staging.classify(raw, "decisions", P)
     assert set(collect(engine, staging.repeated_keys(raw, "decisions"))["decision_id"]) == {"dup", "conf", "mixed"}
+
+    def views(classified):
+        """What the nightly run reads of a classified day: rejected rows whole, passing rows as staged."""
+        return [collect(engine, v) for v in (staging.rejected(classified), staging.staged(classified, "decisions"))]
+
+    def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+        return a.sort(a.columns, nulls_last=True).equals(b.sort(b.columns, nulls_last=True))
+
+    expected = views(whole)
+    assert expected[0].height > 0 and expected[0].height + expected[1].height == len(rows) - 1
     # 48 rows: one bucket, then 4 and 16 buckets of keys.
     for keys_per_bucket in (100, 12, 3):
         engine.keys_per_bucket = keys_per_bucket
-        staged = collect(engine, engine.stage(raw, "decisions", P, tmp_path / "scratch", source="decisions"))
-        assert staged.sort(key, nulls_last=True).equals(whole.sort(key, nulls_last=True))
-        assert staged.height == len(rows) - 1
+        checkpoint = engine.stage(raw, "decisions", P, tmp_path / "scratch", source="decisions")
+        assert all(same(g, e) for g, e in zip(views(checkpoint), expected, strict=True))
+        assert collect(engine, checkpoint).height == len(rows) - 1

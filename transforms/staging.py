@@ -193,9 +193,15 @@ def _with_reason(distinct: nw.LazyFrame, table: str, params: Params) -> nw.LazyF
 _SHARED = "_key_shared"
 
 
+# Columns only the quarantine reads (for rejected rows): no output table reads them from staged rows,
+# so staged() drops them and an engine may leave them out of what it keeps of the passing rows
+# (Polars blanks them in its checkpoint: the ids are the costliest columns of a day to write).
+QUARANTINE_ONLY: dict[str, tuple[str, ...]] = {"decisions": ("decision_id", "content_id", "content_type")}
+
+
 def staged(classified: nw.LazyFrame, table: str) -> nw.LazyFrame:
     """Rows that passed staging, with null grouping values mapped to UNKNOWN."""
-    clean = classified.filter(nw.col(REASON).is_null()).drop(REASON)
+    clean = classified.filter(nw.col(REASON).is_null()).drop(REASON, *QUARANTINE_ONLY.get(table, ()))
     return clean.with_columns([nw.col(c).fill_null(nw.lit(UNKNOWN)) for c in _GROUPING_COLUMNS[table]])
 
 
