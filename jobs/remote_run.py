@@ -66,9 +66,11 @@ class RemoteRun:
             raise WarehouseUnavailable(f"ds={ds}: warehouse {self.output}: {first_line(exc)}") from exc
 
     def _run_day(self, input_dir, ds, engine, config, report, lock_wait, run_started_at) -> nightly.DayResult:
+        params = config.params(ds)
+        window = mirror_window(ds, params, self.remote.published_days("violation_daily"))
+        self.remote.settle(window, wait_s=lock_wait)
         with self.remote.lease(ds, wait_s=lock_wait):
-            published = self.remote.published_days("violation_daily")
-            self.remote.mirror_days(self.mirror, mirror_window(ds, config.params(ds), published))
+            self.remote.mirror_days(self.mirror, window)
             self.remote.mirror_attempts(self.mirror, ds)
             if report and not self._index_mirrored:
                 self.remote.mirror_index(self.mirror)
@@ -79,15 +81,23 @@ class RemoteRun:
                     report=report, run_started_at=run_started_at, history=self.remote.published_partitions,
                 )
             except DQGateFailed:
-                self.remote.publish(self.mirror, ds, tables=False)
-                if report:
-                    self.remote.put_reports(self.mirror, ["index.html"])
+                self._push(ds, tables=False, reports=["index.html"] if report else [])
                 raise
-            self.remote.publish(self.mirror, ds, tables=True)
-            if report:
-                self.remote.put_reports(self.mirror, [f"{ds.isoformat()}.html", "index.html"])
+            except BaseException:
+                self.remote.forget(self.mirror, ds)
+                raise
+            self._push(ds, tables=True, reports=[f"{ds.isoformat()}.html", "index.html"] if report else [])
         report_uri = self.remote.uri("reports", f"{ds.isoformat()}.html") if result.report else None
         return dataclasses.replace(result, report=report_uri)
+
+    def _push(self, ds: dt.date, *, tables: bool, reports: list[str]) -> None:
+        try:
+            self.remote.publish(self.mirror, ds, tables=tables)
+            self.remote.put_reports(self.mirror, reports)
+        except BaseException:
+            # The mirror must not keep what the remote did not get: later days would read it.
+            self.remote.forget(self.mirror, ds)
+            raise
 
     def close(self) -> None:
         shutil.rmtree(self.mirror, ignore_errors=True)

@@ -39,10 +39,11 @@ from typing import Protocol
 
 from jobs import faults
 from jobs import warehouse as wh
-from jobs.errors import LockHeld
+from jobs.errors import LockHeld, WarehouseUnavailable
 from transforms.schemas import OUTPUT_TABLES
 
 RUNS = "_runs"
+RUN_FILES = ("manifest.json", "dq.json")
 JOURNAL = "_PUBLISHING"
 CURRENT, PREVIOUS = "CURRENT", "PREVIOUS"
 LEASE_S = 600.0  # the holder renews every LEASE_S / 3; a lease not renewed for LEASE_S is stale
@@ -59,17 +60,36 @@ class RemoteFS(Protocol):
     def create_new(self, uri: str, data: bytes) -> bool: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def modified_at(self, uri: str) -> float | None: ...
-    def touch(self, uri: str, when: float) -> None: ...
     def read_bytes(self, uri: str) -> bytes | None: ...
     def put(self, local: Path, uri: str) -> None: ...
     def get(self, uri: str, local: Path) -> None: ...
 
 
-def _holder(body: bytes) -> str:
+class _Held:
+    """A lease this process holds: its lock file, token, and whether it was lost."""
+
+    def __init__(self, lock: str, token: str, holder: str) -> None:
+        self.lock, self.token, self.holder = lock, token, holder
+        self.lost = threading.Event()
+
+    def body(self) -> bytes:
+        # Renewal time on the clients' clock: the clock that judges staleness.
+        return json.dumps({"holder": self.holder, "token": self.token, "renewed_at": time.time()}).encode()
+
+
+def _field(body: bytes | None, name: str) -> object:
     try:
-        return str(json.loads(body)["holder"])
-    except (ValueError, KeyError, TypeError):
-        return "another process"
+        return json.loads(body or b"").get(name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _token(body: bytes | None) -> object:
+    return _field(body, "token")
+
+
+def _holder(body: bytes) -> str:
+    return str(_field(body, "holder") or "another process")
 
 
 def _ds(ds: dt.date) -> str:
@@ -82,6 +102,7 @@ class RemoteWarehouse:
         self.root = root.rstrip("/")
         self.lease_s = lease_s
         self._mirrored: set[dt.date] = set()
+        self._held: dict[dt.date, _Held] = {}
 
     # ------------------------------------------------------------ locations
     def uri(self, *parts: str) -> str:
@@ -116,47 +137,68 @@ class RemoteWarehouse:
     # ------------------------------------------------------------ lease
     @contextlib.contextmanager
     def lease(self, ds: dt.date, wait_s: float = 0.0) -> Iterator[None]:
-        """One run per (warehouse, ds), across hosts: a lock file created exclusively, whose
-        modification time the holder renews from a background thread. A holder that died stops
+        """One run per (warehouse, ds), across hosts: a lock file created exclusively, whose content
+        (token, renewal time) the holder rewrites from a background thread. A holder that died stops
         renewing; lease_s after its last renewal the lease is stale and the next run takes it over.
-        Renewal touches the time only, so the file never disappears while held. Recovers an
-        interrupted swap once held."""
+        A holder that loses its lease (it stalled past lease_s and was taken over) publishes nothing
+        more: `_check_held` runs before the journal and before every rename. Recovers an interrupted
+        swap of ds once held."""
         lock = self.uri("_locks", f"{_ds(ds)}.lock")
-        token = secrets.token_hex(8)
-        body = json.dumps({"holder": f"pid {os.getpid()} on {socket.gethostname()}", "token": token}).encode()
+        held = _Held(lock, secrets.token_hex(8), f"pid {os.getpid()} on {socket.gethostname()}")
         deadline = time.monotonic() + wait_s
-        while not self.fs.create_new(lock, body):
-            seen = self._lease_state(lock)
-            if seen is not None and seen[1] + self.lease_s < time.time():
+        while not self.fs.create_new(lock, held.body()):
+            seen = self.fs.read_bytes(lock)
+            if seen is None:
+                continue  # released meanwhile
+            if self._stale(lock, seen):
                 self._break_stale(lock, seen)
                 continue
-            if seen is not None and time.monotonic() >= deadline:
-                raise LockHeld(f"ds={ds} of {self.root} is being run by {_holder(seen[0])}; retry later or pass --lock-wait SECONDS")
+            if time.monotonic() >= deadline:
+                raise LockHeld(f"ds={ds} of {self.root} is being run by {_holder(seen)}; retry later or pass --lock-wait SECONDS")
             time.sleep(0.5)
-        self.fs.touch(lock, time.time())  # the lease runs on the clients' clock, the one that checks it
+        self._held[ds] = held
         stop = threading.Event()
-        renew = threading.Thread(target=self._renew, args=(lock, body, stop), daemon=True, name=f"lease {ds}")
-        renew.start()
+        renew = threading.Thread(target=self._renew, args=(held, stop), daemon=True, name=f"lease {ds}")
         try:
+            renew.start()
             self.recover(ds)
             yield
         finally:
             stop.set()
-            renew.join()
-            if self.fs.read_bytes(lock) == body:
+            if renew.is_alive():
+                renew.join()
+            self._held.pop(ds, None)
+            if _token(self.fs.read_bytes(lock)) == held.token:
                 self.fs.delete(lock)
 
-    def _lease_state(self, lock: str) -> tuple[bytes, float] | None:
-        body, modified = self.fs.read_bytes(lock), self.fs.modified_at(lock)
-        return None if body is None or modified is None else (body, modified)
+    def _stale(self, lock: str, body: bytes) -> bool:
+        renewed = _field(body, "renewed_at")
+        if not isinstance(renewed, (int, float)):
+            renewed = self.fs.modified_at(lock) or time.time()  # half-written by a holder that died
+        return renewed + self.lease_s < time.time()
 
-    def _renew(self, lock: str, body: bytes, stop: threading.Event) -> None:
+    def _renew(self, held: _Held, stop: threading.Event) -> None:
+        last = time.time()
         while not stop.wait(self.lease_s / 3):
-            if self.fs.read_bytes(lock) != body:
-                return  # taken over after this process stalled past its lease
-            self.fs.touch(lock, time.time())
+            try:
+                if _token(self.fs.read_bytes(held.lock)) != held.token:
+                    held.lost.set()  # taken over after this process stalled past its lease
+                    return
+                self.fs.write_bytes(held.lock, held.body())
+                last = time.time()
+            except Exception:  # a transient filesystem error: retry until the lease would lapse
+                if time.time() - last > self.lease_s:
+                    held.lost.set()
+                    return
 
-    def _break_stale(self, lock: str, seen: tuple[bytes, float]) -> None:
+    def _check_held(self, ds: dt.date) -> None:
+        held = self._held.get(ds)
+        if held is None:
+            raise RuntimeError(f"ds={ds}: publishing to {self.root} needs its lease")
+        if held.lost.is_set() or _token(self.fs.read_bytes(held.lock)) != held.token:
+            raise LockHeld(f"ds={ds}: this run lost its lease of {self.root} (it stalled and another run took over); nothing more published")
+
+    def _break_stale(self, lock: str, seen: bytes) -> None:
         """Move the stale lock aside, then check it is the one judged stale: of two runs breaking it
         at once only one rename succeeds, and a lock taken or renewed meanwhile is put back."""
         aside = f"{lock}.stale-{secrets.token_hex(4)}"
@@ -164,7 +206,7 @@ class RemoteWarehouse:
             self.fs.rename(lock, aside)
         except OSError:
             return
-        if self._lease_state(aside) == seen:
+        if self.fs.read_bytes(aside) == seen:
             self.fs.delete(aside)
         else:
             with contextlib.suppress(OSError):
@@ -188,6 +230,7 @@ class RemoteWarehouse:
         faults.point("remote:staged")
         old = self._text(self._versions(ds, CURRENT)) if tables else None
         journal = {"new": new, "old": old or f"before-{new}", "parts": parts, "tables": tables}
+        self._check_held(ds)
         self.fs.write_bytes(self._versions(ds, JOURNAL), json.dumps(journal).encode())
         self._swap(ds, journal)
         return new
@@ -199,6 +242,7 @@ class RemoteWarehouse:
             staged, live = self._versions(ds, new, part), self._part_uri(part, ds)
             if not self.fs.exists(staged):
                 continue  # already swapped in
+            self._check_held(ds)
             if self.fs.exists(live):
                 self.fs.rename(live, self._versions(ds, old, part))
             self.fs.rename(staged, live)
@@ -215,7 +259,14 @@ class RemoteWarehouse:
         """Finish a swap a killed run left half done, and drop what no reader can reach."""
         text = self._text(self._versions(ds, JOURNAL))
         if text:
-            self._swap(ds, json.loads(text))
+            try:
+                journal = json.loads(text)
+            except ValueError:
+                raise WarehouseUnavailable(
+                    f"ds={ds}: the swap journal {self._versions(ds, JOURNAL)} is unreadable; the parts of "
+                    "_versions/ds=D/ it names must be checked by hand before this ds is run again"
+                ) from None
+            self._swap(ds, journal)
         else:
             self._collect_garbage(ds)
 
@@ -243,35 +294,57 @@ class RemoteWarehouse:
         """Install the remote publications of `days` in the local mirror (skipping days the mirror
         already holds), so history, DQ trailing volumes and the report read them as local files."""
         for day in sorted(set(days) - self._mirrored):
+            if wh.current_version(mirror, day) is None:
+                self._mirror_day(mirror, day)
             self._mirrored.add(day)
-            if wh.current_version(mirror, day) is not None:
-                continue
-            tables = [t for t in OUTPUT_TABLES if self.fs.is_dir(self.partition(t, day))]
-            if not tables:
-                continue
-            pulled = mirror / "_pull" / _ds(day)
-            shutil.rmtree(pulled, ignore_errors=True)
-            for table in tables:
-                self.fs.get(self.partition(table, day), pulled / table)
-            version = self._text(self._versions(day, CURRENT)) or f"remote-{secrets.token_hex(4)}"
-            runs = {}
-            for name, uri in self._published_run_files(day, version).items():
-                self.fs.get(uri, pulled / RUNS / name)
-                runs[name] = pulled / RUNS / name
-            with wh.ds_lock(mirror, day):
-                wh.publish(mirror, day, version, {t: pulled / t for t in tables}, runs)
-            shutil.rmtree(pulled, ignore_errors=True)
 
-    def _published_run_files(self, day: dt.date, version: str) -> dict[str, str]:
-        """The run files of the publication in place. After a failed gate `_runs/ds=D/` holds the
-        failed attempt's (as on a local warehouse); the published run's are in its attempt record."""
-        top = {n: self.uri(RUNS, _ds(day), n) for n in ("manifest.json", "dq.json")}
-        manifest = json.loads(self._text(top["manifest.json"]) or "{}")
-        if manifest.get("published", True):
-            return {n: u for n, u in top.items() if self.fs.exists(u)}
-        # A version id is `<run id>-<8 hex>` (nightly.publish_day).
-        attempt = self.uri(RUNS, _ds(day), "attempts", version.rsplit("-", 1)[0])
-        return {n: f"{attempt}/{n}" for n in top if self.fs.exists(f"{attempt}/{n}")}
+    def _mirror_day(self, mirror: Path, day: dt.date) -> None:
+        tables = [t for t in OUTPUT_TABLES if self.fs.is_dir(self.partition(t, day))]
+        if not tables:
+            return
+        pulled = mirror / "_pull" / _ds(day)
+        shutil.rmtree(pulled, ignore_errors=True)
+        for table in tables:
+            self.fs.get(self.partition(table, day), pulled / table)
+        version = self._text(self._versions(day, CURRENT)) or f"remote-{secrets.token_hex(4)}"
+        top = {n: self.uri(RUNS, _ds(day), n) for n in RUN_FILES}
+        failed_since = not json.loads(self._text(top["manifest.json"]) or "{}").get("published", True)
+        # After a failed gate `_runs/ds=D/` holds the failed attempt's files (as on a local
+        # warehouse) and the published run's are in its attempt record: a version id is
+        # `<run id>-<8 hex>` (nightly.publish_day).
+        source = self.uri(RUNS, _ds(day), "attempts", version.rsplit("-", 1)[0]) if failed_since else self.uri(RUNS, _ds(day))
+        runs = {}
+        for name in RUN_FILES:
+            if self.fs.exists(f"{source}/{name}"):
+                self.fs.get(f"{source}/{name}", pulled / RUNS / name)
+                runs[name] = pulled / RUNS / name
+        with wh.ds_lock(mirror, day):
+            wh.publish(mirror, day, version, {t: pulled / t for t in tables}, runs)
+            if failed_since:
+                # What the local warehouse shows after a failed gate: the failure, over the links.
+                for name, uri in top.items():
+                    if self.fs.exists(uri):
+                        self.fs.get(uri, pulled / "failed" / name)
+                        os.replace(pulled / "failed" / name, wh.runs_dir(mirror, day) / name)
+        shutil.rmtree(pulled, ignore_errors=True)
+
+    def forget(self, mirror: Path, ds: dt.date) -> None:
+        """Drop ds from the mirror (its local publication never reached the remote), so a later
+        day mirrors what the remote really holds."""
+        for path in [wh.partition_dir(mirror, t, ds) for t in OUTPUT_TABLES] + [wh.runs_dir(mirror, ds), wh.versions_dir(mirror, ds)]:
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                shutil.rmtree(path)
+        self._mirrored.discard(ds)
+
+    def settle(self, days: Iterable[dt.date], wait_s: float = 0.0) -> None:
+        """Finish any swap a killed run left half done on `days` (taking each one's lease), so
+        history and mirrors never read a half-swapped day."""
+        for day in sorted(days):
+            if self.fs.exists(self._versions(day, JOURNAL)):
+                with self.lease(day, wait_s=wait_s):
+                    pass  # the lease recovers
 
     def mirror_attempts(self, mirror: Path, ds: dt.date) -> None:
         """ds's earlier attempt records, so the `_runs/ds=D` this run swaps in still lists them."""
@@ -290,7 +363,7 @@ class RemoteWarehouse:
             with contextlib.suppress(ValueError):
                 day = dt.date.fromisoformat(name[:-5])
                 runs = wh.runs_dir(mirror, day)
-                for run_file in ("manifest.json", "dq.json"):
+                for run_file in RUN_FILES:
                     uri = self.uri(RUNS, _ds(day), run_file)
                     if not (runs / run_file).exists() and self.fs.exists(uri):
                         self.fs.get(uri, runs / run_file)

@@ -53,6 +53,16 @@ def _publish_locally(mirror: Path, ds: dt.date, label: str, *, run_id: str) -> s
     return version
 
 
+def _pushed(fs, tmp_path: Path, label: str) -> tuple[Path, Path, RemoteWarehouse]:
+    """A mirror and a remote warehouse holding one publication of DS written by `label` (run r1)."""
+    mirror, root = tmp_path / "mirror", tmp_path / "remote"
+    remote = RemoteWarehouse(fs, root.as_uri())
+    _publish_locally(mirror, DS, label, run_id="r1")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    return mirror, root, remote
+
+
 def _written_by(root: Path, ds: dt.date) -> set[str]:
     return {pl.read_parquet(wh.partition_dir(root, t, ds) / "*.parquet")["written_by"][0] for t in OUTPUT_TABLES}
 
@@ -83,11 +93,7 @@ def test_publish_swaps_every_part_and_keeps_the_previous_publication(fs, tmp_pat
 
 
 def test_a_swap_killed_halfway_is_rolled_forward_by_the_next_lease(fs, tmp_path: Path, monkeypatch) -> None:
-    mirror, root = tmp_path / "mirror", tmp_path / "remote"
-    remote = RemoteWarehouse(fs, root.as_uri())
-    _publish_locally(mirror, DS, "old", run_id="r1")
-    with remote.lease(DS):
-        remote.publish(mirror, DS, tables=True)
+    mirror, root, remote = _pushed(fs, tmp_path, "old")
     new = _publish_locally(mirror, DS, "new", run_id="r2")
 
     class Killed(BaseException):
@@ -102,19 +108,16 @@ def test_a_swap_killed_halfway_is_rolled_forward_by_the_next_lease(fs, tmp_path:
     assert _written_by(root, DS) == {"old", "new"}, "the kill left a half swap (this is what recovery is for)"
     assert (root / "_versions" / f"ds={DS}" / "_PUBLISHING").exists()
     monkeypatch.undo()
-    with remote.lease(DS):
-        pass
+    # A later day's run settles the days it reads before reading them.
+    RemoteWarehouse(fs, root.as_uri()).settle([DS - dt.timedelta(days=1), DS])
     assert _written_by(root, DS) == {"new"}
     assert (root / "_versions" / f"ds={DS}" / "CURRENT").read_text() == new
     assert not (root / "_versions" / f"ds={DS}" / "_PUBLISHING").exists()
 
 
 def test_a_failed_gate_swaps_the_run_files_only_and_the_mirror_finds_the_published_manifest(fs, tmp_path: Path) -> None:
-    mirror, root = tmp_path / "mirror", tmp_path / "remote"
-    remote = RemoteWarehouse(fs, root.as_uri())
-    version = _publish_locally(mirror, DS, "good", run_id="r1")
-    with remote.lease(DS):
-        remote.publish(mirror, DS, tables=True)
+    mirror, root, remote = _pushed(fs, tmp_path, "good")
+    version = wh.current_version(mirror, DS)
     # What gate_day records for a failed attempt: the ds's run files now describe the failure.
     failed = {"ds": DS.isoformat(), "run_id": "r2", "published": False}
     wh.write_json(wh.runs_dir(mirror, DS) / "manifest.json", failed)
@@ -130,6 +133,8 @@ def test_a_failed_gate_swaps_the_run_files_only_and_the_mirror_finds_the_publish
     assert wh.current_version(fresh, DS) == version
     assert _written_by(fresh, DS) == {"good"}
     assert wh.read_json(wh.published_run_file(fresh, DS, "manifest.json"))["label"] == "good"
+    # ... while `_runs/ds=D/` shows the failure there as on the remote (the report index reads it).
+    assert wh.read_json(wh.runs_dir(fresh, DS) / "manifest.json")["published"] is False
     assert wh.current_version(fresh, DS - dt.timedelta(days=1)) is None
 
 
@@ -179,12 +184,44 @@ def test_the_holder_renews_its_lease_while_it_runs(fs, tmp_path: Path) -> None:
     lock = tmp_path / "remote" / "_locks" / f"ds={DS}.lock"
     renewing = RemoteWarehouse(fs, root, lease_s=1.5)
     with renewing.lease(DS):
-        os.utime(lock, (time.time() - 60, time.time() - 60))
-        time.sleep(1.2)  # more than lease_s / 3: the renewal thread has touched it since
-        assert time.time() - lock.stat().st_mtime < 1.5
+        body = json.loads(lock.read_text())
+        lock.write_text(json.dumps({**body, "renewed_at": time.time() - 60}))
+        time.sleep(1.2)  # more than lease_s / 3: the renewal thread has rewritten it since
+        assert time.time() - json.loads(lock.read_text())["renewed_at"] < 1.5
         with pytest.raises(LockHeld):
             with RemoteWarehouse(fs, root, lease_s=1.5).lease(DS):
                 pass
+
+
+def test_a_run_that_lost_its_lease_publishes_nothing(fs, tmp_path: Path) -> None:
+    mirror, root, remote = _pushed(fs, tmp_path, "first")
+    _publish_locally(mirror, DS, "second", run_id="r2")
+    lock = root / "_locks" / f"ds={DS}.lock"
+    with pytest.raises(LockHeld, match=rf"^ds={DS}: this run lost its lease"), remote.lease(DS):
+        # It stalled past its lease and another run took the ds over.
+        lock.write_text(json.dumps({"holder": "pid 2 on elsewhere", "token": "theirs", "renewed_at": time.time()}))
+        remote.publish(mirror, DS, tables=True)
+    assert _written_by(root, DS) == {"first"}
+    assert json.loads(lock.read_text())["token"] == "theirs", "the other run's lock is left alone"
+    with pytest.raises(RuntimeError, match="needs its lease"):
+        remote.publish(mirror, DS, tables=True)
+
+
+def test_creating_a_lock_on_a_local_disk_is_exclusive_under_a_race(fs, tmp_path: Path) -> None:
+    uri = (tmp_path / "locks" / "x.lock").as_uri()
+    start = threading.Barrier(8)
+    won: list[bool] = []
+
+    def contend(i: int) -> None:
+        start.wait()
+        won.append(fs.create_new(uri, f"{i}".encode()))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won) == [False] * 7 + [True]
 
 
 def test_a_warehouse_the_filesystem_refuses_is_one_line_not_a_traceback(spark_session, tmp_path: Path, capsys) -> None:
@@ -210,3 +247,12 @@ def test_the_mirror_window_covers_history_report_and_the_trailing_volumes() -> N
     # The DQ volume check compares with the last 7 *published* days, however far back they are.
     assert {DS - dt.timedelta(days=d) for d in (80, 70, 60, 50, 45, 40)} <= set(window)
     assert DS - dt.timedelta(days=90) not in window
+
+
+def test_forget_drops_a_day_from_the_mirror_so_it_is_mirrored_again(fs, tmp_path: Path) -> None:
+    mirror, root, remote = _pushed(fs, tmp_path, "remote")
+    _publish_locally(mirror, DS, "never-pushed", run_id="r2")
+    remote.forget(mirror, DS)
+    assert wh.current_version(mirror, DS) is None and not wh.partition_dir(mirror, "violation_daily", DS).exists()
+    remote.mirror_days(mirror, [DS])
+    assert _written_by(mirror, DS) == {"remote"}

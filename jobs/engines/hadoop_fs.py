@@ -8,8 +8,11 @@ behind a URI (jobs.remote_warehouse) the driver copies its small output tables a
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import polars as pl
 import pyarrow as pa
@@ -84,6 +87,8 @@ class HadoopFS:
     def create_new(self, uri: str, data: bytes) -> bool:
         """Write a new file; False (and nothing written) where uri already exists. Exclusive on HDFS
         and local disks; object stores without conditional writes cannot promise it."""
+        if uri.startswith("file:"):
+            return _create_new_local(Path(url2pathname(urlparse(uri).path)), data)
         fs, path = self._resolve(uri)
         try:
             stream = fs.create(path, False)
@@ -109,11 +114,6 @@ class HadoopFS:
         """Modification time in epoch seconds, or None where nothing is there."""
         status = self._status(uri)
         return None if status is None else status.getModificationTime() / 1000
-
-    def touch(self, uri: str, when: float) -> None:
-        """Set the modification time alone (an in-place metadata update; the content is untouched)."""
-        fs, path = self._resolve(uri)
-        fs.setTimes(path, int(when * 1000), -1)
 
     def read_bytes(self, uri: str) -> bytes | None:
         """The whole (small) file, or None where it does not exist."""
@@ -175,6 +175,21 @@ class HadoopFS:
         stream.seek(offset)
         # InputStream.readNBytes (Java 11+) returns a byte[], which py4j hands over as bytes.
         return bytes(stream.readNBytes(length))
+
+
+def _create_new_local(path: Path, data: bytes) -> bool:
+    # Hadoop's local filesystem checks for the file and then opens it: not exclusive. O_EXCL is.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _java_class(exc: Py4JJavaError) -> str:
