@@ -14,12 +14,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from jobs import nightly
 from py4j.protocol import Py4JJavaError
 
+from jobs import nightly
 from jobs.config import Config
-from jobs.engines.spark_engine import first_line
 from jobs.engines.base import Engine
+from jobs.engines.spark_engine import first_line
 from jobs.errors import DQGateFailed, UsageError, WarehouseUnavailable
 from jobs.remote_warehouse import RemoteWarehouse
 from jobs.report import OFFENDER_WINDOW_DAYS, TREND_WINDOW_DAYS
@@ -43,7 +43,6 @@ class RemoteRun:
                 "filesystem; run it with --engine spark (or give a local or mounted path)"
             )
         self.output = output
-        self.engine = engine
         self.remote = RemoteWarehouse(fs, output)
         self.mirror = Path(tempfile.mkdtemp(prefix="riskinsight-mirror-"))
         self._index_mirrored = False

@@ -40,6 +40,7 @@ from typing import Protocol
 from jobs import faults
 from jobs import warehouse as wh
 from jobs.errors import LockHeld, WarehouseUnavailable
+from jobs.report import REPORT_NAME
 from transforms.schemas import OUTPUT_TABLES
 
 RUNS = "_runs"
@@ -358,10 +359,11 @@ class RemoteWarehouse:
         empty stand-in for their report (render_index lists report files; put_reports skips empty ones)."""
         reports = mirror / "reports"
         for name, is_dir in self.fs.list_dir(self.uri("reports")):
-            if is_dir or not name.endswith(".html") or name == "index.html" or name.startswith("."):
+            match = REPORT_NAME.match(name)
+            if is_dir or not match:
                 continue
             with contextlib.suppress(ValueError):
-                day = dt.date.fromisoformat(name[:-5])
+                day = dt.date.fromisoformat(match.group(1))
                 runs = wh.runs_dir(mirror, day)
                 for run_file in RUN_FILES:
                     uri = self.uri(RUNS, _ds(day), run_file)

@@ -30,7 +30,7 @@ KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
 REPORTS_DIR = "reports"
 TREND_WINDOW_DAYS = 28  # violation_daily ds-28 .. ds (DESIGN §7: 28-day trend)
 OFFENDER_WINDOW_DAYS = 30  # repeat_offenders' ds-29 .. ds
-_REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
+REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
 
 _NW_TO_PL: dict[Any, pl.DataType] = {
     nw.String: pl.String(),
@@ -201,7 +201,7 @@ def render_index(output_dir: Path | str) -> Path:
     entries = []
     if reports.is_dir():
         for f in sorted(reports.iterdir()):
-            m = _REPORT_NAME.match(f.name)
+            m = REPORT_NAME.match(f.name)
             if not m or not f.is_file():
                 continue
             try:

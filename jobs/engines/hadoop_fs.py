@@ -42,7 +42,7 @@ class HadoopFS:
         try:
             return fs.getFileStatus(path)
         except Py4JJavaError as exc:
-            if _java_class(exc) == "java.io.FileNotFoundException":
+            if _missing(exc):
                 return None
             raise
 
@@ -60,9 +60,13 @@ class HadoopFS:
     def list_dir(self, uri: str) -> list[tuple[str, bool]]:
         """(name, is_dir) of uri's children, sorted by name; [] where uri does not exist."""
         fs, path = self._resolve(uri)
-        if not fs.exists(path):
-            return []
-        return sorted((s.getPath().getName(), bool(s.isDirectory())) for s in fs.listStatus(path))
+        try:
+            statuses = fs.listStatus(path)
+        except Py4JJavaError as exc:
+            if _missing(exc):
+                return []
+            raise
+        return sorted((s.getPath().getName(), bool(s.isDirectory())) for s in statuses)
 
     def mkdirs(self, uri: str) -> None:
         fs, path = self._resolve(uri)
@@ -117,10 +121,13 @@ class HadoopFS:
 
     def read_bytes(self, uri: str) -> bytes | None:
         """The whole (small) file, or None where it does not exist."""
-        if not self.is_file(uri):
-            return None
         fs, path = self._resolve(uri)
-        stream = fs.open(path)
+        try:
+            stream = fs.open(path)
+        except Py4JJavaError as exc:
+            if _missing(exc):
+                return None
+            raise
         try:
             return bytes(stream.readAllBytes())
         finally:
@@ -194,3 +201,8 @@ def _create_new_local(path: Path, data: bytes) -> bool:
 
 def _java_class(exc: Py4JJavaError) -> str:
     return str(exc.java_exception.getClass().getName())
+
+
+def _missing(exc: Py4JJavaError) -> bool:
+    """Nothing at the path: an answer, not an error, for the lookups that ask."""
+    return _java_class(exc) == "java.io.FileNotFoundException"

@@ -14,7 +14,7 @@ from jobs import warehouse as wh
 from jobs.errors import InputUnreadable, UsageError
 from transforms import staging
 from transforms.params import Params
-from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column
+from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
 # Read back as Categorical (4-byte codes): Polars' exact per-group quantiles hold every grouped row's
@@ -66,7 +66,7 @@ def _normalise(lf: pl.LazyFrame, table: str, schema: dict[str, pl.DataType], fil
 
 def _epoch_us(table: str) -> list[pl.Expr]:
     """`<ts>_us` beside each timestamp of the table: what the transforms compute time spans from."""
-    return [pl.col(c).dt.epoch("us").alias(epoch_us_column(c)) for c, t in INPUT_SCHEMAS[table].items() if t == TS]
+    return [pl.col(c).dt.epoch("us").alias(epoch_us_column(c)) for c in timestamp_columns(table)]
 
 
 _POLARS = {"String": pl.String, "Float64": pl.Float64, "Int64": pl.Int64, "Date": pl.Date}
@@ -149,7 +149,7 @@ class PolarsEngine:
             scratch.mkdir(parents=True)
             # The epoch-microsecond twins of the timestamps are recomputed on reading: cheaper than
             # encoding and writing three more int64 columns of the whole day.
-            us = [epoch_us_column(c) for c, t in INPUT_SCHEMAS[table].items() if t == TS]
+            us = [epoch_us_column(c) for c in timestamp_columns(table)]
             unique = staging.classify_unique(raw, table, params, repeated).to_native()
             columns = unique.collect_schema().names()
             unique = unique.drop(us)

@@ -32,7 +32,7 @@ from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import InputUnreadable
 from transforms import staging
 from transforms.params import Params
-from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column
+from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
 
 Checkpoint = Literal["parquet", "memory"]
 
@@ -298,4 +298,4 @@ def first_line(exc: Exception) -> str:
 
 
 def _with_epoch_us(df: DataFrame, table: str) -> DataFrame:
-    return df.withColumns({epoch_us_column(c): F.unix_micros(F.col(c)) for c, t in INPUT_SCHEMAS[table].items() if t == TS})
+    return df.withColumns({epoch_us_column(c): F.unix_micros(F.col(c)) for c in timestamp_columns(table)})
