@@ -206,13 +206,11 @@ def test_reason_lists_follow_design_order(table):
     assert staging.reasons(table) == expected
 
 
-def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
-    """Staging compares only rows sharing a key, so counting keys in hash buckets (bounded memory)
-    and classifying the unique-key rows apart from the few shared-key ones must give exactly the
-    rows of classifying the whole day at once."""
-    from jobs.engines.polars_engine import PolarsEngine
-
-    engine = PolarsEngine()
+def test_engine_staging_equals_staging_the_whole_day(engine, tmp_path):
+    """Staging compares only rows sharing a key, so each engine's own way of finding the repeated
+    keys (Polars: counted in hash buckets, bounded memory; Spark: materialised once and broadcast,
+    or shuffled when there are many) and classifying the unique-key rows apart from the few
+    shared-key ones must give exactly the rows of classifying the whole day at once."""
     same = decision(decision_id="dup")
     rows = [same, dict(same), decision(decision_id="conf"), decision(decision_id="conf", handle_time_s=5.0),
             decision(decision_id=None), decision(decision_id=None, content_id=None), decision(decision_id="mixed"),
@@ -230,9 +228,19 @@ def test_polars_bucketed_staging_equals_staging_the_whole_day(tmp_path):
 
     expected = views(whole)
     assert expected[0].height > 0 and expected[0].height + expected[1].height == len(rows) - 1
-    # 48 rows: one bucket, then 4 and 16 buckets of keys.
-    for keys_per_bucket in (100, 12, 3):
-        engine.keys_per_bucket = keys_per_bucket
-        checkpoint = engine.stage(raw, "decisions", P, tmp_path / "scratch", source="decisions")
+    # Polars, 48 rows: one bucket, then 4 and 16 buckets of keys. Spark: 3 repeated keys broadcast,
+    # then too many to broadcast (a shuffle join).
+    knob, settings = ("keys_per_bucket", (100, 12, 3)) if engine.name == "polars" else ("broadcast_keys", (100, 2))
+    for setting in settings:
+        setattr(engine, knob, setting)
+        checkpoint = engine.stage(raw, "decisions", P, tmp_path / f"scratch-{setting}", source="decisions")
         assert all(same(g, e) for g, e in zip(views(checkpoint), expected, strict=True))
         assert collect(engine, checkpoint).height == len(rows) - 1
+    if engine.name == "polars":
+        # Polars picks the rows to deduplicate by a 64-bit hash of the key; a collision only adds
+        # rows to that set. The extreme case, every row a candidate, must change nothing.
+        candidates = engine._candidate_rows(raw.to_native(), "decisions")
+        assert candidates.height == 8 and set(candidates["decision_id"].drop_nulls()) == {"dup", "conf", "mixed"}
+        engine._candidate_rows = lambda native, table: native.collect()
+        checkpoint = engine.stage(raw, "decisions", P, tmp_path / "scratch-all", source="decisions")
+        assert all(same(g, e) for g, e in zip(views(checkpoint), expected, strict=True))

@@ -126,22 +126,20 @@ class PolarsEngine:
     def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
         """The classified day, checkpointed once under `scratch`.
 
-        Three passes: the key count (`repeated_keys`, per hash bucket of the key so its hash table
-        stays bounded, reading only the key column); the rows whose key repeats or is null
-        (`classify_shared`: a few rows, deduplicated in memory); and the rows with a unique key,
-        nearly the whole day, classified without any dedupe and streamed to an lz4 file. Every
-        output query then reads just its columns from the checkpoint instead of re-running the rules
-        over the raw day. Unreadable data pages fail here, with the input named.
+        Three passes: the key-hash count (`_candidate_rows`: only the key column, hashed to 64 bits,
+        per hash bucket so its table stays bounded); the few rows whose key hash repeats or whose
+        key is null, read whole and classified in memory (`classify_shared`, against the exact
+        repeated keys found among them); and the rows with a unique key, nearly the whole day,
+        classified without any dedupe and streamed to a scratch file. Every output query then reads
+        just its columns from the checkpoint instead of re-running the rules over the raw day.
+        Unreadable data pages fail here, with the input named.
         """
         try:
             native: pl.LazyFrame = raw.to_native()
-            keys = self._repeated_keys(native, table)
+            few = self._candidate_rows(native, table)
+            keys = staging.repeated_keys(nw.from_native(few.lazy()), table).to_native().collect()
             repeated = nw.from_native(keys.lazy())
-            # Only rows whose key repeats or is null can come out of classify_shared; filtering them
-            # first with is_in keeps its semi-join off the whole day (which Polars would hold in memory).
-            key = pl.col(INPUT_KEYS[table])
-            few = nw.from_native(native.filter(key.is_in(keys.to_series().implode()) | key.is_null()))
-            shared = staging.classify_shared(few, table, params, repeated).to_native().collect(engine="streaming")
+            shared = staging.classify_shared(nw.from_native(few.lazy()), table, params, repeated).to_native().collect()
             # The unique-key rows go to a scratch file once, streaming: every output query then reads
             # the few columns it needs from it instead of re-running the rules over the raw day.
             if scratch.exists():
@@ -157,28 +155,37 @@ class PolarsEngine:
             unique = unique.with_columns(
                 pl.when(passed).then(None).otherwise(pl.col(c)).alias(c) for c in staging.QUARANTINE_ONLY.get(table, ())
             )
-            unique.sink_parquet(scratch / "part-unique.parquet", **_SCRATCH)
-            shared.drop(us).write_parquet(scratch / "part-shared.parquet", compression=_SCRATCH["compression"])
+            # Coded before writing: Parquet stores the codes as a dictionary page and every output
+            # query reads them back as Categorical, instead of re-hashing strings on each read.
+            coded = [pl.col(c).cast(pl.Categorical) for c in columns if c in _LOW_CARDINALITY]
+            unique.with_columns(coded).sink_parquet(scratch / "part-unique.parquet", **_SCRATCH)
+            shared.drop(us).with_columns(coded).write_parquet(scratch / "part-shared.parquet", compression=_SCRATCH["compression"])
         except (pl.exceptions.PolarsError, OSError) as exc:
             # The footer and schema were readable (read_input checked them) but the data is not.
             raise InputUnreadable(f"input {source}: cannot read its data: {str(exc).strip().splitlines()[0]}") from exc
-        checkpoint = pl.scan_parquet(scratch / "part-*.parquet")
-        coded = [c for c in checkpoint.collect_schema() if c in _LOW_CARDINALITY]
-        checkpoint = checkpoint.with_columns(pl.col(coded).cast(pl.Categorical), *_epoch_us(table)).select(columns)
+        checkpoint = pl.scan_parquet(scratch / "part-*.parquet").with_columns(_epoch_us(table)).select(columns)
         return nw.from_native(checkpoint)
 
-    def _repeated_keys(self, native: pl.LazyFrame, table: str) -> pl.DataFrame:
-        key = INPUT_KEYS[table]
-        keys = native.select(key)
-        rows = keys.select(pl.len()).collect().item()
+    def _candidate_rows(self, native: pl.LazyFrame, table: str) -> pl.DataFrame:
+        """Every raw row whose key is null or whose key's 64-bit hash occurs more than once.
+
+        A superset of the rows whose key repeats (a hash collision only adds a row, which staging
+        then finds unique by its key), found by counting hashes instead of strings: half the time
+        of grouping the day's string keys, and a bounded table of 8-byte values.
+        """
+        key = pl.col(INPUT_KEYS[table])
+        rows = native.select(pl.len()).collect().item()
         buckets = max(1, -(-rows // self.keys_per_bucket))
-        # Each bucket re-reads only the key column and keeps its share of the keys.
-        bucket_of = pl.col(key).hash(seed=0) % buckets
-        shares = [keys] if buckets == 1 else [keys.filter(bucket_of == b) for b in range(buckets)]
-        return pl.concat(
-            [staging.repeated_keys(nw.from_native(s), table).to_native().collect(engine="streaming") for s in shares],
+        hashes = native.filter(key.is_not_null()).select(key.hash(seed=0).alias("_hash"))
+        # Each bucket re-reads only the key column and keeps its share of the hashes.
+        shares = [hashes] if buckets == 1 else [hashes.filter(pl.col("_hash") % buckets == b) for b in range(buckets)]
+        repeated = pl.concat(
+            [s.group_by("_hash").len().filter(pl.col("len") > 1).select("_hash").collect(engine="streaming") for s in shares],
             how="vertical",
         )
+        # is_in against the small hash set keeps the filter streaming over the day, not a semi-join.
+        candidate = key.hash(seed=0).is_in(repeated.to_series().implode()) | key.is_null()
+        return native.filter(candidate).collect(engine="streaming")
 
     def by_key_parts(
         self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
