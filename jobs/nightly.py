@@ -132,10 +132,12 @@ def prepare_day(
         staged = {t: staging.staged(classified[t], t) for t in INPUT_TABLES}
         frames: dict[str, nw.LazyFrame] = {
             "reviewer_daily": reviewer_daily(
-                staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params
+                staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params, eng.aggregate
             ),
-            "queue_daily": eng.by_key_parts(staged["decisions"], ["queue", "market"], partial(queue_daily, params=params)),
-            "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params),
+            "queue_daily": eng.by_key_parts(
+                staged["decisions"], ["queue", "market"], partial(queue_daily, params=params, aggregate=eng.aggregate)
+            ),
+            "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate),
             "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
             "quarantine": quarantine(classified, eng.encode_rows),
             "_profile": input_profile(staged, params),

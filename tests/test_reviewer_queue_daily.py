@@ -27,6 +27,7 @@ def run_reviewer_daily(engine, decisions=(), shifts=(), audits=(), appeals=()):
         staged(engine, "qa_audits", list(audits)),
         staged(engine, "appeals", list(appeals)),
         P,
+        engine.aggregate,
     )
     return collect(engine, out)
 
@@ -104,7 +105,7 @@ def test_queue_daily_every_column(engine):
         automated(queue="live_realtime", decided_at=ts(2, 5), outcome="no_violation", policy_category=None, action="none"),  # 300: met
         automated(queue="new_queue", market="DE", enqueued_at=ts(1, day=DS - dt.timedelta(days=2)), decided_at=ts(2)),
     ]
-    got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P)), "queue", "market")
+    got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P, engine.aggregate)), "queue", "market")
     assert got[("live_realtime", "US")] == {
         "decisions": 3, "automated": 2, "automation_rate": pytest.approx(2 / 3), "violations": 1,
         "violation_rate": pytest.approx(1 / 3), "wait_p50_s": 300.0, "wait_p90_s": pytest.approx(540.0),
@@ -117,5 +118,5 @@ def test_queue_daily_every_column(engine):
 
 def test_queue_daily_wait_keeps_microseconds(engine):
     rows = [automated(queue="live_realtime", enqueued_at=ts(2, micro=1), decided_at=ts(2, 0, 1, micro=2))]
-    got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P)), "queue", "market")
+    got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P, engine.aggregate)), "queue", "market")
     assert got[("live_realtime", "US")]["wait_max_s"] == 1.000001

@@ -25,7 +25,7 @@ def staged(engine, table, rows):
 
 
 def run_violation_daily(engine, decisions, appeals):
-    out = violation_daily(staged(engine, "decisions", decisions), staged(engine, "appeals", appeals), P)
+    out = violation_daily(staged(engine, "decisions", decisions), staged(engine, "appeals", appeals), P, engine.aggregate)
     return rows_by(collect(engine, out), "market", "policy_category")
 
 

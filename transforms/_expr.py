@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import narwhals.stable.v2 as nw
 
@@ -38,6 +38,23 @@ def ratio(numerator: str, denominator: str) -> nw.Expr:
 def quantile(column: str, q: float) -> nw.Expr:
     # DESIGN §1: always linear interpolation, so every engine agrees with numpy's default.
     return nw.col(column).quantile(q, interpolation="linear")
+
+
+# Output column -> (input column, q): exact quantiles with linear interpolation (DESIGN §1).
+Quantiles = dict[str, tuple[str, float]]
+# (frame, group keys, aggregations, quantiles) -> one row per group (one row in all when keys are
+# empty) with the aggregations' and the quantiles' columns.
+Aggregate = Callable[[nw.LazyFrame, list[str], list[nw.Expr], Quantiles], nw.LazyFrame]
+
+
+def aggregate(frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
+    """group_by(by).agg(aggs and the quantiles), in one pass: what every engine computes.
+
+    Transforms take this as a parameter so that an engine may compute the same exact quantiles
+    its own faster way (Spark: several quantiles of a column from one percentile aggregate); it
+    must return what this returns."""
+    exprs = aggs + [quantile(column, q).alias(name) for name, (column, q) in quantiles.items()]
+    return frame.group_by(by).agg(exprs) if by else frame.select(exprs)
 
 
 def sla_seconds(params_sla: dict[str, float], default: float, queue: str = "queue") -> nw.Expr:

@@ -7,28 +7,30 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import flag, quantile, ratio, seconds_between, sla_seconds
+from transforms._expr import Aggregate, aggregate, flag, ratio, seconds_between, sla_seconds
 from transforms.params import Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
 KEY = ["queue", "market"]
 
 
-def queue_daily(decisions: nw.LazyFrame, params: Params) -> nw.LazyFrame:
+def queue_daily(decisions: nw.LazyFrame, params: Params, aggregate: Aggregate = aggregate) -> nw.LazyFrame:
     rows = decisions.with_columns(
         wait_s=seconds_between("decided_at", "enqueued_at"),
         sla_s=sla_seconds(params.sla_s, params.default_sla_s),
     )
     out = (
-        rows.group_by(KEY)
-        .agg(
-            nw.len().cast(nw.Int64).alias("decisions"),
-            flag(nw.col("decision_mode") == "automated").sum().alias("automated"),
-            flag(nw.col("outcome") == "violation").sum().alias("violations"),
-            quantile("wait_s", 0.5).alias("wait_p50_s"),
-            quantile("wait_s", 0.9).alias("wait_p90_s"),
-            nw.col("wait_s").max().alias("wait_max_s"),
-            flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+        aggregate(
+            rows,
+            KEY,
+            [
+                nw.len().cast(nw.Int64).alias("decisions"),
+                flag(nw.col("decision_mode") == "automated").sum().alias("automated"),
+                flag(nw.col("outcome") == "violation").sum().alias("violations"),
+                nw.col("wait_s").max().alias("wait_max_s"),
+                flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+            ],
+            {"wait_p50_s": ("wait_s", 0.5), "wait_p90_s": ("wait_s", 0.9)},
         )
         .with_columns(
             sla_s=sla_seconds(params.sla_s, params.default_sla_s),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import flag, outer_combine, quantile, ratio, seconds_between, sla_seconds
+from transforms._expr import Aggregate, aggregate, flag, outer_combine, ratio, seconds_between, sla_seconds
 from transforms.params import US_PER_S, Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
@@ -28,6 +28,7 @@ def reviewer_daily(
     qa_audits: nw.LazyFrame,
     appeals: nw.LazyFrame,
     params: Params,
+    aggregate: Aggregate = aggregate,
 ) -> nw.LazyFrame:
     human = decisions.filter(nw.col("decision_mode") == "human").with_columns(
         wait_s=seconds_between("decided_at", "enqueued_at"),
@@ -37,13 +38,16 @@ def reviewer_daily(
         # every human decision a finite handle time in [0, 14400].
         _handle_us=(nw.col("handle_time_s") * US_PER_S).round(0).cast(nw.Int64),
     )
-    work = human.group_by(KEY).agg(
-        nw.len().cast(nw.Int64).alias("decisions"),
-        flag(nw.col("outcome") == "violation").sum().alias("violations"),
-        nw.col("_handle_us").sum().alias("_handle_total_us"),
-        quantile("handle_time_s", 0.5).alias("handle_p50_s"),
-        quantile("handle_time_s", 0.9).alias("handle_p90_s"),
-        flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+    work = aggregate(
+        human,
+        KEY,
+        [
+            nw.len().cast(nw.Int64).alias("decisions"),
+            flag(nw.col("outcome") == "violation").sum().alias("violations"),
+            nw.col("_handle_us").sum().alias("_handle_total_us"),
+            flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+        ],
+        {"handle_p50_s": ("handle_time_s", 0.5), "handle_p90_s": ("handle_time_s", 0.9)},
     ).with_columns(
         handle_time_total_s=nw.col("_handle_total_us").cast(nw.Float64) / US_PER_S,
         aht_s=nw.col("_handle_total_us").cast(nw.Float64) / US_PER_S / nw.col("decisions").cast(nw.Float64),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import flag, is_in, outer_combine, quantile, ratio, seconds_between
+from transforms._expr import Aggregate, Quantiles, aggregate, flag, is_in, outer_combine, ratio, seconds_between
 from transforms.params import Params
 from transforms.schemas import ALL, OUTPUT_SCHEMAS, select_schema
 
@@ -20,18 +20,22 @@ GROUPING_SETS: tuple[tuple[str, ...], ...] = (("market", "policy_category"), ("p
 TTA_24H_S = 86400.0
 
 
-def _by_grouping_sets(frame: nw.LazyFrame, aggs: list[nw.Expr]) -> nw.LazyFrame:
+def _by_grouping_sets(
+    frame: nw.LazyFrame, aggs: list[nw.Expr], quantiles: Quantiles, aggregate: Aggregate
+) -> nw.LazyFrame:
     """Aggregate once per grouping set and stack; the empty set always yields exactly one row."""
     parts = []
     for kept in GROUPING_SETS:
-        agg = frame.group_by(list(kept)).agg(aggs) if kept else frame.select(aggs)
+        agg = aggregate(frame, list(kept), aggs, quantiles)
         # Keys as String: the parts are stacked, and an engine may hand grouping columns over dictionary-encoded.
         keys = [nw.col(c).cast(nw.String) if c in kept else nw.lit(ALL).alias(c) for c in KEY]
         parts.append(agg.select(keys + [e for e in agg.columns if e not in KEY]))
     return nw.concat(parts, how="vertical")
 
 
-def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Params) -> nw.LazyFrame:
+def violation_daily(
+    decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Params, aggregate: Aggregate = aggregate
+) -> nw.LazyFrame:
     violations = decisions.filter(nw.col("outcome") == "violation").with_columns(
         tta_s=seconds_between("decided_at", "content_created_at"),
     )
@@ -44,10 +48,10 @@ def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Para
             # null views: actioned but not zero_view; null content_created_at: not within_24h.
             flag(nw.col("views_before_action") == 0).sum().alias("zero_view"),
             flag(nw.col("tta_s") <= TTA_24H_S).sum().alias("within_24h"),
-            quantile("tta_s", 0.5).alias("tta_p50_s"),
-            quantile("tta_s", 0.9).alias("tta_p90_s"),
             flag(nw.col("action") == "remove").sum().alias("removed"),
         ],
+        {"tta_p50_s": ("tta_s", 0.5), "tta_p90_s": ("tta_s", 0.9)},
+        aggregate,
     )
     appealed = _by_grouping_sets(
         appeals,
@@ -55,6 +59,8 @@ def violation_daily(decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Para
             nw.len().cast(nw.Int64).alias("appeals_resolved"),
             flag(nw.col("appeal_outcome") == "overturned").sum().alias("appeals_overturned"),
         ],
+        {},
+        aggregate,
     )
     # A global aggregate over no appeals still yields an ALL/ALL row with 0 appeals; dropping
     # zero-appeal rows keeps the universe to combinations that really had activity.

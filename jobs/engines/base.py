@@ -10,6 +10,7 @@ from typing import Protocol
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from transforms._expr import Quantiles
 from transforms.params import Params
 
 
@@ -46,6 +47,10 @@ class Engine(Protocol):
     ) -> nw.LazyFrame:
         """build(frame), which the engine may evaluate as the union of build over hash parts of the
         columns `by`: only for builds whose every output row depends on the rows of one `by` value."""
+
+    def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
+        """What `transforms._expr.aggregate` returns (aggregations and exact quantiles per group),
+        computed the engine's fastest way."""
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         """Add `row`: the given columns as a JSON object string (timestamps ISO-8601 UTC)."""

@@ -12,7 +12,8 @@ import polars as pl
 
 from jobs import warehouse as wh
 from jobs.errors import InputUnreadable, UsageError
-from transforms import staging
+from transforms import _expr, staging
+from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
 
@@ -204,6 +205,10 @@ class PolarsEngine:
         part_of = pl.struct(by).hash(seed=0) % parts
         branches = [build(nw.from_native(native.filter(part_of == p))).to_native() for p in range(parts)]
         return nw.from_native(pl.concat(branches, how="vertical", parallel=False))
+
+    def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
+        # Polars computes every quantile and aggregation of a group in its one group_by.
+        return _expr.aggregate(frame, by, aggs, quantiles)
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()

@@ -31,6 +31,7 @@ from jobs.engines.polars_engine import _check_type
 from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import InputUnreadable
 from transforms import staging
+from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
 
@@ -256,6 +257,43 @@ class SparkEngine:
     ) -> nw.LazyFrame:
         # Spark's shuffle already partitions every aggregation by its keys and spills.
         return build(frame)
+
+    def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
+        """The aggregations through narwhals, and the quantiles of each column from one `percentile`.
+
+        narwhals gives every quantile its own `percentile(col, q)`, and each of those builds a map
+        of every distinct value of its group: two quantiles of a column cost twice one
+        `percentile(col, array(q1, q2))`, which takes 21 s where they took 49 s (queue_daily,
+        10 M decisions). Same function, same exact linear interpolation, so the same numbers.
+        """
+        counts = frame.group_by(by).agg(aggs) if by else frame.select(aggs)
+        if not quantiles:
+            return counts
+        per_column: dict[str, list[tuple[str, float]]] = {}
+        for name, (column, q) in quantiles.items():
+            per_column.setdefault(column, []).append((name, q))
+        native: DataFrame = frame.to_native()
+        arrays = [
+            F.percentile(F.col(column), F.array(*[F.lit(q) for _, q in wanted])).alias(f"_quantiles_{i}")
+            for i, (column, wanted) in enumerate(per_column.items())
+        ]
+        grouped = native.groupBy(*by).agg(*arrays) if by else native.agg(*arrays)
+        picked = grouped.select(
+            *[F.col(k).alias(f"_key_{k}") for k in by],
+            *[
+                F.col(f"_quantiles_{i}").getItem(j).alias(name)
+                for i, wanted in enumerate(per_column.values())
+                for j, (name, _) in enumerate(wanted)
+            ],
+        )
+        left: DataFrame = counts.to_native()
+        if by:
+            # Null-safe on every key: a null group is a group (explicit left join, one row per group each side).
+            on = reduce(lambda a, b: a & b, [left[k].eqNullSafe(picked[f"_key_{k}"]) for k in by])
+            joined = left.join(picked, on=on, how="left")
+        else:
+            joined = left.crossJoin(picked)
+        return nw.from_native(joined.select(*left.columns, *quantiles))
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         native: DataFrame = frame.to_native()

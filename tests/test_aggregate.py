@@ -1,0 +1,65 @@
+"""The aggregate primitive the transforms take: group aggregations plus exact linear quantiles.
+
+Every engine's own `aggregate` must return exactly what the generic one does (Spark computes the
+quantiles of a column from one percentile aggregate); expected values worked out by hand.
+"""
+
+from __future__ import annotations
+
+import narwhals.stable.v2 as nw
+import polars as pl
+import pytest
+
+from tests.conftest import collect, rows_by
+from transforms import _expr
+
+QUANTILES = {"x_p50": ("x", 0.5), "x_p90": ("x", 0.9), "y_min": ("y", 0.0), "x_max": ("x", 1.0), "y_p25": ("y", 0.25)}
+
+
+def _frame(engine):
+    data = pl.DataFrame(
+        {
+            "k": ["a", "a", "a", "a", "b", "c", "c", None, None],
+            "x": [4.0, 1.0, 3.0, 2.0, 5.0, None, None, 20.0, 10.0],
+            "y": [1.0, 1.0, 1.0, 9.0, None, 7.0, None, 2.0, 2.0],
+        }
+    )
+    return engine.frame(data)
+
+
+AGGS = [nw.len().cast(nw.Int64).alias("rows"), nw.col("x").sum().alias("x_sum")]
+
+EXPECTED = {
+    # x 1,2,3,4: p50 at position 1.5 -> 2.5, p90 at 2.7 -> 3.7; y 1,1,1,9: p25 at 0.75 -> 1.
+    "a": {"rows": 4, "x_sum": 10.0, "x_p50": 2.5, "x_p90": 3.7, "y_min": 1.0, "x_max": 4.0, "y_p25": 1.0},
+    "b": {"rows": 1, "x_sum": 5.0, "x_p50": 5.0, "x_p90": 5.0, "y_min": None, "x_max": 5.0, "y_p25": None},
+    # Quantiles ignore nulls; a group of nulls has none.
+    "c": {"rows": 2, "x_sum": 0.0, "x_p50": None, "x_p90": None, "y_min": 7.0, "x_max": None, "y_p25": 7.0},
+    # A null key is a group like any other.
+    None: {"rows": 2, "x_sum": 30.0, "x_p50": 15.0, "x_p90": 19.0, "y_min": 2.0, "x_max": 20.0, "y_p25": 2.0},
+}
+
+
+def _close(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for key, row in want.items():
+        for column, value in row.items():
+            assert got[key][column] == (value if value is None else pytest.approx(value, rel=1e-12)), (key, column)
+
+
+def test_engine_aggregate_per_group(engine):
+    frame = _frame(engine)
+    for build in (_expr.aggregate, engine.aggregate):
+        out = collect(engine, build(frame, ["k"], AGGS, QUANTILES))
+        assert out.columns[:3] == ["k", "rows", "x_sum"] and set(out.columns[3:]) == set(QUANTILES)
+        _close(rows_by(out, "k"), EXPECTED)
+
+
+def test_engine_aggregate_without_keys_and_without_quantiles(engine):
+    frame = _frame(engine)
+    whole = collect(engine, engine.aggregate(frame, [], AGGS, {"x_p50": ("x", 0.5), "y_p90": ("y", 0.9)}))
+    # x: 1,2,3,4,5,10,20 -> median 4; y: 1,1,1,2,2,7,9 -> position 5.4 -> 7 + 0.4 * 2 = 7.8.
+    assert whole.height == 1
+    assert whole.row(0, named=True) == {"rows": 9, "x_sum": 45.0, "x_p50": 4.0, "y_p90": pytest.approx(7.8, rel=1e-12)}
+    counts = collect(engine, engine.aggregate(frame, ["k"], AGGS, {}))
+    assert {k: r["rows"] for k, r in rows_by(counts, "k").items()} == {"a": 4, "b": 1, "c": 2, None: 2}
