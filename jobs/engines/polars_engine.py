@@ -13,7 +13,6 @@ import polars as pl
 from jobs import warehouse as wh
 from jobs.errors import InputUnreadable, UsageError
 from transforms import _expr, staging
-from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
 
@@ -137,10 +136,9 @@ class PolarsEngine:
         """
         try:
             native: pl.LazyFrame = raw.to_native()
-            few = self._candidate_rows(native, table)
-            keys = staging.repeated_keys(nw.from_native(few.lazy()), table).to_native().collect()
-            repeated = nw.from_native(keys.lazy())
-            shared = staging.classify_shared(nw.from_native(few.lazy()), table, params, repeated).to_native().collect()
+            few = nw.from_native(self._candidate_rows(native, table).lazy())
+            repeated = nw.from_native(staging.repeated_keys(few, table).to_native().collect().lazy())
+            shared = staging.classify_shared(few, table, params, repeated).to_native().collect()
             # The unique-key rows go to a scratch file once, streaming: every output query then reads
             # the few columns it needs from it instead of re-running the rules over the raw day.
             if scratch.exists():
@@ -206,9 +204,8 @@ class PolarsEngine:
         branches = [build(nw.from_native(native.filter(part_of == p))).to_native() for p in range(parts)]
         return nw.from_native(pl.concat(branches, how="vertical", parallel=False))
 
-    def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
-        # Polars computes every quantile and aggregation of a group in its one group_by.
-        return _expr.aggregate(frame, by, aggs, quantiles)
+    # Polars computes every quantile and aggregation of a group in its one group_by.
+    aggregate = staticmethod(_expr.aggregate)
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()

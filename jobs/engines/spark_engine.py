@@ -9,7 +9,8 @@ and collected frames with Polars' dtypes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 import shutil
 from functools import cached_property, reduce
 from pathlib import Path
@@ -30,7 +31,7 @@ from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import InputUnreadable
-from transforms import staging
+from transforms import _expr, staging
 from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
@@ -232,12 +233,12 @@ class SparkEngine:
     def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
         # One checkpoint of the classified day: Spark's shuffle hash-partitions the dedupe and the
         # per-key window by key and spills to disk, so memory is bounded per task without buckets.
-        try:
-            classified = staging.classify(raw, table, params, self._repeated_keys(raw, table))
+        # The plan is built (and analysed) outside `_reading`: only executing it reads the raw data.
+        with _reading(source):
+            repeated = self._repeated_keys(raw, table)
+        classified = staging.classify(raw, table, params, repeated)
+        with _reading(source):
             return self.checkpoint(classified, scratch)
-        except (PySparkException, Py4JJavaError) as exc:
-            # Footers and schemas were readable (read_input checked them) but the data pages are not.
-            raise InputUnreadable(f"input {source}: cannot read its data: {first_line(exc)}") from exc
 
     # Repeated keys up to this many are broadcast to every task (a few MB); more are left to a shuffle.
     broadcast_keys = 2_000_000
@@ -266,7 +267,7 @@ class SparkEngine:
         `percentile(col, array(q1, q2))`, which takes 21 s where they took 49 s (queue_daily,
         10 M decisions). Same function, same exact linear interpolation, so the same numbers.
         """
-        counts = frame.group_by(by).agg(aggs) if by else frame.select(aggs)
+        counts = _expr.aggregate(frame, by, aggs, {})
         if not quantiles:
             return counts
         per_column: dict[str, list[tuple[str, float]]] = {}
@@ -333,6 +334,16 @@ class SparkEngine:
     def close(self) -> None:
         if self._owns_session:
             self.spark.stop()
+
+
+@contextmanager
+def _reading(source: str) -> Iterator[None]:
+    """Spark failing while it executes a plan over `source`, as one line naming that input."""
+    try:
+        yield
+    except (PySparkException, Py4JJavaError) as exc:
+        # Footers and schemas were readable (read_input checked them) but the data pages are not.
+        raise InputUnreadable(f"input {source}: cannot read its data: {first_line(exc)}") from exc
 
 
 def first_line(exc: Exception) -> str:
