@@ -6,6 +6,8 @@ quantiles of a column from one percentile aggregate); expected values worked out
 
 from __future__ import annotations
 
+import random
+
 import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
@@ -63,3 +65,39 @@ def test_engine_aggregate_without_keys_and_without_quantiles(engine):
     assert whole.row(0, named=True) == {"rows": 9, "x_sum": 45.0, "x_p50": 4.0, "y_p90": pytest.approx(7.8, rel=1e-12)}
     counts = collect(engine, engine.aggregate(frame, ["k"], AGGS, {}))
     assert {k: r["rows"] for k, r in rows_by(counts, "k").items()} == {"a": 4, "b": 1, "c": 2, None: 2}
+
+
+def test_engine_aggregate_without_keys_over_no_values(engine):
+    """A whole-frame aggregate is one row even when the column has no value, or the frame no row."""
+    only_nulls = _frame(engine).filter(nw.col("k") == "c")
+    for frame, rows in ((only_nulls, 2), (only_nulls.filter(nw.col("k") == "none"), 0)):
+        for build in (_expr.aggregate, engine.aggregate):
+            out = collect(engine, build(frame, [], [nw.len().cast(nw.Int64).alias("rows")], {"x_p50": ("x", 0.5), "y_p90": ("y", 0.9)}))
+            assert out.height == 1
+            want_y = 7.0 if rows else None
+            assert out.row(0, named=True) == {"rows": rows, "x_p50": None, "y_p90": want_y}
+
+
+@pytest.mark.spark
+def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
+    """The rank-based quantiles are Spark's own `percentile`, to the bit: ties, nulls, null keys,
+    single values and positions that fall on a row or between two."""
+    from pyspark.sql import functions as F
+
+    from jobs.engines.spark_engine import _ranked_quantiles
+
+    rng = random.Random(7)
+    rows = [
+        (rng.choice(["a", "b", None]), rng.choice(["x", "y"]), rng.choice([None, rng.randint(0, 9) / 4, rng.random() * 1e6]))
+        for _ in range(3000)
+    ] + [("single", "x", 2.5)]
+    df = spark_session.createDataFrame(rows, "k1 string, k2 string, v double")
+    qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]
+    wanted = [(f"q{i}", q) for i, q in enumerate(qs)]
+    for by in (["k1", "k2"], ["k1"], []):
+        ours = _ranked_quantiles(df, by, "v", wanted).collect()
+        grouped = df.groupBy(*by) if by else df
+        theirs = grouped.agg(F.percentile("v", F.array(*[F.lit(q) for q in qs])).alias("p")).collect()
+        got = {tuple(r[f"_key_{k}"] for k in by): [r[name] for name, _ in wanted] for r in ours}
+        want = {tuple(r[k] for k in by): list(r["p"]) for r in theirs}
+        assert got == want

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyspark
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -260,12 +260,12 @@ class SparkEngine:
         return build(frame)
 
     def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
-        """The aggregations through narwhals, and the quantiles of each column from one `percentile`.
+        """The aggregations through narwhals, and each column's quantiles from one sort of its groups.
 
-        narwhals gives every quantile its own `percentile(col, q)`, and each of those builds a map
-        of every distinct value of its group: two quantiles of a column cost twice one
-        `percentile(col, array(q1, q2))`, which takes 21 s where they took 49 s (queue_daily,
-        10 M decisions). Same function, same exact linear interpolation, so the same numbers.
+        Spark's `percentile` builds a map of every distinct value of a group and merges the maps of
+        all tasks in one: 21 s for two quantiles of 3.5 M violations in a single group, where
+        ranking the sorted values (`_ranked_quantiles`) takes 5 s (10 M decisions). Both are exact
+        with the same linear interpolation, so the numbers are the same.
         """
         counts = _expr.aggregate(frame, by, aggs, {})
         if not quantiles:
@@ -274,27 +274,16 @@ class SparkEngine:
         for name, (column, q) in quantiles.items():
             per_column.setdefault(column, []).append((name, q))
         native: DataFrame = frame.to_native()
-        arrays = [
-            F.percentile(F.col(column), F.array(*[F.lit(q) for _, q in wanted])).alias(f"_quantiles_{i}")
-            for i, (column, wanted) in enumerate(per_column.items())
-        ]
-        grouped = native.groupBy(*by).agg(*arrays) if by else native.agg(*arrays)
-        picked = grouped.select(
-            *[F.col(k).alias(f"_key_{k}") for k in by],
-            *[
-                F.col(f"_quantiles_{i}").getItem(j).alias(name)
-                for i, wanted in enumerate(per_column.values())
-                for j, (name, _) in enumerate(wanted)
-            ],
-        )
-        left: DataFrame = counts.to_native()
-        if by:
-            # Null-safe on every key: a null group is a group (explicit left join, one row per group each side).
-            on = reduce(lambda a, b: a & b, [left[k].eqNullSafe(picked[f"_key_{k}"]) for k in by])
-            joined = left.join(picked, on=on, how="left")
-        else:
-            joined = left.crossJoin(picked)
-        return nw.from_native(joined.select(*left.columns, *quantiles))
+        joined: DataFrame = counts.to_native()
+        for column, wanted in per_column.items():
+            picked = _ranked_quantiles(native, by, column, wanted)
+            if by:
+                # Null-safe on every key: a null group is a group (explicit left join, one row per group each side).
+                on = reduce(lambda a, b: a & b, [joined[k].eqNullSafe(picked[f"_key_{k}"]) for k in by])
+                joined = joined.join(picked, on=on, how="left").drop(*[f"_key_{k}" for k in by])
+            else:
+                joined = joined.crossJoin(picked)
+        return nw.from_native(joined.select(*counts.columns, *quantiles))
 
     def checkpoint(self, frame: nw.LazyFrame, scratch: Path) -> nw.LazyFrame:
         native: DataFrame = frame.to_native()
@@ -334,6 +323,45 @@ class SparkEngine:
     def close(self) -> None:
         if self._owns_session:
             self.spark.stop()
+
+
+def _ranked_quantiles(native: DataFrame, by: list[str], column: str, wanted: list[tuple[str, float]]) -> DataFrame:
+    """Exact linear quantiles of `column` per group of `by`, as Spark's `percentile` computes them.
+
+    Each group's non-null values are sorted and numbered 0..n-1 (one shuffle and sort); only the
+    rows at floor and ceil of each position q*(n-1) are kept, and the interpolation is
+    `percentile`'s own (and numpy's): x[lo] + (pos - lo) * (x[hi] - x[lo]), x[lo] itself when the
+    two are equal.
+    One row per group with a non-null value (`_key_<k>` and the named quantiles); without keys,
+    exactly one row, null when there is no value.
+    """
+    value = F.col(column)
+    keys = [f"_key_{k}" for k in by]
+    group = Window.partitionBy(*keys)
+    ranked = (
+        native.where(value.isNotNull())
+        .select(*[F.col(k).alias(f"_key_{k}") for k in by], value.alias("_v"))
+        .withColumn("_rank", F.row_number().over(group.orderBy("_v")) - 1)
+        .withColumn("_n", F.count(F.lit(1)).over(group))
+    )
+    rank, n = F.col("_rank"), F.col("_n")
+    positions = [(name, (n - 1) * F.lit(q)) for name, q in wanted]
+    at = [rank == F.floor(pos) for _, pos in positions] + [rank == F.ceil(pos) for _, pos in positions]
+    kept = ranked.where(reduce(lambda a, b: a | b, at))
+    bounds = [F.max("_n").alias("_n")]
+    for i, (_, pos) in enumerate(positions):
+        bounds += [
+            F.max(F.when(rank == F.floor(pos), F.col("_v"))).alias(f"_lo{i}"),
+            F.max(F.when(rank == F.ceil(pos), F.col("_v"))).alias(f"_hi{i}"),
+        ]
+    grouped = kept.groupBy(*keys).agg(*bounds) if by else kept.agg(*bounds)
+    out = []
+    for i, (name, q) in enumerate(wanted):
+        pos = (F.col("_n") - 1) * F.lit(q)
+        lo_v, hi_v = F.col(f"_lo{i}"), F.col(f"_hi{i}")
+        interpolated = lo_v + (pos - F.floor(pos)) * (hi_v - lo_v)
+        out.append(F.when((F.floor(pos) == F.ceil(pos)) | (lo_v == hi_v), lo_v).otherwise(interpolated).alias(name))
+    return grouped.select(*keys, *out)
 
 
 @contextmanager
