@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from jobs import warehouse as wh
 from jobs.engines.base import Engine
@@ -289,3 +290,32 @@ def test_polars_and_the_cli_refuse_uris_where_they_cannot_work(tmp_path: Path) -
     assert code == 2
     code = main(["run", "--engine", "spark", "--phase", "prepare", "--input", str(tmp_path), "--output", "s3a://b/w", "--ds", "2024-03-14"])
     assert code == 2
+
+
+def test_a_large_driver_table_reaches_spark_through_a_file_unchanged(spark_engine: Engine) -> None:
+    """Above `frame_rows_via_file` rows a Polars table goes to local Spark as a Parquet file, not
+    through Arrow: every type, null and NaN must come back as the Arrow route gives it, and the
+    file must go when the engine closes."""
+    data = pl.DataFrame(
+        {
+            "creator_id": ["c1", None, "c3"],
+            "category": pl.Series(["spam", "spam", None], dtype=pl.Categorical),
+            "violations": [3, 0, None],
+            "rate": [0.5, float("nan"), None],
+            "last_at": [ts(1), None, ts(23, 59, 59, micro=999_999)],
+            "ds": [START, START, None],
+            "nothing": [None, None, None],
+        }
+    )
+    through_arrow = spark_engine.collect({"t": spark_engine.frame(data)})["t"]
+    spark_engine.frame_rows_via_file = 2
+    through_file = spark_engine.frame(data)
+    assert through_file.to_native().inputFiles(), "a 3-row table above the limit of 2 should be read from a file"
+    got = spark_engine.collect({"t": through_file})["t"]
+    assert_frame_equal(got, through_arrow)
+    assert got.height == 3 and got["last_at"][2] == ts(23, 59, 59, micro=999_999)
+    assert math.isnan(got["rate"][1]) and got["rate"][2] is None
+    frames_dir = spark_engine._frames_dir
+    assert frames_dir is not None and any(frames_dir.iterdir())
+    spark_engine.close()
+    assert not frames_dir.exists()

@@ -244,3 +244,16 @@ def test_engine_staging_equals_staging_the_whole_day(engine, tmp_path):
         engine._candidate_rows = lambda native, table: native.collect()
         checkpoint = engine.stage(raw, "decisions", P, tmp_path / "scratch-all", source="decisions")
         assert all(same(g, e) for g, e in zip(views(checkpoint), expected, strict=True))
+
+
+def test_checkpointed_day_keeps_ids_only_on_rejected_rows(engine):
+    """What the engines checkpoint: the quarantine-only columns survive on rejected rows (the
+    quarantine serialises them) and are null on passing ones, every other column untouched."""
+    rows = [decision(decision_id="ok", content_id="c1"), decision(decision_id="bad", content_id="c2", outcome="maybe")]
+    classified = staging.classify(engine.input_frame("decisions", frame("decisions", rows)), "decisions", P)
+    out = collect(engine, staging.blank_quarantine_only(classified, "decisions"))
+    by_reason = {r["reason"]: r for r in out.iter_rows(named=True)}
+    assert {k: by_reason[None][k] for k in staging.QUARANTINE_ONLY["decisions"]} == dict.fromkeys(staging.QUARANTINE_ONLY["decisions"])
+    assert (by_reason["bad_outcome"]["decision_id"], by_reason["bad_outcome"]["content_id"]) == ("bad", "c2")
+    assert by_reason[None]["creator_id"] == by_reason["bad_outcome"]["creator_id"] is not None
+    assert out.columns == collect(engine, classified).columns

@@ -147,13 +147,9 @@ class PolarsEngine:
             # The epoch-microsecond twins of the timestamps are recomputed on reading: cheaper than
             # encoding and writing three more int64 columns of the whole day.
             us = [epoch_us_column(c) for c in timestamp_columns(table)]
-            unique = staging.classify_unique(raw, table, params, repeated).to_native()
+            unique = staging.blank_quarantine_only(staging.classify_unique(raw, table, params, repeated), table).to_native()
             columns = unique.collect_schema().names()
             unique = unique.drop(us)
-            passed = pl.col(staging.REASON).is_null()
-            unique = unique.with_columns(
-                pl.when(passed).then(None).otherwise(pl.col(c)).alias(c) for c in staging.QUARANTINE_ONLY.get(table, ())
-            )
             # Coded before writing: Parquet stores the codes as a dictionary page and every output
             # query reads them back as Categorical, instead of re-hashing strings on each read.
             coded = [pl.col(c).cast(pl.Categorical) for c in columns if c in _LOW_CARDINALITY]

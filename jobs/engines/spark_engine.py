@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import shutil
+import tempfile
 from functools import cached_property, reduce
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ from typing import Literal
 import narwhals.stable.v2 as nw
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pyspark
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -168,8 +170,9 @@ class SparkEngine:
         # A Parquet checkpoint under the output's scratch dir is compact and column-pruned on reread,
         # but only correct where driver and executors share that filesystem: local mode. On a cluster
         # executors keep the checkpoint in their block managers instead.
-        local = self.spark.sparkContext.master.startswith("local")
-        self.checkpoint_mode: Checkpoint = checkpoint or ("parquet" if local else "memory")
+        self._local = self.spark.sparkContext.master.startswith("local")
+        self.checkpoint_mode: Checkpoint = checkpoint or ("parquet" if self._local else "memory")
+        self._frames_dir: Path | None = None
 
     # ------------------------------------------------------------ inputs
     @cached_property
@@ -223,8 +226,20 @@ class SparkEngine:
         ]
         return nw.from_native(reduce(DataFrame.unionByName, parts)) if parts else None
 
+    # Up to this many rows a driver-side table reaches Spark through Arrow. A larger one (today's
+    # 3 M-row creator_category_daily, for the offenders' history) goes through a Parquet file that
+    # the tasks read in parallel: 0.9 s instead of 3.9 s at 10 M decisions. Local mode only, where
+    # the driver and the executors share a filesystem; the files go when the engine closes.
+    frame_rows_via_file = 100_000
+
     def frame(self, data: pl.DataFrame) -> nw.LazyFrame:
-        return nw.from_native(self._from_polars(data))
+        if not self._local or data.height <= self.frame_rows_via_file:
+            return nw.from_native(self._from_polars(data))
+        if self._frames_dir is None:
+            self._frames_dir = Path(tempfile.mkdtemp(prefix="riskinsight-frames-"))
+        path = self._frames_dir / f"frame-{sum(1 for _ in self._frames_dir.iterdir())}.parquet"
+        pq.write_table(_arrow_for_spark(data), path, compression="snappy")
+        return nw.from_native(self.spark.read.schema(_spark_struct(data)).parquet(str(path)))
 
     def _from_polars(self, data: pl.DataFrame) -> DataFrame:
         return self.spark.createDataFrame(_arrow_for_spark(data), schema=_spark_struct(data))
@@ -236,7 +251,7 @@ class SparkEngine:
         # The plan is built (and analysed) outside `_reading`: only executing it reads the raw data.
         with _reading(source):
             repeated = self._repeated_keys(raw, table)
-        classified = staging.classify(raw, table, params, repeated)
+        classified = staging.blank_quarantine_only(staging.classify(raw, table, params, repeated), table)
         with _reading(source):
             return self.checkpoint(classified, scratch)
 
@@ -321,6 +336,9 @@ class SparkEngine:
         return {"pyspark": pyspark.__version__, "spark": self.spark.version, "spark_master": self.spark.sparkContext.master}
 
     def close(self) -> None:
+        if self._frames_dir is not None:
+            shutil.rmtree(self._frames_dir, ignore_errors=True)
+            self._frames_dir = None
         if self._owns_session:
             self.spark.stop()
 
