@@ -205,10 +205,10 @@ def blank_quarantine_only(classified: nw.LazyFrame, table: str) -> nw.LazyFrame:
     The ids are the costliest columns of a day to write and read back (Spark's checkpoint of
     10 M decisions took 51 s with them, 37 s without), and only rejected rows still need them.
     """
-    passed = nw.col(REASON).is_null()
     schema = classified.collect_schema()
+    passed = nw.col(REASON).is_null()
     return classified.with_columns(
-        [nw.when(~passed).then(nw.col(c)).otherwise(nw.lit(None, schema[c])).alias(c) for c in QUARANTINE_ONLY.get(table, ())]
+        [nw.when(passed).then(nw.lit(None, schema[c])).otherwise(nw.col(c)).alias(c) for c in QUARANTINE_ONLY.get(table, ())]
     )
 
 
@@ -236,10 +236,10 @@ __all__ = [
     "EVENT_TIME",
     "REASON",
     "RULES",
+    "blank_quarantine_only",
     "classify",
     "classify_shared",
     "classify_unique",
-    "blank_quarantine_only",
     "reason_counts",
     "reasons",
     "rejected",

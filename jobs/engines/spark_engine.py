@@ -362,23 +362,23 @@ def _ranked_quantiles(native: DataFrame, by: list[str], column: str, wanted: lis
         .withColumn("_rank", F.row_number().over(group.orderBy("_v")) - 1)
         .withColumn("_n", F.count(F.lit(1)).over(group))
     )
-    rank, n = F.col("_rank"), F.col("_n")
-    positions = [(name, (n - 1) * F.lit(q)) for name, q in wanted]
-    at = [rank == F.floor(pos) for _, pos in positions] + [rank == F.ceil(pos) for _, pos in positions]
-    kept = ranked.where(reduce(lambda a, b: a | b, at))
+    rank = F.col("_rank")
+    # Each quantile's position and the ranks around it: the same column expressions on the ranked
+    # rows and on the grouped ones, which both carry `_n`.
+    spots = []
+    for name, q in wanted:
+        pos = (F.col("_n") - 1) * F.lit(q)
+        spots.append((name, pos, F.floor(pos), F.ceil(pos)))
+    kept = ranked.where(reduce(lambda a, b: a | b, [rank == r for _, _, lo, hi in spots for r in (lo, hi)]))
     bounds = [F.max("_n").alias("_n")]
-    for i, (_, pos) in enumerate(positions):
-        bounds += [
-            F.max(F.when(rank == F.floor(pos), F.col("_v"))).alias(f"_lo{i}"),
-            F.max(F.when(rank == F.ceil(pos), F.col("_v"))).alias(f"_hi{i}"),
-        ]
+    for i, (_, _, lo, hi) in enumerate(spots):
+        bounds += [F.max(F.when(rank == lo, F.col("_v"))).alias(f"_lo{i}"), F.max(F.when(rank == hi, F.col("_v"))).alias(f"_hi{i}")]
     grouped = kept.groupBy(*keys).agg(*bounds) if by else kept.agg(*bounds)
     out = []
-    for i, (name, q) in enumerate(wanted):
-        pos = (F.col("_n") - 1) * F.lit(q)
+    for i, (name, pos, lo, hi) in enumerate(spots):
         lo_v, hi_v = F.col(f"_lo{i}"), F.col(f"_hi{i}")
-        interpolated = lo_v + (pos - F.floor(pos)) * (hi_v - lo_v)
-        out.append(F.when((F.floor(pos) == F.ceil(pos)) | (lo_v == hi_v), lo_v).otherwise(interpolated).alias(name))
+        interpolated = lo_v + (pos - lo) * (hi_v - lo_v)
+        out.append(F.when((lo == hi) | (lo_v == hi_v), lo_v).otherwise(interpolated).alias(name))
     return grouped.select(*keys, *out)
 
 
