@@ -80,17 +80,29 @@ def test_engine_aggregate_without_keys_over_no_values(engine):
 
 @pytest.mark.spark
 def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
-    """The rank-based quantiles are Spark's own `percentile`, to the bit: ties, nulls, null keys,
-    single values and positions that fall on a row or between two."""
+    """The bucketed rank-based quantiles are Spark's own `percentile`, to the bit: ties, nulls, null
+    keys, single values, positions that fall on a row or between two, and the values that test the
+    order of the buckets (negatives, signed zeros, subnormals, infinities, NaN)."""
     from pyspark.sql import functions as F
 
     from jobs.engines.spark_engine import _ranked_quantiles
 
     rng = random.Random(7)
-    rows = [
-        (rng.choice(["a", "b", None]), rng.choice(["x", "y"]), rng.choice([None, rng.randint(0, 9) / 4, rng.random() * 1e6]))
-        for _ in range(3000)
-    ] + [("single", "x", 2.5)]
+    specials = [0.0, -0.0, 5e-324, -5e-324, 1e-300, float("inf"), float("-inf"), float("nan")]
+
+    def value() -> float | None:
+        kind = rng.randrange(6)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return rng.randint(0, 9) / 4
+        if kind == 2:
+            return -rng.random() * 1e3
+        if kind == 3:
+            return rng.gauss(100, 10)
+        return rng.choice(specials) if rng.random() < 0.05 else rng.random() * 1e6
+
+    rows = [(rng.choice(["a", "b", None]), rng.choice(["x", "y"]), value()) for _ in range(20000)] + [("single", "x", 2.5)]
     df = spark_session.createDataFrame(rows, "k1 string, k2 string, v double")
     qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]
     wanted = [(f"q{i}", q) for i, q in enumerate(qs)]
@@ -98,6 +110,7 @@ def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
         ours = _ranked_quantiles(df, by, "v", wanted).collect()
         grouped = df.groupBy(*by) if by else df
         theirs = grouped.agg(F.percentile("v", F.array(*[F.lit(q) for q in qs])).alias("p")).collect()
-        got = {tuple(r[f"_key_{k}"] for k in by): [r[name] for name, _ in wanted] for r in ours}
-        want = {tuple(r[k] for k in by): list(r["p"]) for r in theirs}
+        # repr: NaN equals NaN and -0.0 differs from 0.0.
+        got = {tuple(r[f"_key_{k}"] for k in by): [repr(r[name]) for name, _ in wanted] for r in ours}
+        want = {tuple(r[k] for k in by): [repr(x) for x in r["p"]] for r in theirs}
         assert got == want
