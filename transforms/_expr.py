@@ -51,7 +51,7 @@ def aggregate(frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles
     """group_by(by).agg(aggs and the quantiles), in one pass: what every engine computes.
 
     Transforms take this as a parameter so that an engine may compute the same exact quantiles
-    its own faster way (Spark: by ranking each group's sorted values, not percentile's value maps); it
+    its own faster way (Spark: ranking only the values in the buckets that hold each quantile); it
     must return what this returns."""
     exprs = aggs + [quantile(column, q).alias(name) for name, (column, q) in quantiles.items()]
     return frame.group_by(by).agg(exprs) if by else frame.select(exprs)

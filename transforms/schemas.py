@@ -103,6 +103,11 @@ def timestamp_columns(table: str) -> list[str]:
     return [c for c, t in INPUT_SCHEMAS[table].items() if t == TS]
 
 
+def epoch_us_columns(table: str) -> list[str]:
+    """The `<ts>_us` companions of a table's timestamps (what a checkpoint need not store)."""
+    return [epoch_us_column(c) for c in timestamp_columns(table)]
+
+
 # ---------------------------------------------------------------- outputs
 # Grain of each output table (ds lives in the directory name only).
 OUTPUT_GRAINS: dict[str, tuple[str, ...]] = {

@@ -14,7 +14,7 @@ from jobs import warehouse as wh
 from jobs.errors import InputUnreadable, UsageError
 from transforms import _expr, staging
 from transforms.params import Params
-from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
+from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, epoch_us_columns, timestamp_columns
 
 _STRING_OK = (pl.String, pl.Categorical, pl.Enum)
 # Read back as Categorical (4-byte codes): Polars' exact per-group quantiles hold every grouped row's
@@ -146,7 +146,7 @@ class PolarsEngine:
             scratch.mkdir(parents=True)
             # The epoch-microsecond twins of the timestamps are recomputed on reading: cheaper than
             # encoding and writing three more int64 columns of the whole day.
-            us = [epoch_us_column(c) for c in timestamp_columns(table)]
+            us = epoch_us_columns(table)
             unique = staging.blank_quarantine_only(staging.classify_unique(raw, table, params, repeated), table).to_native()
             columns = unique.collect_schema().names()
             unique = unique.drop(us)

@@ -36,7 +36,7 @@ from jobs.errors import InputUnreadable
 from transforms import _expr, staging
 from transforms._expr import Quantiles
 from transforms.params import Params
-from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, timestamp_columns
+from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, epoch_us_columns, timestamp_columns
 
 Checkpoint = Literal["parquet", "memory"]
 
@@ -257,7 +257,7 @@ class SparkEngine:
         classified: DataFrame = staging.blank_quarantine_only(staging.classify(raw, table, params, repeated), table).to_native()
         # `<ts>_us` is derived from its timestamp (read_input), so it is derived again after the
         # checkpoint rather than written and read back: a third of a decisions checkpoint's bytes.
-        epoch_us = [epoch_us_column(c) for c in timestamp_columns(table)]
+        epoch_us = epoch_us_columns(table)
         with _reading(source):
             back: DataFrame = self.checkpoint(nw.from_native(classified.drop(*epoch_us)), scratch).to_native()
         return nw.from_native(_with_epoch_us(back, table).select(*classified.columns))
