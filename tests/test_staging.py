@@ -257,3 +257,28 @@ def test_checkpointed_day_keeps_ids_only_on_rejected_rows(engine):
     assert (by_reason["bad_outcome"]["decision_id"], by_reason["bad_outcome"]["content_id"]) == ("bad", "c2")
     assert by_reason[None]["creator_id"] == by_reason["bad_outcome"]["creator_id"] is not None
     assert out.columns == collect(engine, classified).columns
+
+
+def test_the_checkpoint_stores_timestamps_once_as_int64_microseconds(engine, tmp_path):
+    """Each engine writes its checkpoint of the day without the `<ts>_us` twins (they are derived from
+    the timestamps again on reading) and with timestamps as 8-byte microseconds, not Spark's legacy
+    12-byte INT96; what it hands on still carries the twins, equal to the timestamps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from transforms.schemas import epoch_us_column, epoch_us_columns, timestamp_columns
+
+    raw = engine.input_frame("decisions", frame("decisions", [decision(decision_id=f"d{i}") for i in range(3)]))
+    scratch = tmp_path / "scratch"
+    out = collect(engine, engine.stage(raw, "decisions", P, scratch, source="decisions"))
+    files = sorted(scratch.rglob("*.parquet"))
+    assert files
+    for path in files:
+        schema = pq.read_schema(path)
+        assert not set(epoch_us_columns("decisions")) & set(schema.names)
+        for column in timestamp_columns("decisions"):
+            assert schema.field(column).type == pa.timestamp("us", tz="UTC"), (path.name, column)
+            assert pq.ParquetFile(path).schema.column(schema.get_field_index(column)).physical_type == "INT64"
+    for column in timestamp_columns("decisions"):
+        assert out[epoch_us_column(column)].to_list() == out[column].dt.epoch("us").to_list()
+        assert out[column].null_count() == 0
