@@ -145,8 +145,15 @@ def classify_unique(raw: nw.LazyFrame, table: str, params: Params, repeated: nw.
     This is nearly the whole day and needs only a streaming anti-join against the small key set.
     """
     key = INPUT_KEYS[table]
-    once = raw.filter(~nw.col(key).is_null()).join(repeated, on=key, how="anti")
-    return _with_reason(once.with_columns(nw.lit(False).alias(_SHARED)), table, params)
+    return classify_distinct(raw.filter(~nw.col(key).is_null()).join(repeated, on=key, how="anti"), table, params)
+
+
+def classify_distinct(rows: nw.LazyFrame, table: str, params: Params) -> nw.LazyFrame:
+    """classify() of rows whose key is known to be non-null and to occur on no other row of the day.
+
+    For an engine that has split those rows off the day its own way (Polars: by a hash of the key).
+    """
+    return _with_reason(rows.with_columns(nw.lit(False).alias(_SHARED)), table, params)
 
 
 def classify_shared(raw: nw.LazyFrame, table: str, params: Params, repeated: nw.LazyFrame) -> nw.LazyFrame:
@@ -238,6 +245,7 @@ __all__ = [
     "RULES",
     "blank_quarantine_only",
     "classify",
+    "classify_distinct",
     "classify_shared",
     "classify_unique",
     "reason_counts",

@@ -126,28 +126,30 @@ class PolarsEngine:
     def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
         """The classified day, checkpointed once under `scratch`.
 
-        Three passes: the key-hash count (`_candidate_rows`: only the key column, hashed to 64 bits,
-        per hash bucket so its table stays bounded); the few rows whose key hash repeats or whose
-        key is null, read whole and classified in memory (`classify_shared`, against the exact
-        repeated keys found among them); and the rows with a unique key, nearly the whole day,
-        classified without any dedupe and streamed to a scratch file. Every output query then reads
-        just its columns from the checkpoint instead of re-running the rules over the raw day.
+        Three passes: the key-hash count (`_candidates`: only the key column, hashed to 64 bits,
+        per hash bucket so its table stays bounded); the few candidate rows, whose key hash repeats
+        or whose key is null, read whole and classified in memory (`staging.classify`, which finds
+        the exact repeated keys among them); and every other row, nearly the whole day, whose key
+        is therefore unique: classified without any dedupe (`staging.classify_distinct`) and
+        streamed to a scratch file. Every output query then reads just its columns from the
+        checkpoint instead of re-running the rules over the raw day.
         Unreadable data pages fail here, with the input named.
         """
         try:
             native: pl.LazyFrame = raw.to_native()
-            few = nw.from_native(self._candidate_rows(native, table).lazy())
-            repeated = nw.from_native(staging.repeated_keys(few, table).to_native().collect().lazy())
-            shared = staging.classify_shared(few, table, params, repeated).to_native().collect()
-            # The unique-key rows go to a scratch file once, streaming: every output query then reads
-            # the few columns it needs from it instead of re-running the rules over the raw day.
+            candidate = self._candidates(native, table)
+            few = nw.from_native(native.filter(candidate).collect(engine="streaming").lazy())
+            shared = staging.classify(few, table, params).to_native().collect()
             if scratch.exists():
                 shutil.rmtree(scratch)
             scratch.mkdir(parents=True)
             # The epoch-microsecond twins of the timestamps are recomputed on reading: cheaper than
             # encoding and writing three more int64 columns of the whole day.
             us = epoch_us_columns(table)
-            unique = staging.blank_quarantine_only(staging.classify_unique(raw, table, params, repeated), table).to_native()
+            # Split from the candidates by the same hash test, not by joining the day against the
+            # repeated keys: the day's key column is then hashed once more instead of matched as strings.
+            rest = nw.from_native(native.filter(~candidate))
+            unique = staging.blank_quarantine_only(staging.classify_distinct(rest, table, params), table).to_native()
             columns = unique.collect_schema().names()
             unique = unique.drop(us)
             # Coded before writing: Parquet stores the codes as a dictionary page and every output
@@ -161,8 +163,8 @@ class PolarsEngine:
         checkpoint = pl.scan_parquet(scratch / "part-*.parquet").with_columns(_epoch_us(table)).select(columns)
         return nw.from_native(checkpoint)
 
-    def _candidate_rows(self, native: pl.LazyFrame, table: str) -> pl.DataFrame:
-        """Every raw row whose key is null or whose key's 64-bit hash occurs more than once.
+    def _candidates(self, native: pl.LazyFrame, table: str) -> pl.Expr:
+        """True on every raw row whose key is null or whose key's 64-bit hash occurs more than once.
 
         A superset of the rows whose key repeats (a hash collision only adds a row, which staging
         then finds unique by its key), found by counting hashes instead of strings: half the time
@@ -179,8 +181,7 @@ class PolarsEngine:
             how="vertical",
         )
         # is_in against the small hash set keeps the filter streaming over the day, not a semi-join.
-        candidate = key.hash(seed=0).is_in(repeated.to_series().implode()) | key.is_null()
-        return native.filter(candidate).collect(engine="streaming")
+        return key.hash(seed=0).is_in(repeated.to_series().implode()) | key.is_null()
 
     def by_key_parts(
         self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
