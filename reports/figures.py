@@ -221,14 +221,16 @@ def reviewer_chart(reviewer_daily: pl.DataFrame, ds: date, key: bytes) -> Chart:
     text = [f"{p}<br>team {label(t) if t is not None else '–'}<br>{d:,} decisions, {a:,} QA audits"
             for p, t, d, a in zip(r["pseud"].to_list(), r["team"].to_list(), r["decisions"].to_list(),
                                   r["qa_audits"].to_list())]
-    audits = r["qa_audits"].to_list()
-    biggest = max(audits) if audits else 1
+    # Numeric arrays go to plotly as numpy: it validates and copies a list element by element,
+    # which took most of the report's time with tens of thousands of reviewers.
+    audits = r["qa_audits"].cast(pl.Float64)
+    size = (6 + 14 * (audits / audits.max()).sqrt()).to_numpy()
     fig = go.Figure(
         go.Scatter(
-            x=r["decisions_per_hour"].to_list(), y=r["qa_accuracy"].to_list(), mode="markers",
+            x=r["decisions_per_hour"].to_numpy(), y=r["qa_accuracy"].to_numpy(), mode="markers",
             name="Reviewer", text=text,
             # Area grows with the number of audits: a 1/1 accuracy is weaker evidence than 40/40.
-            marker={"size": [6 + 14 * (a / biggest) ** 0.5 for a in audits], "color": OKABE_ITO[0],
+            marker={"size": size, "color": OKABE_ITO[0],
                     "opacity": 0.7, "line": {"width": 1, "color": "#ffffff"}},
             hovertemplate="%{text}<br>%{x:,.1f} decisions/hour<br>QA accuracy %{y:.1%}<extra></extra>",
         ),

@@ -48,6 +48,10 @@ def _load(report: Path, user_data_dir: Path, screenshot: Path | None = None) -> 
             seen["heatmap_labels"] = page.evaluate(
                 "() => Array.from(document.querySelectorAll('#fig-heatmap .ytick text')).map(t => t.textContent)")
             seen["table_text"] = page.inner_text("#queue-table")
+            # What plotly.js decoded from the spec (numeric arrays travel as base64 typed arrays).
+            seen["reviewer_xy"] = page.evaluate(
+                "() => { const t = document.getElementById('fig-reviewers')._fullData[0];"
+                " return [Array.from(t.x), Array.from(t.y)]; }")
             page.wait_for_timeout(300)  # let late errors or requests surface
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +73,10 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     assert seen["console_errors"] == [] and seen["page_errors"] == []
     assert seen["requests"] == [report.as_uri()]
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+    reviewers = tables["reviewer_daily"][DS].drop_nulls(["decisions_per_hour", "qa_accuracy"])
+    drawn = sorted(zip(*seen["reviewer_xy"], strict=True))
+    assert drawn == sorted(zip(reviewers["decisions_per_hour"].to_list(), reviewers["qa_accuracy"].to_list(), strict=True))
+    assert len(drawn) > 100
 
 
 def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:
