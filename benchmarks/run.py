@@ -251,6 +251,51 @@ def _skipped(cmd: list[str], note: str) -> dict:
             "wall_s": None, "cpu_s": None, "peak_rss_mib": None, "rows_per_s": None, "stderr_tail": ""}
 
 
+def _measure_contender(name: str, cmd: list[str], env: dict[str, str], output: Path | None, ds: dt.date,
+                       total_rows: int, timeout_s: float) -> dict:
+    """One timed run of one contender, with what its manifest says about its stages."""
+    code = code_fingerprint()
+    m = measure(cmd, timeout_s=timeout_s, env=env)
+    m["skipped"] = False
+    m["code"] = code
+    # A DQ gate failure (exit 3) still computed every table: time it, but do not call it a failure.
+    if name in JOB_CONTENDERS and m["rc"] == 3:
+        m["ok"], m["note"] = True, "DQ gate failed (exit 3); tables computed, not published"
+    m["rows_per_s"] = total_rows / m["wall_s"] if m["ok"] and m["wall_s"] > 0 else None
+    if name in JOB_CONTENDERS and output is not None:
+        stages = _stage_seconds(output, ds)
+        m["stage_seconds"] = stages
+        if stages is not None and m["ok"]:
+            # Derived, not measured: this run's wall time less its DQ gate stage.
+            m["derived_wall_without_dq_s"] = m["wall_s"] - stages.get("dq", 0.0)
+            # What the process spent outside the stages the manifest times (interpreter and imports,
+            # engine start-up, lock, reading config, the manifest's own writes).
+            m["outside_stages_s"] = m["wall_s"] - sum(stages.values())
+    if name == "spark":
+        m["spark_submit_args"] = env.get("PYSPARK_SUBMIT_ARGS")
+    return m
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower one of an even count), with every run's figures beside it.
+
+    A failed run is reported as the step (a contender that fails once is not hidden by its medians).
+    Peak RSS is the largest of the runs: memory is a limit, not an average.
+    """
+    failed = [r for r in runs if not r["ok"]]
+    chosen = dict(failed[0] if failed else sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
+    if len(runs) > 1:
+        chosen["repeats"] = [
+            {k: r.get(k) for k in ("ok", "wall_s", "cpu_s", "peak_rss_mib", "loadavg_before", "loadavg_after")}
+            for r in runs
+        ]
+        chosen["wall_s_min"] = min(r["wall_s"] for r in runs)
+        chosen["wall_s_max"] = max(r["wall_s"] for r in runs)
+        rss = [r["peak_rss_mib"] for r in runs if r.get("peak_rss_mib") is not None]
+        chosen["peak_rss_mib"] = max(rss) if rss else None
+    return chosen
+
+
 def bench_one(
     label: str,
     input_dir: Path,
@@ -262,9 +307,12 @@ def bench_one(
     contenders: tuple[str, ...] = CONTENDERS,
     spark_driver_memory: str = SPARK_DRIVER_MEMORY,
     previous: dict | None = None,
+    repeat: int = 1,
 ) -> dict:
-    """Time every selected contender on one input. With `previous` (this label's run from an earlier
-    invocation, --merge), a contender not selected now keeps its earlier measurement, marked as such."""
+    """Time every selected contender on one input, `repeat` times each (the median run is reported).
+
+    With `previous` (this label's run from an earlier invocation, --merge), a contender not selected
+    now keeps its earlier measurement, marked as such."""
     rows = input_rows(input_dir, ds)
     total = sum(rows.values())
     py = sys.executable
@@ -285,6 +333,7 @@ def bench_one(
     envs = {name: env for name in CONTENDERS}
     envs["spark"] = spark_env(env, spark_driver_memory)
     steps = {}
+    runnable = []
     for name in CONTENDERS:
         if name not in contenders:
             earlier = (previous or {}).get("steps", {}).get(name)
@@ -297,31 +346,21 @@ def bench_one(
             steps[name] = _skipped(cmds[name], f"skipped: {why}")
             print(f"[bench] {label}: spark skipped ({why})", file=sys.stderr, flush=True)
             continue
-        if name in outputs and outputs[name].exists():
-            shutil.rmtree(outputs[name])  # every job run starts from an empty warehouse: no history, no lock
-        print(f"[bench] {label}: {name} ...", file=sys.stderr, flush=True)
-        code = code_fingerprint()
-        m = measure(cmds[name], timeout_s=timeout_s, env=envs[name])
-        m["skipped"] = False
-        m["code"] = code
-        # A DQ gate failure (exit 3) still computed every table: time it, but do not call it a failure.
-        if name in JOB_CONTENDERS and m["rc"] == 3:
-            m["ok"], m["note"] = True, "DQ gate failed (exit 3); tables computed, not published"
-        m["rows_per_s"] = total / m["wall_s"] if m["ok"] and m["wall_s"] > 0 else None
-        if name in JOB_CONTENDERS:
-            stages = _stage_seconds(outputs[name], ds)
-            m["stage_seconds"] = stages
-            if stages is not None and m["ok"]:
-                # Derived, not measured: this run's wall time less its DQ gate stage.
-                m["derived_wall_without_dq_s"] = m["wall_s"] - stages.get("dq", 0.0)
-                # What the process spent outside the stages the manifest times (interpreter and imports,
-                # engine start-up, lock, reading config, the manifest's own writes).
-                m["outside_stages_s"] = m["wall_s"] - sum(stages.values())
-        if name == "spark":
-            m["spark_submit_args"] = envs["spark"].get("PYSPARK_SUBMIT_ARGS")
-        steps[name] = m
-        print(f"[bench] {label}: {name} rc={m['rc']} wall={m['wall_s']:.2f}s cpu={m['cpu_s'] or 0:.1f}s "
-              f"rss={m['peak_rss_mib'] or 0:.0f}MiB", file=sys.stderr, flush=True)
+        runnable.append(name)
+    # Round robin: a slow spell of the shared machine then hits every contender, not one.
+    samples: dict[str, list[dict]] = {name: [] for name in runnable}
+    for attempt in range(repeat):
+        for name in runnable:
+            if name in outputs and outputs[name].exists():
+                shutil.rmtree(outputs[name])  # every job run starts from an empty warehouse: no history, no lock
+            tag = f" ({attempt + 1}/{repeat})" if repeat > 1 else ""
+            print(f"[bench] {label}: {name}{tag} ...", file=sys.stderr, flush=True)
+            m = _measure_contender(name, cmds[name], envs[name], outputs.get(name), ds, total, timeout_s)
+            samples[name].append(m)
+            print(f"[bench] {label}: {name}{tag} rc={m['rc']} wall={m['wall_s']:.2f}s cpu={m['cpu_s'] or 0:.1f}s "
+                  f"rss={m['peak_rss_mib'] or 0:.0f}MiB", file=sys.stderr, flush=True)
+    for name in runnable:
+        steps[name] = _median_run(samples[name])
     full, no_report, spark, duck, scan = (steps[n] for n in ("riskinsight", "riskinsight_no_report", "spark",
                                                                 "duckdb", "scan"))
     ratios = {
@@ -404,6 +443,13 @@ def _fmt(v: object, spec: str = ".2f") -> str:
     return str(v)
 
 
+def _wall(s: dict) -> str:
+    """Wall seconds; of a repeated contender the median run's, with the range of all its runs."""
+    if s.get("repeats"):
+        return f"{_fmt(s['wall_s'])} ({_fmt(s['wall_s_min'])}–{_fmt(s['wall_s_max'])}, {len(s['repeats'])} runs)"
+    return _fmt(s["wall_s"])
+
+
 def _load(s: dict) -> str:
     if not s.get("loadavg_before"):
         return "—"
@@ -432,7 +478,9 @@ def render_markdown(result: dict) -> str:
         "",
         (f"Floor (`scan`): {meta['scan_method']}. Rows = all input rows of the day (every table). Wall, CPU"
         " (user + system of the child and its descendants) and peak RSS per contender, each a separate"
-        " subprocess. `÷` columns are wall-time ratios. `load` is the 1-minute load average before→after."),
+        " subprocess. `÷` columns are wall-time ratios. `load` is the 1-minute load average before→after."
+        " A contender run several times (`--repeat`) shows its median run, the range of all runs in brackets,"
+        " and the largest peak RSS of its runs."),
         "",
         "| run | input rows | contender | ok | wall s | CPU s | peak RSS MiB | rows/s | ÷ DuckDB | ÷ scan | load |",
         "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
@@ -445,7 +493,7 @@ def render_markdown(result: dict) -> str:
                 continue
             lines.append(
                 f"| {run['label']} | {run['total_input_rows']:,} | {name} | {_status(s)}"
-                f" | {_fmt(s['wall_s'])} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], '.0f')}"
+                f" | {_wall(s)} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], '.0f')}"
                 f" | {_fmt(s['rows_per_s'], ',.0f')} | {_fmt(_ratio(s, steps['duckdb'], 'wall_s'))}"
                 f" | {_fmt(_ratio(s, steps['scan'], 'wall_s'))} | {_load(s)} |"
             )
@@ -534,9 +582,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="driver heap of the Spark local run (ignored when PYSPARK_SUBMIT_ARGS is set)")
     p.add_argument("--contenders", default=",".join(CONTENDERS),
                    help=f"comma separated subset of {','.join(CONTENDERS)}")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each contender, in turns; the run of median wall time is reported, with every run's figures")
     p.add_argument("--merge", action="store_true",
                    help="keep the measurements of the contenders not selected now from <out>/results.json (same run label)")
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     contenders = tuple(c.strip() for c in args.contenders.split(",") if c.strip())
     if unknown := set(contenders) - set(CONTENDERS):
         p.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
@@ -579,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             run = bench_one(label, input_dir, args.ds, work, timeout_s=args.timeout,
                             duckdb_memory=args.duckdb_memory_limit, contenders=contenders,
-                            spark_driver_memory=args.spark_driver_memory, previous=earlier.pop(label, None))
+                            spark_driver_memory=args.spark_driver_memory, previous=earlier.pop(label, None),
+                            repeat=args.repeat)
             run["rows_per_day"] = size
             if gen is not None:
                 run["generate_wall_s"] = gen["wall_s"]

@@ -38,7 +38,7 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
         _tiny_input(tmp_path / "input", ds)
         args = ["--input", str(tmp_path / "input"), "--ds", ds.isoformat()]
     selected = [c for c in bench.CONTENDERS if c != "spark"]
-    argv = [*args, "--out", str(out), "--timeout", "300", "--contenders", ",".join(selected)]
+    argv = [*args, "--out", str(out), "--timeout", "300", "--contenders", ",".join(selected), "--repeat", "2"]
     assert bench.main(argv) == 0
 
     result = json.loads((out / "results.json").read_text())
@@ -59,6 +59,7 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
         assert step["wall_s"] >= 0 and step["cpu_s"] >= 0 and step["peak_rss_mib"] > 0, name
         assert (step["rows_per_s"] is None) == (not step["ok"]), name
         assert len(step["loadavg_before"]) == len(step["loadavg_after"]) == 3, name
+        assert len(step["repeats"]) == 2 and step["wall_s_min"] <= step["wall_s"] <= step["wall_s_max"], name
     for name in ("riskinsight", "riskinsight_no_report"):
         step = run["steps"][name]
         if step["ok"] and step["stage_seconds"] is not None:
@@ -78,3 +79,25 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
     assert "derived" in md and "load average" in md
     for name in bench.CONTENDERS:
         assert f"| {name} |" in md
+    assert "2 runs)" in md
+
+
+def _run(wall: float, rss: float, ok: bool = True) -> dict:
+    return {"ok": ok, "rc": 0 if ok else 1, "wall_s": wall, "cpu_s": wall * 1.5, "peak_rss_mib": rss,
+            "loadavg_before": [1.0, 1.0, 1.0], "loadavg_after": [1.0, 1.0, 1.0], "stage_seconds": {"compute": wall / 2}}
+
+
+def test_a_repeated_contender_reports_its_median_run_and_its_largest_peak() -> None:
+    runs = [_run(30.0, 900), _run(20.0, 1500), _run(25.0, 1000)]
+    step = bench._median_run(runs)
+    # The median run's own figures (its stages too), the range of all, the largest peak of all.
+    assert (step["wall_s"], step["cpu_s"], step["stage_seconds"]) == (25.0, 37.5, {"compute": 12.5})
+    assert (step["wall_s_min"], step["wall_s_max"], step["peak_rss_mib"]) == (20.0, 30.0, 1500)
+    assert [r["wall_s"] for r in step["repeats"]] == [30.0, 20.0, 25.0]
+    assert bench._median_run(runs[:2])["wall_s"] == 20.0  # an even count takes the lower middle
+    assert bench._median_run([_run(5.0, 10)]) == _run(5.0, 10)  # a single run is reported as it is
+
+
+def test_a_contender_that_fails_once_is_reported_failed() -> None:
+    step = bench._median_run([_run(20.0, 900), _run(1.0, 50, ok=False), _run(22.0, 950)])
+    assert not step["ok"] and step["wall_s"] == 1.0 and len(step["repeats"]) == 3
