@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import re
 import sys
 import traceback
@@ -292,5 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console() -> None:
+    """The `riskinsight` program: main(), then exit with its code."""
+    code = main()
+    # At exit the interpreter collects every object once more; after a run that is everything
+    # great-expectations, pandas and plotly built (1.2 s at 10 M decisions), for memory the process
+    # hands back whole anyway. Frozen objects are left out of that collection; exit still flushes
+    # and runs atexit handlers.
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -213,3 +213,20 @@ def test_phase_prepare_writes_the_candidate_only_and_later_tasks_publish_it(tmp_
     assert gate_day(candidate)["verdict"] in ("pass", "warn")
     publish_day(candidate)
     assert wh.published_days(out, "violation_daily") == [DS]
+
+
+def test_the_program_exits_with_mains_code_and_skips_the_final_collection(monkeypatch) -> None:
+    """`riskinsight` (jobs.cli:console) freezes the heap before exiting: the interpreter's last
+    collection over everything great-expectations and plotly built cost seconds for nothing."""
+    import tomllib
+
+    from jobs import cli
+
+    scripts = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["riskinsight"] == "jobs.cli:console"
+    frozen: list[bool] = []
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    monkeypatch.setattr(cli.gc, "freeze", lambda: frozen.append(True))
+    with pytest.raises(SystemExit) as exc:
+        cli.console()
+    assert exc.value.code == 3 and frozen == [True]
