@@ -39,3 +39,9 @@ class WarehouseUnavailable(RiskInsightError):
     """The warehouse's filesystem refused an operation (unknown scheme, permissions, lost namenode)."""
 
     exit_code = 1
+
+
+class WarehouseConflict(RiskInsightError):
+    """The warehouse holds something publishing did not make (a real directory where a link belongs)."""
+
+    exit_code = 1

@@ -18,6 +18,7 @@ from typing import Any
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from jobs.engines.polars_engine import key_ranges
 from jobs.warehouse import partition_dir, read_json, runs_dir
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
@@ -30,6 +31,7 @@ KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
 REPORTS_DIR = "reports"
 TREND_WINDOW_DAYS = 28  # violation_daily ds-28 .. ds (DESIGN §7: 28-day trend)
 OFFENDER_WINDOW_DAYS = 30  # repeat_offenders' ds-29 .. ds
+_OFFENDERS_PER_PART = 500_000  # offenders whose 30 days of categories are counted in one query
 REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
 
 _NW_TO_PL: dict[Any, pl.DataType] = {
@@ -84,20 +86,43 @@ def _read_days(output_dir: Path, table: str, days: list[dt.date]) -> pl.DataFram
 def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame) -> pl.DataFrame | None:
     """Per category, how many of today's repeat offenders it holds and their violations (30-day window).
 
-    Read from the small per-(creator, category) daily intermediate, never from decisions.
+    Read from the per-(creator, category) daily intermediate, never from decisions: a range of
+    offenders at a time, so each scan of a day (written sorted by creator) reads only that range's
+    row groups, and the counts add up because the ranges share no creator. At 10 M decisions a day
+    the window holds 94 M rows and 5 M offenders: read whole, this took 42 s and 17 GiB.
     """
     if offenders.height == 0:
         return None
-    days = [ds - dt.timedelta(days=i) for i in range(OFFENDER_WINDOW_DAYS)]
-    ccd = _read_days(output_dir, "creator_category_daily", days)
-    if ccd.height == 0:
+    files = [
+        f
+        for i in range(OFFENDER_WINDOW_DAYS)
+        for f in sorted(partition_dir(output_dir, "creator_category_daily", ds - dt.timedelta(days=i)).glob("*.parquet"))
+    ]
+    if not files:
         return None
-    ids = offenders.select("creator_id").unique()
-    return (
-        ccd.join(ids, on="creator_id", how="semi")
+    # One scan per file with its own casts, so a day written with another physical type still reads.
+    ccd = pl.concat(
+        [
+            pl.scan_parquet(f).select(
+                pl.col("creator_id").cast(pl.String), pl.col("policy_category").cast(pl.String),
+                pl.col("violations").cast(pl.Int64),
+            )
+            for f in files
+        ],
+        how="vertical",
+    )
+    ids = offenders.select(pl.col("creator_id").cast(pl.String)).unique().sort("creator_id")
+    parts = -(-ids.height // _OFFENDERS_PER_PART)
+    bounds = sorted({ids["creator_id"][i * ids.height // parts] for i in range(1, parts)})
+    per_range = [
+        ccd.filter(in_range)
+        .join(ids.filter(in_range).lazy(), on="creator_id", how="semi")
         .group_by("policy_category")
         .agg(pl.col("creator_id").n_unique().alias("creators"), pl.col("violations").sum().alias("violations"))
-    )
+        .collect(engine="streaming")
+        for in_range in key_ranges("creator_id", bounds)
+    ]
+    return pl.concat(per_range).group_by("policy_category").agg(pl.col("creators").sum(), pl.col("violations").sum())
 
 
 def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:

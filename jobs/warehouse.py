@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from jobs import faults
-from jobs.errors import InputMissing, LockHeld
+from jobs.errors import InputMissing, LockHeld, WarehouseConflict
 
 SUCCESS = "_SUCCESS"
 
@@ -179,7 +179,7 @@ def _relative_link(path: Path, target: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         # A run file may be a failed attempt's record (archived under attempts/); a real table
         # directory here was not made by publish and is never overwritten.
-        raise RuntimeError(f"{path} is a real directory, not a published link; move it away first")
+        raise WarehouseConflict(f"{path} is a real directory, not a published link; move it away first")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.link-{os.getpid()}")
     tmp.unlink(missing_ok=True)

@@ -118,6 +118,8 @@ def test_lookback_reruns_the_days_before(tmp_path):
         ("end_before_start", 2, "before --start"),
         ("unknown_config_key", 2, "unknown key"),
         ("malformed_config", 2, "not valid TOML"),
+        # e.g. a warehouse copied without keeping its links (cp -L, shutil.copytree's default)
+        ("real_partition_dir", 1, "is a real directory, not a published link"),
     ],
 )
 def test_expected_errors_are_one_line_with_their_exit_code(tmp_path, capsys, setup, code, message):
@@ -144,6 +146,8 @@ def test_expected_errors_are_one_line_with_their_exit_code(tmp_path, capsys, set
     elif setup == "malformed_config":
         (tmp_path / "c.toml").write_text("[trends\nzscore_threshold = 2\n")
         args += ["--config", str(tmp_path / "c.toml")]
+    elif setup == "real_partition_dir":
+        (out / "reviewer_daily" / f"ds={DS}").mkdir(parents=True)
     capsys.readouterr()
     assert run(*args) == code
     err = capsys.readouterr().err.strip().splitlines()

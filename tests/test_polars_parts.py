@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import narwhals.stable.v2 as nw
 import polars as pl
+import pytest
 
+from jobs import nightly
 from jobs.engines.polars_engine import PolarsEngine
 from jobs.generate import generate
 from jobs.nightly import run_days
@@ -29,10 +32,11 @@ def _engine(rows: int) -> PolarsEngine:
     return engine
 
 
-def test_parts_and_buckets_give_the_same_tables(tmp_path: Path) -> None:
+def test_parts_and_buckets_give_the_same_tables(tmp_path: Path, monkeypatch) -> None:
     generate(tmp_path / "input", START, len(DAYS), 800, seed=5, dirty_rate=0.006)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     run_days(tmp_path / "input", whole, DAYS, engine=_engine(10**9), report=False)
+    monkeypatch.setattr(nightly, "HISTORY_ROWS_PER_PART", 97)
     run_days(tmp_path / "input", parts, DAYS, engine=_engine(97), report=False)
     for ds in DAYS:
         expected, got = read_outputs(whole, ds), read_outputs(parts, ds)
@@ -44,17 +48,36 @@ def test_parts_and_buckets_give_the_same_tables(tmp_path: Path) -> None:
     assert last["queue_daily"].height > 1
 
 
-def test_by_key_parts_evaluates_each_part_of_the_key(tmp_path: Path) -> None:
-    import narwhals.stable.v2 as nw
-
-    engine = _engine(4)
-    frame = engine.frame(pl.DataFrame({"k": [f"k{i % 5}" for i in range(40)], "v": list(range(40))}))
-    seen: list[int] = []
+def _parts_seen(engine: PolarsEngine, data: pl.DataFrame, **kwargs) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """by_key_parts' result, and the input rows each part's build was given."""
+    seen: list[nw.LazyFrame] = []
 
     def build(part: nw.LazyFrame) -> nw.LazyFrame:
-        seen.append(1)
+        seen.append(part)
         return part.group_by("k").agg(nw.col("v").sum(), nw.len().alias("n"))
 
-    out = engine.collect({"t": engine.by_key_parts(frame, ["k"], build)})["t"].sort("k")
-    assert len(seen) == 10  # 40 rows / 4 per part
-    assert out.to_dicts() == [{"k": f"k{j}", "v": sum(range(j, 40, 5)), "n": 8} for j in range(5)]
+    out = engine.collect({"t": engine.by_key_parts(engine.frame(data), ["k"], build, **kwargs)})["t"]
+    return out.sort("k", nulls_last=True), [p.to_native().collect() for p in seen]
+
+
+@pytest.mark.parametrize("key", ["string", "integer"])
+def test_by_key_parts_gives_each_key_to_exactly_one_part(key: str) -> None:
+    # Strings are split into ranges (so a file sorted by the key is read a range at a time), other
+    # keys by hash; either way every row lands in exactly one part, nulls included.
+    keys = [None if i % 13 == 0 else (f"k{i % 29:02d}" if key == "string" else i % 29) for i in range(400)]
+    data = pl.DataFrame({"k": keys, "v": list(range(400))})
+    out, parts = _parts_seen(_engine(40), data)
+    assert len(parts) > 3
+    assert sum(p.height for p in parts) == 400
+    key_sets = [set(p["k"].to_list()) for p in parts]
+    assert all(not (a & b) for i, a in enumerate(key_sets) for b in key_sets[i + 1:])
+    expected = data.group_by("k").agg(pl.col("v").sum(), pl.len().cast(pl.UInt32).alias("n")).sort("k", nulls_last=True)
+    assert out.select("k", "v", pl.col("n").cast(pl.UInt32)).to_dicts() == expected.to_dicts()
+
+
+def test_by_key_parts_takes_the_callers_part_size() -> None:
+    data = pl.DataFrame({"k": [f"k{i % 50:02d}" for i in range(200)], "v": list(range(200))})
+    assert len(_parts_seen(_engine(10**9), data)[1]) == 1
+    out, parts = _parts_seen(_engine(10**9), data, rows_per_part=20)
+    assert len(parts) == 10  # 200 rows / 20, on 50 distinct keys spread evenly
+    assert out.height == 50 and out["n"].to_list() == [4] * 50

@@ -282,3 +282,29 @@ def test_realistic_day_size(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert size < 10 * 1024 * 1024, size
     assert "BR" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("per_part", [1, 2, 1000])
+def test_offender_categories_count_the_window_a_range_of_offenders_at_a_time(tmp_path: Path, monkeypatch, per_part) -> None:
+    # Ranges of one, two and all offenders must give the same counts: a creator is counted once
+    # per category over the 30 days, and days outside the window or non-offenders never count.
+    monkeypatch.setattr(job, "_OFFENDERS_PER_PART", per_part)
+    at = dt.datetime(2024, 3, 14, tzinfo=dt.UTC)
+
+    def day(back: int, rows: list[tuple[str, str, int]]) -> None:
+        part = job.partition_dir(tmp_path, "creator_category_daily", DS - dt.timedelta(days=back))
+        part.mkdir(parents=True)
+        frame("creator_category_daily", [
+            {"creator_id": c, "policy_category": p, "violations": v, "last_violation_at": at} for c, p, v in rows
+        ]).write_parquet(part / "part-00000.parquet")
+
+    day(0, [("c1", "spam", 2), ("c2", "spam", 1), ("c3", "hate_speech", 4), ("c9", "spam", 7)])
+    day(3, [("c1", "spam", 1), ("c1", "hate_speech", 1), ("c4", "spam", 3)])
+    day(29, [("c2", "hate_speech", 5), ("c5", "spam", 2)])
+    day(30, [("c1", "violence", 9), ("c3", "violence", 9)])  # outside ds-29 .. ds
+    offenders = pl.DataFrame({"creator_id": ["c1", "c2", "c3", "c4", "c5"]})
+    got = job._offender_categories(tmp_path, DS, offenders).sort("policy_category").to_dicts()
+    assert [(r["policy_category"], r["creators"], r["violations"]) for r in got] == [
+        ("hate_speech", 3, 10),  # c1 1, c2 5, c3 4
+        ("spam", 4, 9),  # c1 2+1, c2 1, c4 3, c5 2; c9 is no offender
+    ]

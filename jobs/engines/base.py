@@ -43,10 +43,16 @@ class Engine(Protocol):
         run. Unreadable data raises InputUnreadable naming `source`."""
 
     def by_key_parts(
-        self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
+        self,
+        frame: nw.LazyFrame,
+        by: list[str],
+        build: Callable[[nw.LazyFrame], nw.LazyFrame],
+        rows_per_part: int | None = None,
     ) -> nw.LazyFrame:
-        """build(frame), which the engine may evaluate as the union of build over hash parts of the
-        columns `by`: only for builds whose every output row depends on the rows of one `by` value."""
+        """build(frame), which the engine may evaluate as the union of build over parts of the
+        columns `by`: only for builds whose every output row depends on the rows of one `by` value.
+        `rows_per_part`: how many input rows one part of this build may hold, where the engine
+        splits by rows (None: its default)."""
 
     def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
         """What `transforms._expr.aggregate` returns (aggregations and exact quantiles per group),

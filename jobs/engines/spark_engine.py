@@ -276,7 +276,11 @@ class SparkEngine:
         return nw.from_native(F.broadcast(keys) if keys.count() <= self.broadcast_keys else keys)
 
     def by_key_parts(
-        self, frame: nw.LazyFrame, by: list[str], build: Callable[[nw.LazyFrame], nw.LazyFrame]
+        self,
+        frame: nw.LazyFrame,
+        by: list[str],
+        build: Callable[[nw.LazyFrame], nw.LazyFrame],
+        rows_per_part: int | None = None,
     ) -> nw.LazyFrame:
         # Spark's shuffle already partitions every aggregation by its keys and spills.
         return build(frame)
