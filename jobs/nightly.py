@@ -233,7 +233,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
 
 def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
     """Validate the candidate; record dq.json; raise DQGateFailed (nothing published) on a critical failure."""
-    from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate
+    from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate, to_pandas
 
     config = config or Config()
     manifest = candidate.manifest()
@@ -241,7 +241,7 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
         timer = StageTimer()
         with timer.stage("dq"):
             # Only tables with a suite go to pandas (creator_category_daily can hold millions of rows).
-            outputs = {m.TABLE: candidate.read_table(m.TABLE).to_pandas() for m in OUTPUT_SUITES}
+            outputs = {m.TABLE: to_pandas(candidate.read_table(m.TABLE)) for m in OUTPUT_SUITES}
             figures = InputFigures(
                 raw_rows={t: v["rows"] for t, v in manifest["inputs"].items()},
                 distinct_rows=manifest["distinct_rows"],

@@ -117,8 +117,11 @@ def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame)
     per_range = [
         ccd.filter(in_range)
         .join(ids.filter(in_range).lazy(), on="creator_id", how="semi")
+        # A creator once per category, then counted: half the time of n_unique over the strings.
+        .group_by("creator_id", "policy_category")
+        .agg(pl.col("violations").sum())
         .group_by("policy_category")
-        .agg(pl.col("creator_id").n_unique().alias("creators"), pl.col("violations").sum().alias("violations"))
+        .agg(pl.len().alias("creators"), pl.col("violations").sum())
         .collect(engine="streaming")
         for in_range in key_ranges("creator_id", bounds)
     ]
