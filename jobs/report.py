@@ -111,9 +111,8 @@ def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame)
         ],
         how="vertical",
     )
-    ids = offenders.select(pl.col("creator_id").cast(pl.String)).unique().sort("creator_id")
+    ids = offenders.select(pl.col("creator_id").cast(pl.String)).unique()
     parts = -(-ids.height // _OFFENDERS_PER_PART)
-    bounds = sorted({ids["creator_id"][i * ids.height // parts] for i in range(1, parts)})
     per_range = [
         ccd.filter(in_range)
         .join(ids.filter(in_range).lazy(), on="creator_id", how="semi")
@@ -123,7 +122,7 @@ def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame)
         .group_by("policy_category")
         .agg(pl.len().alias("creators"), pl.col("violations").sum())
         .collect(engine="streaming")
-        for in_range in key_ranges("creator_id", bounds)
+        for in_range in key_ranges("creator_id", ids["creator_id"], parts)
     ]
     return pl.concat(per_range).group_by("policy_category").agg(pl.col("creators").sum(), pl.col("violations").sum())
 

@@ -265,17 +265,16 @@ def _key_parts(native: pl.LazyFrame, by: list[str], parts: int, rows: int) -> li
     if native.collect_schema()[key] != pl.String:
         part_of = pl.struct(by).hash(seed=0) % parts
         return [part_of == p for p in range(parts)]
-    sample = (
-        native.select(pl.col(key)).gather_every(max(1, rows // _RANGE_SAMPLE)).drop_nulls().sort(key)
-        .collect(engine="streaming").to_series()
-    )
-    bounds = sorted({sample[i * len(sample) // parts] for i in range(1, parts)}) if len(sample) else []
-    return key_ranges(key, bounds)
+    sample = native.select(pl.col(key)).gather_every(max(1, rows // _RANGE_SAMPLE)).collect(engine="streaming")
+    return key_ranges(key, sample.to_series(), parts)
 
 
-def key_ranges(column: str, bounds: list[str]) -> list[pl.Expr]:
-    """Filters for the ranges of `column` that `bounds` (sorted, distinct) cut: disjoint, and
-    together keeping every row; null keys go with the first range (a comparison with null is never true)."""
+def key_ranges(column: str, values: pl.Series, parts: int) -> list[pl.Expr]:
+    """Filters for `parts` ranges of `column`, cut at quantiles of `values` (a sample of it):
+    disjoint, and together keeping every row; null keys go with the first range (a comparison with
+    null is never true). Fewer ranges when the values repeat."""
+    values = values.drop_nulls().sort()
+    bounds = sorted({values[i * len(values) // parts] for i in range(1, parts)}) if len(values) else []
     col = pl.col(column)
     if not bounds:
         return [pl.lit(True)]
