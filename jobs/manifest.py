@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+# The report's per-category view of repeat_offenders (a few rows), computed with the offenders and kept
+# in the manifest, so the report need not read the 30 days of creator_category_daily a second time.
+OFFENDER_CATEGORIES = "offender_categories"
+
 _PACKAGES = ("riskinsight", "narwhals", "polars", "pyarrow", "great-expectations", "pyspark", "pandas")
 
 

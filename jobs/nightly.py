@@ -26,12 +26,12 @@ from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
 from jobs.errors import DQGateFailed, RiskInsightError
-from jobs.manifest import StageTimer, code_revision, versions
+from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
 from transforms.quarantine import quarantine
 from transforms.queue_daily import queue_daily
-from transforms.repeat_offenders import creator_category_daily, repeat_offenders
+from transforms.repeat_offenders import add_offender_categories, creator_category_daily, offender_pairs, offender_tables
 from transforms.reviewer_daily import reviewer_daily
 from transforms.schemas import INPUT_TABLES, OUTPUT_GRAINS, OUTPUT_TABLES
 from transforms.violation_daily import violation_daily
@@ -192,6 +192,7 @@ def prepare_day(
             "staged_rows": {t: distinct[t] - sum(reasons[t].values()) for t in INPUT_TABLES},
             "profile": profile,
             "rows_written": rows_written,
+            OFFENDER_CATEGORIES: tables[OFFENDER_CATEGORIES].sort("policy_category").to_dicts(),
             "stage_seconds": timer.seconds,
             "dq": {"verdict": "pending"},
             "published": False,
@@ -210,25 +211,37 @@ def _reason_dict(counts: pl.DataFrame) -> dict[str, int]:
 
 
 def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """violation_trends and repeat_offenders: today's tables plus the published earlier days.
+    """violation_trends, repeat_offenders and the offenders' categories: today's tables plus the
+    published earlier days.
 
     The partition of ds itself is excluded from history: this run replaces it.
     """
     ds = params.ds
-    out = {}
-    for table, daily, window, build, keys in (
-        ("violation_trends", "violation_daily", params.trends.window_days, violation_trends, ["market", "policy_category"]),
-        ("repeat_offenders", "creator_category_daily", params.offenders.window_days - 1, repeat_offenders, ["creator_id"]),
-    ):
-        earlier = history(daily, ds - dt.timedelta(days=window), ds - dt.timedelta(days=1))
+
+    def window(daily: str, days: int) -> nw.LazyFrame:
+        earlier = history(daily, ds - dt.timedelta(days=days), ds - dt.timedelta(days=1))
         parts = [eng.frame(today[daily].with_columns(pl.lit(ds).alias("ds")))]
         before = eng.read_history(daily, earlier)
         if before is not None:
             parts.insert(0, before.select(parts[0].columns))
-        out[table] = eng.by_key_parts(
-            nw.concat(parts, how="vertical"), keys, partial(build, params=params), rows_per_part=HISTORY_ROWS_PER_PART
-        )
-    return eng.collect(out)
+        return nw.concat(parts, how="vertical")
+
+    # The 30 days are aggregated once, per (offender, category), for both offender tables.
+    offenders = eng.by_key_parts_tables(
+        window("creator_category_daily", params.offenders.window_days - 1), ["creator_id"],
+        partial(offender_pairs, params=params), offender_tables, rows_per_part=HISTORY_ROWS_PER_PART,
+    )
+    out = eng.collect({
+        "violation_trends": eng.by_key_parts(
+            window("violation_daily", params.trends.window_days), ["market", "policy_category"],
+            partial(violation_trends, params=params), rows_per_part=HISTORY_ROWS_PER_PART,
+        ),
+        **offenders,
+    })
+    # One row per category and part of creators, a few dozen in all: added up where they are.
+    partials = nw.from_native(out.pop("offender_categories").lazy())
+    out[OFFENDER_CATEGORIES] = add_offender_categories(partials).to_native().collect()
+    return out
 
 
 def gate_day(candidate: Candidate, config: Config | None = None) -> dict:

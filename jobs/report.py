@@ -19,12 +19,20 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs.engines.polars_engine import key_ranges
+from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.warehouse import partition_dir, read_json, runs_dir
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
 from reports.render import render_day as _render_day_html
 from reports.render import render_index as _render_index_html
+from transforms.repeat_offenders import (
+    DS,
+    OFFENDER_CATEGORIES_SCHEMA,
+    add_offender_categories,
+    offender_categories,
+    window_pairs,
+)
 from transforms.schemas import ALL, OUTPUT_SCHEMAS
 
 KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
@@ -83,48 +91,49 @@ def _read_days(output_dir: Path, table: str, days: list[dt.date]) -> pl.DataFram
     return pl.concat(frames, how="vertical")
 
 
-def _offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame) -> pl.DataFrame | None:
-    """Per category, how many of today's repeat offenders it holds and their violations (30-day window).
+def _offender_categories(
+    output_dir: Path, ds: dt.date, offenders: pl.DataFrame, manifest: dict[str, Any] | None
+) -> pl.DataFrame | None:
+    """Per category, how many of today's repeat offenders broke it and their violations of it (30 days).
 
-    Read from the per-(creator, category) daily intermediate, never from decisions: a range of
-    offenders at a time, so each scan of a day (written sorted by creator) reads only that range's
-    row groups, and the counts add up because the ranges share no creator. At 10 M decisions a day
-    the window holds 94 M rows and 5 M offenders: read whole, this took 42 s and 17 GiB.
+    The run computes this with repeat_offenders and keeps it in its manifest. A day published before
+    it did is counted here from the per-(creator, category) daily intermediate, never from decisions.
     """
+    if isinstance(manifest, dict) and isinstance(manifest.get(OFFENDER_CATEGORIES), list):
+        schema = {name: _pl_dtype(t) for name, t in OFFENDER_CATEGORIES_SCHEMA.items()}
+        return pl.DataFrame(manifest[OFFENDER_CATEGORIES], schema=schema)
     if offenders.height == 0:
         return None
-    files = [
-        f
-        for i in range(OFFENDER_WINDOW_DAYS)
-        for f in sorted(partition_dir(output_dir, "creator_category_daily", ds - dt.timedelta(days=i)).glob("*.parquet"))
-    ]
-    if not files:
-        return None
+    return _count_offender_categories(output_dir, ds, offenders)
+
+
+def _count_offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame) -> pl.DataFrame | None:
+    """offender_categories of the published window, a range of offenders at a time, so each scan of a
+    day (written sorted by creator) reads only that range's row groups; the counts add up because the
+    ranges share no creator. At 10 M decisions a day the window holds 94 M rows and 5 M offenders:
+    read whole, this took 42 s and 17 GiB."""
+    first = ds - dt.timedelta(days=OFFENDER_WINDOW_DAYS - 1)
     # One scan per file with its own casts, so a day written with another physical type still reads.
-    ccd = pl.concat(
-        [
-            pl.scan_parquet(f).select(
-                pl.col("creator_id").cast(pl.String), pl.col("policy_category").cast(pl.String),
-                pl.col("violations").cast(pl.Int64),
-            )
-            for f in files
-        ],
-        how="vertical",
-    )
+    scans = [
+        pl.scan_parquet(f).select(
+            pl.col("creator_id").cast(pl.String), pl.col("policy_category").cast(pl.String),
+            pl.col("violations").cast(pl.Int64), pl.col("last_violation_at"), pl.lit(day).alias(DS),
+        )
+        for day in (first + dt.timedelta(days=i) for i in range(OFFENDER_WINDOW_DAYS))
+        for f in sorted(partition_dir(output_dir, "creator_category_daily", day).glob("*.parquet"))
+    ]
+    if not scans:
+        return None
+    ccd = pl.concat(scans, how="vertical")
     ids = offenders.select(pl.col("creator_id").cast(pl.String)).unique()
     parts = -(-ids.height // _OFFENDERS_PER_PART)
     per_range = [
-        ccd.filter(in_range)
-        .join(ids.filter(in_range).lazy(), on="creator_id", how="semi")
-        # A creator once per category, then counted: half the time of n_unique over the strings.
-        .group_by("creator_id", "policy_category")
-        .agg(pl.col("violations").sum())
-        .group_by("policy_category")
-        .agg(pl.len().alias("creators"), pl.col("violations").sum())
-        .collect(engine="streaming")
+        offender_categories(
+            window_pairs(nw.from_native(ccd.filter(in_range).join(ids.filter(in_range).lazy(), on="creator_id", how="semi")), first, ds)
+        ).to_native().collect(engine="streaming")
         for in_range in key_ranges("creator_id", ids["creator_id"], parts)
     ]
-    return pl.concat(per_range).group_by("policy_category").agg(pl.col("creators").sum(), pl.col("violations").sum())
+    return add_offender_categories(nw.from_native(pl.concat(per_range).lazy())).to_native().collect()
 
 
 def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
@@ -142,6 +151,7 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
     else:
         qcounts = quarantine.group_by("source_table", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
     run = runs_dir(output_dir, ds)
+    manifest = read_json(run / "manifest.json")
     return ReportData(
         ds=ds,
         violation_daily=violation_daily,
@@ -150,9 +160,9 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         queue_daily=_read_days(output_dir, "queue_daily", kpi_days),
         repeat_offenders=repeat,
         quarantine_counts=qcounts,
-        manifest=read_json(run / "manifest.json"),
+        manifest=manifest,
         dq=read_json(run / "dq.json"),
-        offender_categories=_offender_categories(output_dir, ds, repeat),
+        offender_categories=_offender_categories(output_dir, ds, repeat, manifest),
         published=published,
     )
 

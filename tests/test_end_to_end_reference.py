@@ -10,7 +10,9 @@ import pytest
 from benchmarks.duckdb_reference import diff_table, read_output_table, reference_tables
 from jobs import warehouse as wh
 from jobs.generate import generate
+from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.nightly import run_days
+from jobs.report import _count_offender_categories
 from transforms.schemas import OUTPUT_TABLES
 
 START = dt.date(2024, 2, 1)
@@ -53,3 +55,21 @@ def test_manifest_counts_match_the_generator_and_the_quarantine_table(warehouse)
             "missing_key", "bad_timestamp", "wrong_partition", "bad_mode", "bad_outcome", "bad_range", "conflicting_duplicate",
         }
         assert manifest["duplicates_dropped"]["decisions"] > 0
+
+
+def test_offender_categories_in_the_manifest_match_the_published_tables(warehouse):
+    # The run derives them from its own aggregation of the window; the report's count for days
+    # published without them reads the published days instead. Both must agree, and add up to
+    # repeat_offenders: each offender's violations and distinct categories are spread over them.
+    out = warehouse / "out"
+    seen = 0
+    for ds in DAYS:
+        figures = json.loads((wh.runs_dir(out, ds) / "manifest.json").read_text())[OFFENDER_CATEGORIES]
+        offenders = read_output_table(out, "repeat_offenders", ds)
+        counted = _count_offender_categories(out, ds, offenders)
+        expected = [] if counted is None or offenders.height == 0 else counted.sort("policy_category").to_dicts()
+        assert figures == expected, ds
+        assert sum(r["violations"] for r in figures) == offenders["violations_30d"].sum()
+        assert sum(r["creators"] for r in figures) == offenders["distinct_categories"].sum()
+        seen += len(figures)
+    assert seen > len(DAYS)  # offenders in several categories on most days

@@ -8,6 +8,7 @@ creator_category_daily and repeat_offenders are computed part by part; the table
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -15,8 +16,10 @@ import polars as pl
 import pytest
 
 from jobs import nightly
+from jobs import warehouse as wh
 from jobs.engines.polars_engine import PolarsEngine
 from jobs.generate import generate
+from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.nightly import run_days
 from tests.test_spark_parity import assert_same_table, read_outputs
 from transforms.schemas import OUTPUT_TABLES
@@ -42,10 +45,16 @@ def test_parts_and_buckets_give_the_same_tables(tmp_path: Path, monkeypatch) -> 
         expected, got = read_outputs(whole, ds), read_outputs(parts, ds)
         for table in OUTPUT_TABLES:
             assert_same_table(table, expected[table], got[table], where=f"{ds} ")
+        assert _offender_categories(parts, ds) == _offender_categories(whole, ds)
+    assert sum(r["creators"] for r in _offender_categories(parts, DAYS[-1])) > 0
     last = read_outputs(parts, DAYS[-1])
     # Non-trivial: the split tables have many groups and the offenders read earlier days.
     assert last["creator_category_daily"].height > 97 and last["repeat_offenders"].height > 0
     assert last["queue_daily"].height > 1
+
+
+def _offender_categories(output: Path, ds: dt.date) -> list[dict]:
+    return json.loads((wh.runs_dir(output, ds) / "manifest.json").read_text())[OFFENDER_CATEGORIES]
 
 
 def _parts_seen(engine: PolarsEngine, data: pl.DataFrame, **kwargs) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -81,3 +90,24 @@ def test_by_key_parts_takes_the_callers_part_size() -> None:
     out, parts = _parts_seen(_engine(10**9), data, rows_per_part=20)
     assert len(parts) == 10  # 200 rows / 20, on 50 distinct keys spread evenly
     assert out.height == 50 and out["n"].to_list() == [4] * 50
+
+
+@pytest.mark.parametrize("rows_per_part", [1, 3, 10**9])
+def test_by_key_parts_tables_builds_each_part_once_and_stacks_each_table(rows_per_part: int) -> None:
+    data = pl.DataFrame({"k": ["a", "b", "b", "c", "d", "d", "d", None], "v": [1, 2, 3, 4, 5, 6, 7, 8]})
+    engine = PolarsEngine()
+    built: list[pl.DataFrame] = []
+
+    def build(part: nw.LazyFrame) -> nw.LazyFrame:
+        return part.group_by("k").agg(nw.col("v").sum())
+
+    def finish(per_key: nw.LazyFrame) -> dict[str, nw.LazyFrame]:
+        built.append(per_key.to_native().collect())
+        return {"per_key": per_key, "total": per_key.select(nw.col("v").sum(), nw.len().alias("keys"))}
+
+    out = engine.collect(engine.by_key_parts_tables(engine.frame(data), ["k"], build, finish, rows_per_part=rows_per_part))
+    assert dict(out["per_key"].sort("k", nulls_last=True).iter_rows()) == {"a": 1, "b": 5, "c": 4, "d": 18, None: 8}
+    # One partial total per part, which add up to the whole.
+    assert out["total"].height == len(built) and (len(built) > 1) == (rows_per_part < data.height)
+    assert (out["total"]["v"].sum(), out["total"]["keys"].sum()) == (36, 5)
+    assert sorted(k for b in built for k in b["k"].to_list() if k is not None) == ["a", "b", "c", "d"]

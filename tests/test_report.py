@@ -303,7 +303,7 @@ def test_offender_categories_count_the_window_a_range_of_offenders_at_a_time(tmp
     day(29, [("c2", "hate_speech", 5), ("c5", "spam", 2)])
     day(30, [("c1", "violence", 9), ("c3", "violence", 9)])  # outside ds-29 .. ds
     offenders = pl.DataFrame({"creator_id": ["c1", "c2", "c3", "c4", "c5"]})
-    got = job._offender_categories(tmp_path, DS, offenders).sort("policy_category").to_dicts()
+    got = job._offender_categories(tmp_path, DS, offenders, None).sort("policy_category").to_dicts()
     assert [(r["policy_category"], r["creators"], r["violations"]) for r in got] == [
         ("hate_speech", 3, 10),  # c1 1, c2 5, c3 4
         ("spam", 4, 9),  # c1 2+1, c2 1, c4 3, c5 2; c9 is no offender

@@ -76,7 +76,10 @@ def manifest_figures(output: Path, ds: dt.date) -> dict:
     """What a run counted: equal on both engines (timings, versions and the engine name aside)."""
     m = wh.read_json(wh.runs_dir(output, ds) / "manifest.json")
     assert m is not None, f"no manifest for {ds}"
-    keep = ("inputs", "distinct_rows", "duplicates_dropped", "quarantined", "staged_rows", "rows_written", "published")
+    keep = (
+        "inputs", "distinct_rows", "duplicates_dropped", "quarantined", "staged_rows", "rows_written", "published",
+        "offender_categories",
+    )
     out = {k: m[k] for k in keep}
     out["dq"] = {k: sorted(v) if isinstance(v, list) else v for k, v in m["dq"].items()}
     out["profile"] = sorted((p["table"], p["figure"], p["value"]) for p in m["profile"])

@@ -12,7 +12,7 @@ from tests.builders import appeal, automated, clean, decision, frame
 from tests.conftest import DS, collect, rows_by, ts
 from transforms import staging
 from transforms.params import Params
-from transforms.repeat_offenders import creator_category_daily, repeat_offenders
+from transforms.repeat_offenders import creator_category_daily, offender_categories, offender_pairs, repeat_offenders
 from transforms.violation_daily import violation_daily
 from transforms.violation_trends import violation_trends
 
@@ -186,3 +186,8 @@ def test_creator_category_daily_and_repeat_offenders(engine):
         "A": {"violations_30d": 3, "distinct_categories": 2, "last_violation_at": ts(5)},
         "C": {"violations_30d": 3, "distinct_categories": 1, "last_violation_at": ts(6)},
     }  # B: its 5 are from ds-30, outside the window; D: 2 < 3
+    categories = rows_by(collect(engine, offender_categories(offender_pairs(engine.frame(history), P))), "policy_category")
+    assert categories == {
+        "spam": {"creators": 1, "violations": 2},  # A's 1 + 1; B and D are no offenders
+        "hate_speech": {"creators": 2, "violations": 4},  # A's 1, C's 3
+    }

@@ -54,6 +54,19 @@ class Engine(Protocol):
         `rows_per_part`: how many input rows one part of this build may hold, where the engine
         splits by rows (None: its default)."""
 
+    def by_key_parts_tables(
+        self,
+        frame: nw.LazyFrame,
+        by: list[str],
+        build: Callable[[nw.LazyFrame], nw.LazyFrame],
+        finish: Callable[[nw.LazyFrame], dict[str, nw.LazyFrame]],
+        rows_per_part: int | None = None,
+    ) -> dict[str, nw.LazyFrame]:
+        """finish(build(frame)): several tables from one build, built once. Like by_key_parts, the
+        engine may evaluate it over parts of `by`, finishing each part's built rows and stacking
+        each table over the parts: a finished table whose rows span several `by` values then holds
+        one partial row per part, which the caller adds up."""
+
     def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
         """What `transforms._expr.aggregate` returns (aggregations and exact quantiles per group),
         computed the engine's fastest way."""

@@ -285,6 +285,19 @@ class SparkEngine:
         # Spark's shuffle already partitions every aggregation by its keys and spills.
         return build(frame)
 
+    def by_key_parts_tables(
+        self,
+        frame: nw.LazyFrame,
+        by: list[str],
+        build: Callable[[nw.LazyFrame], nw.LazyFrame],
+        finish: Callable[[nw.LazyFrame], dict[str, nw.LazyFrame]],
+        rows_per_part: int | None = None,
+    ) -> dict[str, nw.LazyFrame]:
+        # Checkpointed in the executors, so each finished table reads the built rows instead of
+        # recomputing them from the whole input.
+        built: DataFrame = build(frame).to_native()
+        return finish(nw.from_native(built.localCheckpoint(eager=True)))
+
     def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
         """The aggregations through narwhals, and each column's quantiles from its ranked values.
 
