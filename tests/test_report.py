@@ -245,6 +245,23 @@ def test_job_renders_from_warehouse_atomically_and_reproducibly(tmp_path: Path, 
     assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["1,000", "100"]
 
 
+def test_offender_categories_come_from_the_manifest_when_the_run_kept_them(tmp_path: Path) -> None:
+    # A run since the history stage computes them keeps them in its manifest; the report then
+    # shows those figures and reads no creator_category_daily (here: one that disagrees with them).
+    tables, manifest, dq = tiny_tables()
+    kept = [{"policy_category": "spam", "creators": 7, "violations": 21}]
+    write_warehouse(tmp_path, tables, {DS: ({**manifest, "offender_categories": kept}, dq)})
+    data = job.load_report_data(tmp_path, DS)
+    assert data.offender_categories.to_dicts() == kept
+    html = job.render_day(tmp_path, DS, pseudonym_key=KEY).read_text(encoding="utf-8")
+    cats = re.search(r'<table id="offender-category-table">(.*?)</table>', html, re.S).group(1)
+    assert '<td>spam</td><td class="num">7</td><td class="num">21</td>' in cats and "hate_speech" not in cats
+    # Without the key (a day published before), the same warehouse is counted from the published days.
+    write_warehouse(tmp_path / "older", tables, {DS: (manifest, dq)})
+    older = job.load_report_data(tmp_path / "older", DS).offender_categories
+    assert ("hate_speech", 1, 40) in older.select("policy_category", "creators", "violations").rows()
+
+
 def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None:
     tables, manifest, dq = tiny_tables()
     write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
