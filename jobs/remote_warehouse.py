@@ -43,6 +43,11 @@ from jobs.errors import LockHeld, WarehouseUnavailable
 from jobs.report import REPORT_NAME
 from transforms.schemas import OUTPUT_TABLES
 
+# What a run reads of earlier days locally. creator_category_daily, by far the largest table, is
+# read by the history stage straight from the remote partitions, and the report takes its offender
+# figures from the day's own manifest, so no earlier day of it is ever read from the mirror.
+MIRRORED_TABLES = tuple(t for t in OUTPUT_TABLES if t != "creator_category_daily")
+
 RUNS = "_runs"
 RUN_FILES = ("manifest.json", "dq.json")
 JOURNAL = "_PUBLISHING"
@@ -293,14 +298,15 @@ class RemoteWarehouse:
     # ------------------------------------------------------------ mirror
     def mirror_days(self, mirror: Path, days: Iterable[dt.date]) -> None:
         """Install the remote publications of `days` in the local mirror (skipping days the mirror
-        already holds), so history, DQ trailing volumes and the report read them as local files."""
+        already holds), so the DQ trailing volumes and the report read them as local files
+        (`MIRRORED_TABLES`: the history stage reads the remote partitions itself)."""
         for day in sorted(set(days) - self._mirrored):
             if wh.current_version(mirror, day) is None:
                 self._mirror_day(mirror, day)
             self._mirrored.add(day)
 
     def _mirror_day(self, mirror: Path, day: dt.date) -> None:
-        tables = [t for t in OUTPUT_TABLES if self.fs.is_dir(self.partition(t, day))]
+        tables = [t for t in MIRRORED_TABLES if self.fs.is_dir(self.partition(t, day))]
         if not tables:
             return
         pulled = mirror / "_pull" / _ds(day)

@@ -20,7 +20,7 @@ import pytest
 from jobs import faults
 from jobs import warehouse as wh
 from jobs.errors import LockHeld
-from jobs.remote_warehouse import RUNS, RemoteWarehouse
+from jobs.remote_warehouse import MIRRORED_TABLES, RUNS, RemoteWarehouse
 from transforms.schemas import OUTPUT_TABLES
 
 pytestmark = pytest.mark.spark
@@ -63,8 +63,8 @@ def _pushed(fs, tmp_path: Path, label: str) -> tuple[Path, Path, RemoteWarehouse
     return mirror, root, remote
 
 
-def _written_by(root: Path, ds: dt.date) -> set[str]:
-    return {pl.read_parquet(wh.partition_dir(root, t, ds) / "*.parquet")["written_by"][0] for t in OUTPUT_TABLES}
+def _written_by(root: Path, ds: dt.date, tables: tuple[str, ...] = OUTPUT_TABLES) -> set[str]:
+    return {pl.read_parquet(wh.partition_dir(root, t, ds) / "*.parquet")["written_by"][0] for t in tables}
 
 
 def test_publish_swaps_every_part_and_keeps_the_previous_publication(fs, tmp_path: Path) -> None:
@@ -131,7 +131,9 @@ def test_a_failed_gate_swaps_the_run_files_only_and_the_mirror_finds_the_publish
     fresh = tmp_path / "fresh"
     RemoteWarehouse(fs, root.as_uri()).mirror_days(fresh, [DS, DS - dt.timedelta(days=1)])
     assert wh.current_version(fresh, DS) == version
-    assert _written_by(fresh, DS) == {"good"}
+    assert _written_by(fresh, DS, MIRRORED_TABLES) == {"good"}
+    # Never read from a mirror (history reads it remotely): not copied.
+    assert not wh.partition_dir(fresh, "creator_category_daily", DS).exists()
     assert wh.read_json(wh.published_run_file(fresh, DS, "manifest.json"))["label"] == "good"
     # ... while `_runs/ds=D/` shows the failure there as on the remote (the report index reads it).
     assert wh.read_json(wh.runs_dir(fresh, DS) / "manifest.json")["published"] is False
@@ -255,4 +257,4 @@ def test_forget_drops_a_day_from_the_mirror_so_it_is_mirrored_again(fs, tmp_path
     remote.forget(mirror, DS)
     assert wh.current_version(mirror, DS) is None and not wh.partition_dir(mirror, "violation_daily", DS).exists()
     remote.mirror_days(mirror, [DS])
-    assert _written_by(mirror, DS) == {"remote"}
+    assert _written_by(mirror, DS, MIRRORED_TABLES) == {"remote"}
