@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-# The report's per-category view of repeat_offenders (a few rows), computed with the offenders and kept
-# in the manifest, so the report need not read the 30 days of creator_category_daily a second time.
-OFFENDER_CATEGORIES = "offender_categories"
+from transforms.repeat_offenders import OFFENDER_CATEGORIES
+
+# OFFENDER_CATEGORIES: the manifest key of the report's per-category view of repeat_offenders (a few
+# rows), computed with the offenders, so the report need not read the 30 days of
+# creator_category_daily a second time.
+__all__ = ["OFFENDER_CATEGORIES", "StageTimer", "code_revision", "versions"]
 
 _PACKAGES = ("riskinsight", "narwhals", "polars", "pyarrow", "great-expectations", "pyspark", "pandas")
 

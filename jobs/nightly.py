@@ -239,7 +239,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
         **offenders,
     })
     # One row per category and part of creators, a few dozen in all: added up where they are.
-    partials = nw.from_native(out.pop("offender_categories").lazy())
+    partials = nw.from_native(out[OFFENDER_CATEGORIES].lazy())
     out[OFFENDER_CATEGORIES] = add_offender_categories(partials).to_native().collect()
     return out
 

@@ -19,6 +19,7 @@ from transforms.params import Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
 DS = "ds"
+OFFENDER_CATEGORIES = "offender_categories"
 _CREATOR_TOTAL = "_violations_30d"
 OFFENDER_CATEGORIES_SCHEMA: dict[str, nw.dtypes.DType] = {
     "policy_category": nw.String(),
@@ -101,7 +102,7 @@ def add_offender_categories(partials: nw.LazyFrame) -> nw.LazyFrame:
 def offender_tables(pairs: nw.LazyFrame) -> dict[str, nw.LazyFrame]:
     """Both tables of `offender_pairs`: repeat_offenders, and offender_categories to be added up
     with add_offender_categories when the pairs come in parts."""
-    return {"repeat_offenders": offenders_of(pairs), "offender_categories": offender_categories(pairs)}
+    return {"repeat_offenders": offenders_of(pairs), OFFENDER_CATEGORIES: offender_categories(pairs)}
 
 
 def repeat_offenders(creator_category_history: nw.LazyFrame, params: Params) -> nw.LazyFrame:

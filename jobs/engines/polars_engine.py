@@ -211,8 +211,7 @@ class PolarsEngine:
         parts = self._parts(native, by, rows_per_part)
         if parts is None:
             return build(frame)
-        done = [build(nw.from_native(native.filter(part))).to_native().collect(engine="streaming") for part in parts]
-        return nw.from_native(pl.concat(done, how="vertical").lazy())
+        return self._stack_parts(native, parts, build, lambda built: {"": built})[""]
 
     def by_key_parts_tables(
         self,
@@ -222,25 +221,35 @@ class PolarsEngine:
         finish: Callable[[nw.LazyFrame], dict[str, nw.LazyFrame]],
         rows_per_part: int | None = None,
     ) -> dict[str, nw.LazyFrame]:
-        """finish(build(frame)), one part of the key at a time like by_key_parts: each part's build
-        is collected once and finished from memory, and each finished table is stacked over the parts.
+        """finish(build(frame)), one part of the key at a time like by_key_parts.
 
         The parts' built rows are never all held at once: repeat_offenders' (offender, category)
         pairs of a month at 10 M decisions a day are 26 M rows, where the finished tables hold 5 M
         and 15."""
         native: pl.LazyFrame = frame.to_native()
-        done: dict[str, list[pl.DataFrame]] = {}
-        for part in self._parts(native, by, rows_per_part) or [pl.lit(True)]:
-            built = build(nw.from_native(native.filter(part))).to_native().collect(engine="streaming")
-            for name, table in finish(nw.from_native(built.lazy())).items():
-                done.setdefault(name, []).append(table.to_native().collect())
-        return {name: nw.from_native(pl.concat(tables, how="vertical").lazy()) for name, tables in done.items()}
+        return self._stack_parts(native, self._parts(native, by, rows_per_part) or [pl.lit(True)], build, finish)
 
     def _parts(self, native: pl.LazyFrame, by: list[str], rows_per_part: int | None) -> list[pl.Expr] | None:
         """The part filters of a frame of more rows than a part holds, else None."""
         rows = native.select(pl.len()).collect(engine="streaming").item()
         parts = max(1, -(-rows // (rows_per_part or self.rows_per_part)))
         return None if parts == 1 else _key_parts(native, by, parts, rows)
+
+    @staticmethod
+    def _stack_parts(
+        native: pl.LazyFrame,
+        parts: list[pl.Expr],
+        build: Callable[[nw.LazyFrame], nw.LazyFrame],
+        finish: Callable[[nw.LazyFrame], dict[str, nw.LazyFrame]],
+    ) -> dict[str, nw.LazyFrame]:
+        """Each part's build collected alone and finished from memory; each finished table stacked
+        over the parts."""
+        done: dict[str, list[pl.DataFrame]] = {}
+        for part in parts:
+            built = build(nw.from_native(native.filter(part))).to_native().collect(engine="streaming")
+            for name, table in finish(nw.from_native(built.lazy())).items():
+                done.setdefault(name, []).append(table.to_native().collect())
+        return {name: nw.from_native(pl.concat(tables, how="vertical").lazy()) for name, tables in done.items()}
 
     # Polars computes every quantile and aggregation of a group in its one group_by.
     aggregate = staticmethod(_expr.aggregate)
