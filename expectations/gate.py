@@ -7,9 +7,11 @@ figures the engine computed (a day of raw input never reaches pandas).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -163,7 +165,8 @@ def _run(context: Any, table: str, frame: pd.DataFrame | None, checks: list[Chec
     if expectations:
         suite = gx.ExpectationSuite(name=table, expectations=expectations)
         batch = _batch_definition(context, table).get_batch(batch_parameters={"dataframe": frame})
-        validation = batch.validate(suite, result_format=_RESULT_FORMAT)
+        with _configurations_built_once():
+            validation = batch.validate(suite, result_format=_RESULT_FORMAT)
         for item in validation.results:
             result = _convert(table, item)
             by_name[result.expectation] = result
@@ -171,6 +174,38 @@ def _run(context: Any, table: str, frame: pd.DataFrame | None, checks: list[Chec
     for check, name in zip(checks, names):
         out.append(by_name[name] if isinstance(check, Expectation) else _with_table(table, check))
     return out
+
+
+_PLAIN_CONFIGURATION = Expectation.configuration
+_ONE_VALIDATION_AT_A_TIME = threading.Lock()
+
+
+@contextlib.contextmanager
+def _configurations_built_once() -> Iterator[None]:
+    """Within one validation, each expectation's `configuration` is built once, not on every access.
+
+    great-expectations 1.x rebuilds it (a pydantic dict, a regex over the class name, a new
+    ExpectationConfiguration) each time it is read, about 90 times per expectation while it plans
+    the metrics: half the gate's time on a small day (147 expectations: 1.1-1.6 s -> 0.6-0.9 s).
+    Nothing edits an expectation while it is validated, and GE copies a configuration before it
+    changes one (`Expectation.validate_`), so every read gets what it would have built. The lock
+    keeps a second thread from swapping the property while this one holds it swapped.
+    """
+    built: dict[int, tuple[Expectation, Any]] = {}
+
+    def configuration(self: Expectation) -> Any:
+        # Keyed by identity, holding the expectation itself, so an id is never reused for another.
+        hit = built.get(id(self))
+        if hit is None or hit[0] is not self:
+            hit = built[id(self)] = (self, _PLAIN_CONFIGURATION.fget(self))
+        return hit[1]
+
+    with _ONE_VALIDATION_AT_A_TIME:
+        Expectation.configuration = property(configuration)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            Expectation.configuration = _PLAIN_CONFIGURATION  # type: ignore[method-assign]
 
 
 def _convert(table: str, item: Any) -> ExpectationResult:

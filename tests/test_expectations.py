@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -294,6 +295,36 @@ def test_clean_tables_pass_through_the_gate_conversion_without_fingerprinting(mo
     assert isinstance(outputs["reviewer_daily"]["reviewer_id"].dtype, pd.ArrowDtype)
     result = evaluate(outputs, clean_figures(), DQThresholds())
     assert [(r.table, r.expectation, r.details) for r in result.results if not r.success] == []
+
+
+def test_each_expectation_configuration_is_built_once_per_validation(monkeypatch) -> None:
+    """GE reads an expectation's configuration about 90 times while it validates it, and builds it
+    anew each time unless the gate holds one per expectation; the gate gives GE's own property back
+    afterwards, and the verdicts are those of the plain property."""
+    from great_expectations.expectations.expectation import Expectation
+
+    import expectations.gate as gate
+
+    plain = gate._PLAIN_CONFIGURATION
+    built: dict[int, list] = {}
+
+    def counting(self):
+        entry = built.setdefault(id(self), [self, 0])
+        entry[1] += 1
+        return plain.fget(self)
+
+    counting_property = property(counting)
+    monkeypatch.setattr(gate, "_PLAIN_CONFIGURATION", counting_property)
+    monkeypatch.setattr(Expectation, "configuration", counting_property)  # undo() gives GE's own back
+    memoised = evaluate(clean_outputs(), clean_figures(), DQThresholds())
+    assert len(built) > 100  # every GE expectation of the ten suites
+    assert max(count for _, count in built.values()) == 1
+    assert Expectation.configuration is counting_property  # given back after each validation
+    monkeypatch.undo()
+    assert Expectation.configuration is plain
+    monkeypatch.setattr(gate, "_configurations_built_once", contextlib.nullcontext)
+    unmemoised = evaluate(clean_outputs(), clean_figures(), DQThresholds())
+    assert memoised.to_json() == unmemoised.to_json()
 
 
 def test_every_expectation_has_a_breaking_case() -> None:
