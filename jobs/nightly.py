@@ -179,7 +179,7 @@ def prepare_day(
             "engine": eng.name,
             "versions": {**versions(), **eng.versions()},
             "code_revision": code_revision(),
-            "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}",
+            "run_id": _new_run_id(started, ds),
             "run_started_at": started.isoformat().replace("+00:00", "Z"),
             "config": config.source,
             "inputs": {
@@ -199,6 +199,28 @@ def prepare_day(
         }
         wh.write_json(candidate.manifest_path, manifest)
     return candidate
+
+
+_ISSUED_RUN_IDS: set[tuple[dt.date, str]] = set()
+_ISSUING = threading.Lock()
+
+
+def _new_run_id(started: dt.datetime, ds: dt.date) -> str:
+    """`<start, to the second>-<pid>`, and unique among this process's runs of ds as well.
+
+    A run records its attempt under `_runs/ds=D/attempts/<run id>/`. Two runs of one ds in one
+    process within the same second (a rerun from a script or a test, or any rerun with a fixed
+    --run-ts) would share an id, and the second would overwrite the first one's record; the second
+    gets `-2`, the third `-3`, and so on.
+    """
+    base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+    with _ISSUING:
+        run_id, n = base, 1
+        while (ds, run_id) in _ISSUED_RUN_IDS:
+            n += 1
+            run_id = f"{base}-{n}"
+        _ISSUED_RUN_IDS.add((ds, run_id))
+    return run_id
 
 
 def _sort_keys(table: str) -> list[str]:

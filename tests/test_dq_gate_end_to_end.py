@@ -76,3 +76,19 @@ def test_dq_json_lists_every_expectation_with_its_observed_value(published):
         assert r["severity"] in ("critical", "warning")
     reconcile = [r for r in dq["results"] if r["expectation"].startswith("reconcile:")]
     assert reconcile and all(r["success"] and r["observed_value"] is not None for r in reconcile)
+
+
+def test_a_rerun_in_the_same_process_and_second_keeps_the_first_attempt_record(published, tmp_path):
+    """Two runs of one ds in one process with the same --run-ts (so the same second): the second, a
+    failed gate, gets its own run id and attempt record instead of overwriting the first's."""
+    out = tmp_path / "out"
+    generate(tmp_path / "dirty", DS, 1, 4000, seed=3, dirty_rate=0.03)
+    run_ts = ("--run-ts", "2024-05-03T01:00:00Z")
+    assert _run(published / "clean", out, *run_ts) == 0
+    assert _run(tmp_path / "dirty", out, *run_ts) == 3
+    attempts = {p.name: json.loads((p / "manifest.json").read_text()) for p in (wh.runs_dir(out, DS) / "attempts").iterdir()}
+    assert len(attempts) == 2
+    first, second = sorted(attempts, key=len)
+    assert second == f"{first}-2"
+    assert attempts[first]["published"] is True and attempts[second]["published"] is False
+    assert {m["run_id"] for m in attempts.values()} == {first, second}

@@ -143,9 +143,9 @@ def test_paths_never_come_from_data(hostile: Path) -> None:
     allowed = [
         rf"({'|'.join(OUTPUT_TABLES)})/{ds}/part-00000\.parquet",
         rf"_runs/{ds}/(manifest|dq)\.json",
-        rf"_runs/{ds}/attempts/[0-9TZ]+-[0-9]+/(manifest|dq)\.json",
+        rf"_runs/{ds}/attempts/[0-9TZ]+-[0-9]+(-[0-9]+)?/(manifest|dq)\.json",
         rf"_locks/{ds}\.lock",
-        rf"_versions/{ds}/[0-9TZ]+-[0-9]+-[0-9a-f]{{8}}/(({'|'.join(OUTPUT_TABLES)})/part-00000\.parquet|_runs/(manifest|dq)\.json)",
+        rf"_versions/{ds}/[0-9TZ]+-[0-9]+(-[0-9]+)?-[0-9a-f]{{8}}/(({'|'.join(OUTPUT_TABLES)})/part-00000\.parquet|_runs/(manifest|dq)\.json)",
         rf"reports/({re.escape(DS.isoformat())}|index)\.html",
     ]
     files = sorted(str(p.relative_to(hostile)) for p in hostile.rglob("*") if not p.is_dir())
