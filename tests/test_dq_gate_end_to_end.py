@@ -92,3 +92,21 @@ def test_a_rerun_in_the_same_process_and_second_keeps_the_first_attempt_record(p
     assert second == f"{first}-2"
     assert attempts[first]["published"] is True and attempts[second]["published"] is False
     assert {m["run_id"] for m in attempts.values()} == {first, second}
+
+
+def test_a_run_id_never_names_an_attempt_already_recorded(published, tmp_path):
+    """A run whose <start>-<pid> names an attempt already on disk (another process with the same pid
+    in the same second, as containers give out) takes the next free id instead of overwriting it."""
+    import os
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(published / "out", out, symlinks=True)
+    taken = wh.runs_dir(out, DS) / "attempts" / f"20240503T020000Z-{os.getpid()}"
+    taken.mkdir(parents=True)
+    (taken / "manifest.json").write_text('{"run_id": "someone else"}')
+    assert _run(published / "clean", out, "--run-ts", "2024-05-03T02:00:00Z") == 0
+    assert json.loads((taken / "manifest.json").read_text()) == {"run_id": "someone else"}
+    mine = json.loads((wh.runs_dir(out, DS) / "manifest.json").read_text())
+    assert mine["run_id"] == f"{taken.name}-2" and mine["published"] is True
+    assert (wh.runs_dir(out, DS) / "attempts" / mine["run_id"] / "manifest.json").exists()

@@ -388,9 +388,14 @@ def test_two_runs_of_the_same_ds_at_once(base: Base, tmp_path: Path, capsys: pyt
     script.write_text(
         "import datetime as dt, json, pathlib, sys\nfrom jobs import warehouse as wh\nfrom jobs.cli import main\n"
         "args = json.loads(sys.argv[1])\n"
-        "with wh.ds_lock(pathlib.Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])):\n"
+        "out, ds = pathlib.Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])\n"
+        "with wh.ds_lock(out, ds):\n"
         "    print('held', flush=True); sys.stdin.readline()\n"
-        "    sys.exit(main(args))\n"
+        "    rc = main(args)\n"
+        # Read while the lock is still held: once it goes, the waiting run may publish before this
+        # process has even exited.
+        "    print('manifest', json.dumps(wh.read_json(wh.published_run_file(out, ds, 'manifest.json'))))\n"
+        "sys.exit(rc)\n"
     )
     holder = subprocess.Popen(
         [sys.executable, str(script), json.dumps(args), str(out), D.isoformat()],
@@ -411,9 +416,9 @@ def test_two_runs_of_the_same_ds_at_once(base: Base, tmp_path: Path, capsys: pyt
         assert waiter.is_alive() and not waiter_rc, "the waiting run went ahead while the lock was held"
         holder.stdin.write("go\n")
         holder.stdin.flush()
-        _, holder_err = holder.communicate(timeout=300)
+        holder_out, holder_err = holder.communicate(timeout=300)
         assert holder.returncode == 0, holder_err[-3000:]
-        holder_manifest = run_file(out, "manifest.json")
+        holder_manifest = json.loads(holder_out.splitlines()[-1].removeprefix("manifest "))
         waiter.join(300)
     finally:
         if holder.poll() is None:
