@@ -179,7 +179,7 @@ def prepare_day(
             "engine": eng.name,
             "versions": {**versions(), **eng.versions()},
             "code_revision": code_revision(),
-            "run_id": _new_run_id(started, ds, wh.runs_dir(output, ds) / "attempts"),
+            "run_id": _new_run_id(started, wh.runs_dir(output, ds) / "attempts"),
             "run_started_at": started.isoformat().replace("+00:00", "Z"),
             "config": config.source,
             "inputs": {
@@ -201,13 +201,8 @@ def prepare_day(
     return candidate
 
 
-_ISSUED_RUN_IDS: set[tuple[dt.date, str]] = set()
-_ISSUING = threading.Lock()
-
-
-def _new_run_id(started: dt.datetime, ds: dt.date, attempts: Path) -> str:
-    """`<start, to the second>-<pid>`, unless that names an attempt already recorded for ds or a run
-    of ds this process already started: then `-2`, `-3`, and so on.
+def _new_run_id(started: dt.datetime, attempts: Path) -> str:
+    """`<start, to the second>-<pid>`, or with `-2`, `-3`... when that names an attempt already recorded.
 
     A run records its attempt under `_runs/ds=D/attempts/<run id>/`. Two runs of one ds within the
     same second, in one process (a scripted rerun, a test, any rerun with a fixed --run-ts) or in
@@ -215,12 +210,10 @@ def _new_run_id(started: dt.datetime, ds: dt.date, attempts: Path) -> str:
     overwrite the earlier one's record. Called under the ds lock, so no other run records meanwhile.
     """
     base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
-    with _ISSUING:
-        run_id, n = base, 1
-        while (ds, run_id) in _ISSUED_RUN_IDS or (attempts / run_id).exists():
-            n += 1
-            run_id = f"{base}-{n}"
-        _ISSUED_RUN_IDS.add((ds, run_id))
+    run_id, n = base, 1
+    while (attempts / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
     return run_id
 
 

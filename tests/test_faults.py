@@ -427,7 +427,7 @@ def test_two_runs_of_the_same_ds_at_once(base: Base, tmp_path: Path, capsys: pyt
     assert waiter_rc == [0]
     # Both published B in turn; the last one is the waiter (this process), and nothing is half-done.
     assert set(whole(base, out).values()) == {"B"}
-    # A run id is <start>-<pid>, with -2, -3... for a later run of the ds in the same process and second.
+    # A run id is <start>-<pid>, with -2, -3... when an attempt of the ds already holds that id.
     of = lambda pid: re.compile(rf"[0-9TZ]+-{pid}(-[0-9]+)?")  # noqa: E731
     assert of(holder.pid).fullmatch(holder_manifest["run_id"])
     assert of(os.getpid()).fullmatch(run_file(out, "manifest.json")["run_id"])
