@@ -179,7 +179,7 @@ def prepare_day(
             "engine": eng.name,
             "versions": {**versions(), **eng.versions()},
             "code_revision": code_revision(),
-            "run_id": _new_run_id(started, wh.runs_dir(output, ds) / "attempts"),
+            "run_id": _new_run_id(started, wh.attempts_dir(output, ds)),
             "run_started_at": started.isoformat().replace("+00:00", "Z"),
             "config": config.source,
             "inputs": {
@@ -311,7 +311,7 @@ def _trailing_volumes(output: Path, ds: dt.date, days: int = TRAILING_DAYS) -> l
 def _record_attempt(candidate: Candidate, manifest: dict, dq: dict, *, published: bool) -> None:
     manifest = {**manifest, "published": published}
     runs = wh.runs_dir(candidate.output, candidate.ds)
-    attempt = runs / "attempts" / manifest["run_id"]
+    attempt = wh.attempts_dir(candidate.output, candidate.ds) / manifest["run_id"]
     wh.write_json(attempt / "manifest.json", manifest)
     wh.write_json(attempt / "dq.json", dq)
     if not published:

@@ -356,7 +356,7 @@ class RemoteWarehouse:
     def mirror_attempts(self, mirror: Path, ds: dt.date) -> None:
         """ds's earlier attempt records, so the `_runs/ds=D` this run swaps in still lists them."""
         uri = self.uri(RUNS, _ds(ds), "attempts")
-        local = wh.runs_dir(mirror, ds) / "attempts"
+        local = wh.attempts_dir(mirror, ds)
         if self.fs.is_dir(uri) and not local.exists():
             self.fs.get(uri, local)
 

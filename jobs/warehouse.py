@@ -43,6 +43,11 @@ def runs_dir(output: Path, ds: dt.date) -> Path:
     return Path(output) / "_runs" / f"ds={ds.isoformat()}"
 
 
+def attempts_dir(output: Path, ds: dt.date) -> Path:
+    """Where every run of ds records its attempt, one folder per run id."""
+    return runs_dir(output, ds) / "attempts"
+
+
 def candidate_dir(output: Path, ds: dt.date) -> Path:
     return Path(output) / "_candidates" / f"ds={ds.isoformat()}"
 
