@@ -171,6 +171,26 @@ def spark_engine(spark_session) -> Engine:
     return SparkEngine()
 
 
+def test_checkpoint_is_plain_unverified_parquet_that_reads_back_the_same_rows(spark_engine: Engine, tmp_path: Path) -> None:
+    # The scratch options are parquet-mr Hadoop keys: a misspelt or renamed key is ignored silently,
+    # so the footer is what shows they took effect.
+    import pyarrow.parquet as pq
+
+    rows = pl.DataFrame({"creator_id": [f"c{i % 7}" for i in range(500)], "n": list(range(500))})
+    back = spark_engine.checkpoint(spark_engine.frame(rows), tmp_path / "scratch")
+    assert_frame_equal(spark_engine.collect({"t": back})["t"].sort("n"), rows)
+    files = sorted((tmp_path / "scratch").glob("*.parquet"))
+    assert files
+    for file in files:
+        meta = pq.ParquetFile(file).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                chunk = meta.row_group(g).column(c)
+                assert not chunk.has_dictionary_page, (file.name, chunk.path_in_schema)
+                assert not chunk.is_stats_set, (file.name, chunk.path_in_schema)
+                assert chunk.compression == "SNAPPY"
+
+
 def _read_both(spark_engine: Engine, table: str, partition: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     polars = PolarsEngine()
     expected = polars.collect({"t": polars.read_input(table, partition)})["t"]

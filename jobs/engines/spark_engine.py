@@ -39,6 +39,19 @@ from transforms.params import Params
 from transforms.schemas import INPUT_SCHEMAS, TS, epoch_us_column, epoch_us_columns, timestamp_columns
 
 Checkpoint = Literal["parquet", "memory"]
+# parquet-mr's write options for the day's checkpoint, a scratch file read back by each output query.
+# No dictionaries: the encoder hashes every value of every column, and on the high-cardinality ones
+# (creator ids, timestamps) it fills a dictionary page, gives up and writes plain pages after all.
+# No statistics, size statistics or page checksums: no reader filters the checkpoint by them, and a
+# scratch file read back by the same run needs no checksum. Snappy is kept (uncompressed, the file
+# was 2.7x larger for 2 s less). 10 M decisions, interleaved full runs at load ~2.4: writing the
+# checkpoint 41.5 / 36.0 -> 28.4 / 24.3 s, and no output query slower.
+_SCRATCH = {
+    "parquet.enable.dictionary": "false",
+    "parquet.column.statistics.enabled": "false",
+    "parquet.size.statistics.enabled": "false",
+    "parquet.page.write-checksum.enabled": "false",
+}
 
 _SPARK = {
     "String": T.StringType(),
@@ -331,7 +344,7 @@ class SparkEngine:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.parent.mkdir(parents=True, exist_ok=True)
-        native.write.parquet(str(scratch))
+        native.write.options(**_SCRATCH).parquet(str(scratch))
         return nw.from_native(self.spark.read.parquet(str(scratch)))
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
