@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -174,8 +175,6 @@ def spark_engine(spark_session) -> Engine:
 def test_checkpoint_is_plain_unverified_parquet_that_reads_back_the_same_rows(spark_engine: Engine, tmp_path: Path) -> None:
     # The scratch options are parquet-mr Hadoop keys: a misspelt or renamed key is ignored silently,
     # so the footer is what shows they took effect.
-    import pyarrow.parquet as pq
-
     rows = pl.DataFrame({"creator_id": [f"c{i % 7}" for i in range(500)], "n": list(range(500))})
     back = spark_engine.checkpoint(spark_engine.frame(rows), tmp_path / "scratch")
     assert_frame_equal(spark_engine.collect({"t": back})["t"].sort("n"), rows)
