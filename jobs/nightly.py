@@ -142,7 +142,7 @@ def prepare_day(
                 "queue_daily": eng.by_key_parts(
                     staged["decisions"], ["queue", "market"], partial(queue_daily, params=params, aggregate=eng.aggregate)
                 ),
-                "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate),
+                "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate_sets),
                 "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
                 "quarantine": quarantine(classified, eng.encode_rows),
                 "_profile": input_profile(staged, params),

@@ -114,3 +114,53 @@ def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
         got = {tuple(r[f"_key_{k}"] for k in by): [repr(r[name]) for name, _ in wanted] for r in ours}
         want = {tuple(r[k] for k in by): [repr(x) for x in r["p"]] for r in theirs}
         assert got == want
+
+
+
+SETS = (("k", "j"), ("j",), ("k",), ())
+
+
+def _sets_frame(engine):
+    # j holds a real "ALL" once: its ("j",) group must stay apart from the empty set's row.
+    data = pl.DataFrame(
+        {
+            "k": ["a", "a", "a", "a", "b", "c", "c", None, None],
+            "j": ["x", "y", "x", "y", "x", "x", "y", "x", "ALL"],
+            "x": [4.0, 1.0, 3.0, 2.0, 5.0, None, None, 20.0, 10.0],
+            "y": [1.0, 1.0, 1.0, 9.0, None, 7.0, None, 2.0, 2.0],
+        }
+    )
+    return engine.frame(data)
+
+
+def _rows(df: pl.DataFrame) -> list[tuple]:
+    return sorted(df.iter_rows(), key=repr)
+
+
+def test_engine_aggregate_sets_equal_one_aggregate_per_set(engine):
+    """An engine's one-pass grouping sets return the generic stack of one `aggregate` per set."""
+    frame = _sets_frame(engine)
+    quantiles = {"x_p50": ("x", 0.5), "y_p90": ("y", 0.9)}
+    ours = collect(engine, engine.aggregate_sets(frame, ["k", "j"], SETS, AGGS, quantiles, "ALL"))
+    generic = collect(engine, _expr.aggregate_sets(frame, ["k", "j"], SETS, AGGS, quantiles, "ALL", engine.aggregate))
+    assert ours.columns == generic.columns == ["k", "j", "rows", "x_sum", "x_p50", "y_p90"]
+    assert ours.schema == generic.schema
+    assert _rows(ours) == _rows(generic)
+    # 7 (k, j) pairs, 3 j values, 4 k values (null among them), and the whole frame.
+    assert ours.height == 7 + 3 + 4 + 1
+    by_key: dict[tuple, list[dict]] = {}
+    for row in ours.iter_rows(named=True):
+        by_key.setdefault((row["k"], row["j"]), []).append(row)
+    # The real j = "ALL" (one row, x 10) and the whole frame (x 1,2,3,4,5,10,20 -> median 4) stay two rows.
+    assert sorted((r["rows"], r["x_p50"]) for r in by_key[("ALL", "ALL")]) == [(1, 10.0), (9, 4.0)]
+    assert [(r["rows"], r["x_sum"], r["x_p50"]) for r in by_key[("a", "ALL")]] == [(4, 10.0, 2.5)]
+    # (null, "ALL"): the pair (null, the real "ALL") and the null k of the ("k",) set.
+    assert sorted((r["rows"], r["x_p50"]) for r in by_key[(None, "ALL")]) == [(1, 10.0), (2, 15.0)]
+    # j = "y": x 1, 2 (and a null) -> 1.5; y 1, 9 -> position 0.9 -> 1 + 0.9 * 8 = 8.2.
+    assert [(r["rows"], r["x_p50"], r["y_p90"]) for r in by_key[("ALL", "y")]] == [(3, 1.5, pytest.approx(8.2, rel=1e-12))]
+
+
+def test_engine_aggregate_sets_over_no_rows_keep_the_whole_frame_row(engine):
+    frame = _sets_frame(engine).filter(nw.col("k") == "none")
+    out = collect(engine, engine.aggregate_sets(frame, ["k", "j"], SETS, [nw.len().cast(nw.Int64).alias("rows")], {"x_p50": ("x", 0.5)}, "ALL"))
+    assert out.to_dicts() == [{"k": "ALL", "j": "ALL", "rows": 0, "x_p50": None}]

@@ -25,7 +25,7 @@ def staged(engine, table, rows):
 
 
 def run_violation_daily(engine, decisions, appeals):
-    out = violation_daily(staged(engine, "decisions", decisions), staged(engine, "appeals", appeals), P, engine.aggregate)
+    out = violation_daily(staged(engine, "decisions", decisions), staged(engine, "appeals", appeals), P, engine.aggregate_sets)
     return rows_by(collect(engine, out), "market", "policy_category")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import narwhals.stable.v2 as nw
 
@@ -55,6 +55,33 @@ def aggregate(frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles
     must return what this returns."""
     exprs = aggs + [quantile(column, q).alias(name) for name, (column, q) in quantiles.items()]
     return frame.group_by(by).agg(exprs) if by else frame.select(exprs)
+
+
+# (frame, keys, grouping sets, aggregations, quantiles, rolled_up) -> aggregate_sets' rows.
+AggregateSets = Callable[[nw.LazyFrame, list[str], Sequence[Sequence[str]], list[nw.Expr], Quantiles, str], nw.LazyFrame]
+
+
+def aggregate_sets(
+    frame: nw.LazyFrame,
+    keys: list[str],
+    sets: Sequence[Sequence[str]],
+    aggs: list[nw.Expr],
+    quantiles: Quantiles,
+    rolled_up: str,
+    aggregate: Aggregate = aggregate,
+) -> nw.LazyFrame:
+    """aggregate() once per grouping set, stacked: a set names the keys it keeps (as strings), and
+    every key it leaves out holds `rolled_up`. The empty set always yields exactly one row.
+
+    Transforms take this as a parameter so that an engine may compute all the sets in one pass over
+    the frame (Spark); it must return what this returns."""
+    parts = []
+    for kept in sets:
+        agg = aggregate(frame, list(kept), aggs, quantiles)
+        # Keys as String: the parts are stacked, and an engine may hand grouping columns over dictionary-encoded.
+        cols = [nw.col(k).cast(nw.String) if k in kept else nw.lit(rolled_up).alias(k) for k in keys]
+        parts.append(agg.select(cols + [c for c in agg.columns if c not in keys]))
+    return nw.concat(parts, how="vertical")
 
 
 def sla_seconds(params_sla: dict[str, float], default: float, queue: str = "queue") -> nw.Expr:

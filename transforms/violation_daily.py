@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import Aggregate, Quantiles, aggregate, flag, is_in, outer_combine, ratio, seconds_between
+from transforms._expr import AggregateSets, aggregate_sets, flag, is_in, outer_combine, ratio, seconds_between
 from transforms.params import Params
 from transforms.schemas import ALL, OUTPUT_SCHEMAS, select_schema
 
@@ -20,27 +20,16 @@ GROUPING_SETS: tuple[tuple[str, ...], ...] = (("market", "policy_category"), ("p
 TTA_24H_S = 86400.0
 
 
-def _by_grouping_sets(
-    frame: nw.LazyFrame, aggs: list[nw.Expr], quantiles: Quantiles, aggregate: Aggregate
-) -> nw.LazyFrame:
-    """Aggregate once per grouping set and stack; the empty set always yields exactly one row."""
-    parts = []
-    for kept in GROUPING_SETS:
-        agg = aggregate(frame, list(kept), aggs, quantiles)
-        # Keys as String: the parts are stacked, and an engine may hand grouping columns over dictionary-encoded.
-        keys = [nw.col(c).cast(nw.String) if c in kept else nw.lit(ALL).alias(c) for c in KEY]
-        parts.append(agg.select(keys + [e for e in agg.columns if e not in KEY]))
-    return nw.concat(parts, how="vertical")
-
-
 def violation_daily(
-    decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Params, aggregate: Aggregate = aggregate
+    decisions: nw.LazyFrame, appeals: nw.LazyFrame, params: Params, aggregate_sets: AggregateSets = aggregate_sets
 ) -> nw.LazyFrame:
     violations = decisions.filter(nw.col("outcome") == "violation").with_columns(
         tta_s=seconds_between("decided_at", "content_created_at"),
     )
-    actioned = _by_grouping_sets(
+    actioned = aggregate_sets(
         violations,
+        KEY,
+        GROUPING_SETS,
         [
             nw.len().cast(nw.Int64).alias("actioned"),
             flag(is_in("detection_source", params.proactive_sources)).sum().alias("proactive"),
@@ -51,16 +40,18 @@ def violation_daily(
             flag(nw.col("action") == "remove").sum().alias("removed"),
         ],
         {"tta_p50_s": ("tta_s", 0.5), "tta_p90_s": ("tta_s", 0.9)},
-        aggregate,
+        ALL,
     )
-    appealed = _by_grouping_sets(
+    appealed = aggregate_sets(
         appeals,
+        KEY,
+        GROUPING_SETS,
         [
             nw.len().cast(nw.Int64).alias("appeals_resolved"),
             flag(nw.col("appeal_outcome") == "overturned").sum().alias("appeals_overturned"),
         ],
         {},
-        aggregate,
+        ALL,
     )
     # A global aggregate over no appeals still yields an ALL/ALL row with 0 appeals; dropping
     # zero-appeal rows keeps the universe to combinations that really had activity.

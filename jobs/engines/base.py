@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +69,18 @@ class Engine(Protocol):
 
     def aggregate(self, frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
         """What `transforms._expr.aggregate` returns (aggregations and exact quantiles per group),
+        computed the engine's fastest way."""
+
+    def aggregate_sets(
+        self,
+        frame: nw.LazyFrame,
+        keys: list[str],
+        sets: Sequence[Sequence[str]],
+        aggs: list[nw.Expr],
+        quantiles: Quantiles,
+        rolled_up: str,
+    ) -> nw.LazyFrame:
+        """What `transforms._expr.aggregate_sets` returns (`aggregate` per grouping set, stacked),
         computed the engine's fastest way."""
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:

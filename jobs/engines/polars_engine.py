@@ -255,6 +255,7 @@ class PolarsEngine:
 
     # Polars computes every quantile and aggregation of a group in its one group_by.
     aggregate = staticmethod(_expr.aggregate)
+    aggregate_sets = staticmethod(_expr.aggregate_sets)
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()
