@@ -37,6 +37,14 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return get_engine("polars")
 
 
+@pytest.fixture
+def spark_engine(spark_session) -> Engine:
+    """The Spark engine alone, for tests of what only Spark does (its reader, checkpoint, plans)."""
+    from jobs.engines.spark_engine import SparkEngine
+
+    return SparkEngine()
+
+
 def collect(engine: Engine, frame) -> pl.DataFrame:
     return engine.collect({"out": frame})["out"]
 

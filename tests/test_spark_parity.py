@@ -165,13 +165,6 @@ def test_a_uri_warehouse_has_the_local_layout_in_real_directories(runs: dict[str
 
 
 # ------------------------------------------------------------------ the reader on awkward files
-@pytest.fixture
-def spark_engine(spark_session) -> Engine:
-    from jobs.engines.spark_engine import SparkEngine
-
-    return SparkEngine()
-
-
 def test_checkpoint_is_plain_unverified_parquet_that_reads_back_the_same_rows(spark_engine: Engine, tmp_path: Path) -> None:
     # The scratch options are parquet-mr Hadoop keys: a misspelt or renamed key is ignored silently,
     # so the footer is what shows they took effect.

@@ -22,13 +22,6 @@ from transforms.repeat_offenders import offender_pairs
 pytestmark = pytest.mark.spark
 
 
-@pytest.fixture
-def spark_engine(spark_session):
-    from jobs.engines.spark_engine import SparkEngine
-
-    return SparkEngine()
-
-
 def _plan(frame: nw.LazyFrame) -> str:
     # Once executed, adaptive execution prints its final plan and then the initial one: keep the first.
     plan = str(frame.to_native()._jdf.queryExecution().executedPlan().toString())
