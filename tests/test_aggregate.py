@@ -137,6 +137,30 @@ def _rows(df: pl.DataFrame) -> list[tuple]:
     return sorted(df.iter_rows(), key=repr)
 
 
+# 15 values and 20 nulls in one group: Polars' quantile over the column with its nulls put p90
+# 1 ulp above the interpolation (90027.07058120002); over the values alone it is exact.
+_WITH_NULLS = [95046.369633, 14415.961272, 94864.944714, 31183.145201, 42332.644897, 82770.259382, 40919.913637,
+               54959.368767, 2755.911324, 75351.310867, 53814.331322, 32973.17165, 78842.870343, 30319.482929,
+               45349.788948]
+
+
+def test_engine_quantiles_among_nulls_are_the_interpolation_to_the_last_bit(engine):
+    """Every engine's aggregate gives x[lo] + (pos - lo) * (x[hi] - x[lo]) exactly, nulls beside the
+    values or not: Polars' and Spark's quantiles agree to the bit."""
+    frame = engine.frame(pl.DataFrame({"k": ["g"] * 35, "x": _WITH_NULLS + [None] * 20}))
+    values = sorted(_WITH_NULLS)
+    pos = (len(values) - 1) * 0.9
+    lo, hi = int(pos), int(pos) + 1
+    want = values[lo] + (pos - lo) * (values[hi] - values[lo])
+    assert want == 90027.0705812
+    for by in (["k"], []):
+        out = collect(engine, engine.aggregate(frame, by, [nw.len().alias("rows")], {"x_p90": ("x", 0.9)}))
+        assert out["x_p90"].to_list() == [want], by
+        # The generic primitive on this engine's own quantile: the same number, to 1e-12.
+        generic = collect(engine, _expr.aggregate(frame, by, [nw.len().alias("rows")], {"x_p90": ("x", 0.9)}))
+        assert generic["x_p90"].to_list() == [pytest.approx(want, rel=1e-12)], by
+
+
 def test_engine_aggregate_sets_equal_one_aggregate_per_set(engine):
     """An engine's one-pass grouping sets return the generic stack of one `aggregate` per set."""
     frame = _sets_frame(engine)

@@ -35,9 +35,9 @@ def ratio(numerator: str, denominator: str) -> nw.Expr:
     )
 
 
-def quantile(column: str, q: float) -> nw.Expr:
+def quantile(values: nw.Expr, q: float) -> nw.Expr:
     # DESIGN §1: always linear interpolation, so every engine agrees with numpy's default.
-    return nw.col(column).quantile(q, interpolation="linear")
+    return values.quantile(q, interpolation="linear")
 
 
 # Output column -> (input column, q): exact quantiles with linear interpolation (DESIGN §1).
@@ -47,13 +47,20 @@ Quantiles = dict[str, tuple[str, float]]
 Aggregate = Callable[[nw.LazyFrame, list[str], list[nw.Expr], Quantiles], nw.LazyFrame]
 
 
-def aggregate(frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
+def aggregate(
+    frame: nw.LazyFrame,
+    by: list[str],
+    aggs: list[nw.Expr],
+    quantiles: Quantiles,
+    values: Callable[[str], nw.Expr] = nw.col,
+) -> nw.LazyFrame:
     """group_by(by).agg(aggs and the quantiles), in one pass: what every engine computes.
 
     Transforms take this as a parameter so that an engine may compute the same exact quantiles
     its own faster way (Spark: ranking only the values in the buckets that hold each quantile); it
-    must return what this returns."""
-    exprs = aggs + [quantile(column, q).alias(name) for name, (column, q) in quantiles.items()]
+    must return what this returns. `values` gives the expression a quantile column is read through
+    (Polars: without its nulls)."""
+    exprs = aggs + [quantile(values(column), q).alias(name) for name, (column, q) in quantiles.items()]
     return frame.group_by(by).agg(exprs) if by else frame.select(exprs)
 
 
