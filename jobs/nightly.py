@@ -162,7 +162,9 @@ def prepare_day(
                 # Sorted by grain so a rerun writes identical files, not just equal sets of rows. Lazily:
                 # Polars' lazy multi-key sort took 1.2 s where the eager one took 2.0 s (3 M rows).
                 tables[table] = tables[table].lazy().sort(_sort_keys(table), nulls_last=True).collect()
-                tables[table].write_parquet(target / PART)
+                # zstd at level 1: creator_category_daily (3 M rows at 10 M decisions) wrote in 0.33 s
+                # instead of 0.55-0.7 s at Polars' default level 3, for files 2.7 % larger.
+                tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
                 rows_written[table] = tables[table].height
                 faults.point(f"after_write:{table}")
             shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
