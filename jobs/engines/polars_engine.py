@@ -97,8 +97,10 @@ def empty_input(table: str) -> pl.LazyFrame:
 class PolarsEngine:
     name = "polars"
     # Counting keys holds a bucket's distinct keys in a hash table; above this many rows the key
-    # column is counted in hash buckets, one pass each.
-    keys_per_bucket = 5_000_000
+    # column is counted in hash buckets, one pass each. 12 M: a day of 10 M decisions is counted in
+    # one pass (0.76-1.03 s against 1.11-1.22 s in two) for about 250 MiB more during staging, and
+    # 100 M in 8 passes instead of 20.
+    keys_per_bucket = 12_000_000
     # Rows per part in by_key_parts (about 2 GiB of grouped quantile state on Polars).
     rows_per_part = 25_000_000
 
