@@ -396,8 +396,8 @@ def import_without_collecting(module: str) -> None:
     """Import `module` with the cyclic garbage collector paused, then freeze what it built.
 
     Importing great-expectations allocates some 500 k objects, and each collection the allocations
-    set off walks all of those made so far: 1.0-1.3 s of the import's 4-5 s of CPU, taken from a
-    two-core machine while the day is staged beside it. Modules stay alive anyway, so the pause
+    set off walks all of those made so far: 1.0-1.7 s of the import's 4.4-5.6 s of CPU (four of five
+    measurements; the fifth equal), taken from a two-core machine while the day is staged beside it. Modules stay alive anyway, so the pause
     keeps only their few cycles (about 6 MiB). Frozen, they are also left out of the collections the
     DQ gate's own allocations set off later. A failed import is left to the gate to report.
     """

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import narwhals.stable.v2 as nw
@@ -14,7 +15,6 @@ import polars as pl
 from jobs import warehouse as wh
 from jobs.errors import InputUnreadable, UsageError
 from transforms import _expr, staging
-from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import (
     INPUT_KEYS,
@@ -41,6 +41,15 @@ _SCRATCH = {"compression": "uncompressed", "statistics": False}
 
 def _values_only(column: str) -> nw.Expr:
     return nw.col(column).drop_nulls()
+
+
+# `_expr.aggregate` with each quantile over its column's values, the nulls dropped first. A quantile
+# skips nulls either way, but with nulls among the values Polars sorts a copy of each group, where
+# without it selects the ranks in place (violation_daily's grouped quantiles of time to action, 3.5 M
+# values at 10 M decisions: 0.44 -> 0.20 s). The nulls also entered Polars' rank arithmetic and put
+# some results 1 ulp off x[lo] + (pos - lo) * (x[hi] - x[lo]), the interpolation the Spark engine
+# computes; now the two agree to the bit.
+_aggregate = partial(_expr.aggregate, values=_values_only)
 
 
 def _check_type(table: str, file: Path | str, column: str, want: nw.dtypes.DType, got: pl.DataType) -> None:
@@ -260,30 +269,10 @@ class PolarsEngine:
                 done.setdefault(name, []).append(table.to_native().collect())
         return {name: nw.from_native(pl.concat(tables, how="vertical").lazy()) for name, tables in done.items()}
 
-    @staticmethod
-    def aggregate(frame: nw.LazyFrame, by: list[str], aggs: list[nw.Expr], quantiles: Quantiles) -> nw.LazyFrame:
-        """`_expr.aggregate`, every quantile and aggregation of a group in one group_by, each
-        quantile over its column's values with the nulls dropped first.
-
-        A quantile skips nulls either way. With nulls among the values Polars sorts a copy of each
-        group; without, it selects the ranks in place (violation_daily's grouped quantiles of time
-        to action, 3.5 M values at 10 M decisions: 0.44 -> 0.20 s). The nulls also entered Polars'
-        rank arithmetic and put some results 1 ulp off x[lo] + (pos - lo) * (x[hi] - x[lo]), the
-        interpolation the Spark engine computes; now the two agree to the bit.
-        """
-        return _expr.aggregate(frame, by, aggs, quantiles, values=_values_only)
-
-    @staticmethod
-    def aggregate_sets(
-        frame: nw.LazyFrame,
-        keys: list[str],
-        sets: Sequence[Sequence[str]],
-        aggs: list[nw.Expr],
-        quantiles: Quantiles,
-        rolled_up: str,
-    ) -> nw.LazyFrame:
-        """`_expr.aggregate_sets`: one `aggregate` per grouping set, stacked."""
-        return _expr.aggregate_sets(frame, keys, sets, aggs, quantiles, rolled_up, aggregate=PolarsEngine.aggregate)
+    # Every quantile and aggregation of a group in one group_by, each quantile over its column's
+    # values with the nulls dropped first (_aggregate); the grouping sets one after another.
+    aggregate = staticmethod(_aggregate)
+    aggregate_sets = staticmethod(partial(_expr.aggregate_sets, aggregate=_aggregate))
 
     def encode_rows(self, frame: nw.LazyFrame, columns: list[str]) -> nw.LazyFrame:
         native: pl.LazyFrame = frame.to_native()
