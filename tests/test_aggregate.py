@@ -79,13 +79,17 @@ def test_engine_aggregate_without_keys_over_no_values(engine):
 
 
 @pytest.mark.spark
-def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
-    """The bucketed rank-based quantiles are Spark's own `percentile`, to the bit: ties, nulls, null
-    keys, single values, positions that fall on a row or between two, and the values that test the
-    order of the buckets (negatives, signed zeros, subnormals, infinities, NaN)."""
+@pytest.mark.parametrize("method", ["_ranked_quantiles", "_listed_quantiles"])
+def test_spark_quantiles_equal_spark_percentile(spark_session, method):
+    """Both ways the Spark engine picks quantiles (ranks by bucket; sorted lists) are Spark's own
+    `percentile`, to the bit: ties, nulls, null keys, single values, positions that fall on a row or
+    between two, and the values that test the order of the buckets and of the sort (negatives,
+    signed zeros, subnormals, infinities, NaN)."""
     from pyspark.sql import functions as F
 
-    from jobs.engines.spark_engine import _ranked_quantiles
+    from jobs.engines import spark_engine
+
+    quantiles = getattr(spark_engine, method)
 
     rng = random.Random(7)
     specials = [0.0, -0.0, 5e-324, -5e-324, 1e-300, float("inf"), float("-inf"), float("nan")]
@@ -107,7 +111,7 @@ def test_spark_ranked_quantiles_equal_spark_percentile(spark_session):
     qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]
     wanted = [(f"q{i}", q) for i, q in enumerate(qs)]
     for by in (["k1", "k2"], ["k1"], []):
-        ours = _ranked_quantiles(df, by, "v", wanted).collect()
+        ours = quantiles(df, by, "v", wanted).collect()
         grouped = df.groupBy(*by) if by else df
         theirs = grouped.agg(F.percentile("v", F.array(*[F.lit(q) for q in qs])).alias("p")).collect()
         # repr: NaN equals NaN and -0.0 differs from 0.0.
