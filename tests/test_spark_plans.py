@@ -54,6 +54,24 @@ def test_grouping_sets_read_the_frame_once_per_pass_not_once_per_set(spark_engin
     assert spark_engine.collect({"t": out})["t"].height == 3 + 2 + 2 + 1
 
 
+def test_keyed_quantiles_read_the_frame_once_for_all_quantiles_of_a_column(spark_engine, tmp_path: Path) -> None:
+    """Per key, a column's quantiles come from one sorted list per group: one read and one shuffle
+    beside the aggregations' own, where ranking by bucket read the frame twice more and shuffled
+    three times more."""
+    frame = _parquet(
+        spark_engine, tmp_path, pl.DataFrame({"k": ["a", "b", "a", None], "v": [1.0, 2.0, 3.0, 4.0]})
+    )
+    out = spark_engine.aggregate(frame, ["k"], [nw.len().alias("n")], {"p50": ("v", 0.5), "p90": ("v", 0.9)})
+    plan = _plan(out)
+    assert _scans(plan) == 2
+    # One shuffle by the key for the aggregations and one for the lists (the join of the two is broadcast).
+    assert sorted(e.split("(")[1].split("#")[0] for e in _exchanges(plan)) == ["_key_k", "k"], _exchanges(plan)
+    got = spark_engine.collect({"t": out})["t"]
+    assert {r["k"]: (r["n"], r["p50"], r["p90"]) for r in got.iter_rows(named=True)} == {
+        "a": (2, 2.0, pytest.approx(2.8, rel=1e-12)), "b": (1, 2.0, 2.0), None: (1, 4.0, 4.0)
+    }
+
+
 def test_offender_pairs_shuffle_the_window_once_by_creator(spark_engine, tmp_path: Path) -> None:
     """by_key_parts_tables partitions by the key once; the pairs' group-by and the per-creator
     window both run inside those partitions."""
