@@ -472,6 +472,12 @@ def _interpolated(name: str, pos: Column, lo: Column, hi: Column, lo_v: Column, 
     return F.when((lo == hi) | (lo_v == hi_v), lo_v).otherwise(lo_v + (pos - lo) * (hi_v - lo_v)).alias(name)
 
 
+def _keyed_values(native: DataFrame, by: list[str], column: str) -> DataFrame:
+    """The non-null values of `column` (`_v`) beside their group's keys (`_key_<k>`), what both
+    quantile methods start from."""
+    return native.where(F.col(column).isNotNull()).select(*[F.col(k).alias(f"_key_{k}") for k in by], F.col(column).alias("_v"))
+
+
 def _listed_quantiles(native: DataFrame, by: list[str], column: str, wanted: list[tuple[str, float]]) -> DataFrame:
     """`_ranked_quantiles` for groups that fit in a task's memory: each group's values collected in
     one hash aggregate and sorted, the wanted ranks read by position.
@@ -482,7 +488,7 @@ def _listed_quantiles(native: DataFrame, by: list[str], column: str, wanted: lis
     groups a key bounds, never the whole frame. `sort_array` orders as `percentile` does (NaN last).
     """
     keys = [f"_key_{k}" for k in by]
-    values = native.where(F.col(column).isNotNull()).select(*[F.col(k).alias(f"_key_{k}") for k in by], F.col(column).alias("_v"))
+    values = _keyed_values(native, by, column)
     listed = F.sort_array(F.collect_list("_v")).alias("_vs")
     grouped = values.groupBy(*keys).agg(listed) if by else values.agg(listed)
     n = F.size("_vs")
@@ -507,11 +513,7 @@ def _ranked_quantiles(native: DataFrame, by: list[str], column: str, wanted: lis
     exactly one row, null when there is no value.
     """
     keys = [f"_key_{k}" for k in by]
-    values = (
-        native.where(F.col(column).isNotNull())
-        .select(*[F.col(k).alias(f"_key_{k}") for k in by], F.col(column).alias("_v"))
-        .withColumn("_b", _bucket(F.col("_v")))
-    )
+    values = _keyed_values(native, by, column).withColumn("_b", _bucket(F.col("_v")))
     group = Window.partitionBy(*keys)
     counted = (
         values.groupBy(*keys, "_b")
