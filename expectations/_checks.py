@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Union
 
-import great_expectations.expectations as gxe
-from great_expectations.expectations.expectation import Expectation
-from great_expectations.expectations.row_conditions import Column
-
+from expectations._gx import Column, Expectation, gxe  # first: great-expectations without its Spark and SQL probes
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL, ExpectationResult, Severity
 from transforms.schemas import ALL

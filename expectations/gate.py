@@ -15,17 +15,18 @@ from collections.abc import Collection, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
-import great_expectations as gx
-import great_expectations.execution_engine.pandas_execution_engine as _pandas_engine
 import pandas as pd
 import polars as pl
-from great_expectations.data_context.types.base import (
+
+# First: great-expectations imported without its Spark and SQL probes.
+from expectations._gx import (
     DataContextConfig,
+    Expectation,
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
+    gx,
 )
-from great_expectations.expectations.expectation import Expectation
-
+from expectations._gx import pandas_engine as _pandas_engine
 from expectations import (
     appeals,
     decisions,

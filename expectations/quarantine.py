@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import great_expectations.expectations as gxe
-
 from expectations._checks import Check, decided, in_set, not_null, tag
+from expectations._gx import gxe
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL
 from expectations.thresholds import DQThresholds
