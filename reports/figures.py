@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TypeVar
 
+import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
@@ -47,6 +49,25 @@ class Chart:
     height: int = 420
 
 
+# plotly validates every property of every object it builds, a list element by element: 0.26 of the
+# 0.5 s the five charts took at 10 M decisions (most of it the reviewer chart's 25 k points). The
+# specs are fixed code, so they are built unvalidated; tests/test_report.py builds every chart
+# validated too and asserts the same specs, which also catches a misspelt property.
+VALIDATE = False
+_Plotly = TypeVar("_Plotly")
+
+
+def _go(cls: type[_Plotly], *args: object, **kwargs: object) -> _Plotly:
+    return cls(*args, _validate=VALIDATE, **kwargs)
+
+
+# Validation expands a named colorscale into plotly.py's stops; given expanded the same way, so that
+# plotly.js draws plotly.py's Viridis rather than its own, sampled at other points.
+VIRIDIS: list[list[float | str]] = [
+    [i / (len(plotly.colors.sequential.Viridis) - 1), c] for i, c in enumerate(plotly.colors.sequential.Viridis)
+]
+
+
 def label(value: object) -> str:
     """Data text for plotly: entities, so plotly's pseudo-HTML shows `<b>`/`<a>` as text."""
     return html.escape("" if value is None else str(value), quote=False)
@@ -61,7 +82,7 @@ def _layout(**kwargs: object) -> go.Layout:
         "hoverlabel": {"font": {"family": FONT_FAMILY}},
     }
     base.update(kwargs)
-    return go.Layout(**base)
+    return _go(go.Layout, **base)
 
 
 def _to_json(fig: go.Figure) -> str:
@@ -88,7 +109,7 @@ def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, d
     # Biggest categories first, so the legend reads in order of importance.
     totals = cats.group_by("policy_category").agg(pl.col("actioned").sum().alias("t"))
     order = totals.sort(["t", "policy_category"], descending=[True, False])["policy_category"].to_list()
-    fig = go.Figure(layout=_layout(
+    fig = _go(go.Figure, layout=_layout(
         xaxis={"title": {"text": "Day (UTC)"}, "type": "date", "tickformat": "%b %d"},
         yaxis={"title": {"text": "Actioned violations"}, "rangemode": "tozero"},
         legend={"title": {"text": "Policy category"}},
@@ -97,7 +118,7 @@ def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, d
     for i, cat in enumerate(order):
         # An observed day without a row is 0; an unobserved day is a gap, not a zero.
         y = [lookup.get((cat, d), 0) if d in observed_set else None for d in days]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(_go(go.Scatter,
             x=x, y=y, mode="lines+markers", name=label(cat), connectgaps=False,
             line={"color": OKABE_ITO[i % len(OKABE_ITO)], "dash": DASHES[(i // len(OKABE_ITO)) % len(DASHES)],
                   "width": 2},
@@ -114,7 +135,7 @@ def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, d
         an = an.with_columns(pl.lit(ds).alias("ds"))
     if an.height:
         an = an.sort(["ds", "policy_category"])
-        fig.add_trace(go.Scatter(
+        fig.add_trace(_go(go.Scatter,
             x=[d.isoformat() for d in an["ds"].to_list()],
             y=an["actioned"].to_list(),
             mode="markers",
@@ -142,10 +163,10 @@ def heatmap_chart(violation_daily: pl.DataFrame, ds: date) -> Chart:
     lookup = {(r["market"], r["policy_category"]): r["actioned"] for r in today.iter_rows(named=True)}
     z = [[lookup.get((m, c), 0) for c in cats] for m in markets]
     height = max(320, 120 + 26 * len(markets))
-    fig = go.Figure(
-        go.Heatmap(
+    fig = _go(go.Figure,
+        _go(go.Heatmap,
             x=[label(c) for c in cats], y=[label(m) for m in markets], z=z,
-            colorscale="Viridis", colorbar={"title": {"text": "Actioned"}},
+            colorscale=VIRIDIS, colorbar={"title": {"text": "Actioned"}},
             hovertemplate="Market %{y}<br>Category %{x}<br>%{z:,} actioned<extra></extra>",
             texttemplate="%{z:,}" if len(markets) * len(cats) <= 400 else None,
         ),
@@ -177,7 +198,7 @@ def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
     hover = [f"{label(qu)} / {label(m)}<br>{n:,} decisions" for qu, m, n in
              zip(q["queue"].to_list(), q["market"].to_list(), q["decisions"].to_list())]
     height = max(320, 140 + 44 * len(queues))
-    fig = go.Figure(layout=_layout(
+    fig = _go(go.Figure, layout=_layout(
         xaxis={"title": {"text": "Wait from enqueue to decision (seconds, log scale)"}, "type": "log"},
         yaxis={"title": {"text": "Queue"}, "type": "category",
                "categoryorder": "array", "categoryarray": [label(v) for v in queues]},
@@ -185,20 +206,20 @@ def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
         height=height,
         hovermode="closest",
     ))
-    fig.add_trace(go.Scatter(
+    fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p50_s"].to_list()), y=qlab, mode="markers", name="Wait p50",
         marker={"symbol": "circle", "size": 9, "color": OKABE_ITO[0], "opacity": 0.8},
         text=hover, customdata=q["wait_p50_s"].to_list(),
         hovertemplate="%{text}<br>p50 %{customdata:,.1f} s<extra></extra>",
     ))
-    fig.add_trace(go.Scatter(
+    fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p90_s"].to_list()), y=qlab, mode="markers", name="Wait p90",
         marker={"symbol": "diamond", "size": 9, "color": OKABE_ITO[3], "opacity": 0.8},
         text=hover, customdata=q["wait_p90_s"].to_list(),
         hovertemplate="%{text}<br>p90 %{customdata:,.1f} s<extra></extra>",
     ))
     sla = q.group_by("queue").agg(pl.col("sla_s").max()).sort("queue")
-    fig.add_trace(go.Scatter(
+    fig.add_trace(_go(go.Scatter,
         x=clamp(sla["sla_s"].to_list()), y=[label(v) for v in sla["queue"].to_list()],
         mode="markers", name="SLA",
         marker={"symbol": "line-ns-open", "size": 26, "color": "#000000", "line": {"width": 3}},
@@ -225,13 +246,13 @@ def reviewer_chart(reviewer_daily: pl.DataFrame, ds: date, key: bytes) -> Chart:
     # which took most of the report's time with tens of thousands of reviewers.
     audits = r["qa_audits"].cast(pl.Float64)
     size = (6 + 14 * (audits / audits.max()).sqrt()).to_numpy()
-    fig = go.Figure(
-        go.Scatter(
+    fig = _go(go.Figure,
+        _go(go.Scatter,
             x=r["decisions_per_hour"].to_numpy(), y=r["qa_accuracy"].to_numpy(), mode="markers",
             name="Reviewer", text=text,
             # Area grows with the number of audits: a 1/1 accuracy is weaker evidence than 40/40.
-            marker={"size": size, "color": OKABE_ITO[0],
-                    "opacity": 0.7, "line": {"width": 1, "color": "#ffffff"}},
+            marker={"color": OKABE_ITO[0], "line": {"color": "#ffffff", "width": 1}, "opacity": 0.7,
+                    "size": size},
             hovertemplate="%{text}<br>%{x:,.1f} decisions/hour<br>QA accuracy %{y:.1%}<extra></extra>",
         ),
         layout=_layout(
@@ -265,8 +286,8 @@ def offender_chart(repeat_offenders: pl.DataFrame, ds: date) -> Chart:
         return Chart(chart_id, title, None,
                      f"No creator had 3 or more violations in the 30 days up to {ds.isoformat()}.")
     buckets = offender_buckets(repeat_offenders)
-    fig = go.Figure(
-        go.Bar(x=[b for b, _ in buckets], y=[n for _, n in buckets], marker={"color": OKABE_ITO[4]},
+    fig = _go(go.Figure,
+        _go(go.Bar, x=[b for b, _ in buckets], y=[n for _, n in buckets], marker={"color": OKABE_ITO[4]},
                hovertemplate="%{x} violations: %{y:,} creators<extra></extra>", name="Creators"),
         layout=_layout(
             xaxis={"title": {"text": "Violations in the last 30 days"}, "type": "category"},
