@@ -200,13 +200,15 @@ def spark_env(base: dict[str, str], driver_memory: str) -> dict[str, str]:
     return env
 
 
-def code_fingerprint() -> dict[str, str]:
+def code_fingerprint(root: Path | None = None) -> dict[str, str]:
     """Which code a measurement ran: HEAD and a hash of the job's sources (the tree is shared and moves)."""
     import hashlib
 
-    root = Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for path in sorted([*root.glob("jobs/**/*.py"), *root.glob("transforms/**/*.py"), *root.glob("expectations/**/*.py")]):
+    # Every package the job runs, the report's included (it is a stage of the run).
+    packages = ("jobs", "transforms", "expectations", "reports")
+    for path in sorted(p for package in packages for p in root.glob(f"{package}/**/*.py")):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     try:
@@ -544,7 +546,7 @@ def render_markdown(result: dict) -> str:
     codes = sorted({f"{s['code']['head']} / sources {s['code']['sources_sha256']}" for r in result["runs"]
                     for s in r["steps"].values() if s.get("code")})
     if codes:
-        lines += ["", "Code measured (HEAD / hash of jobs, transforms, expectations sources): "
+        lines += ["", "Code measured (HEAD / hash of jobs, transforms, expectations, reports sources): "
                   + "; ".join(f"`{c}`" for c in codes)]
     notes = [(r["label"], n, s["note"]) for r in result["runs"] for n, s in r["steps"].items() if s.get("note")]
     if notes:

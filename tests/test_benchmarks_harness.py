@@ -101,3 +101,17 @@ def test_a_repeated_contender_reports_its_median_run_and_its_largest_peak() -> N
 def test_a_contender_that_fails_once_is_reported_failed() -> None:
     step = bench._median_run([_run(20.0, 900), _run(1.0, 50, ok=False), _run(22.0, 950)])
     assert not step["ok"] and step["wall_s"] == 1.0 and len(step["repeats"]) == 3
+
+
+def test_the_code_fingerprint_covers_every_package_the_job_runs(tmp_path: Path) -> None:
+    for package in ("jobs", "transforms", "expectations", "reports", "tests"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "m.py").write_text("x = 1\n")
+    before = bench.code_fingerprint(tmp_path)["sources_sha256"]
+    (tmp_path / "tests" / "m.py").write_text("x = 2\n")  # not the job's code
+    assert bench.code_fingerprint(tmp_path)["sources_sha256"] == before
+    for package in ("jobs", "transforms", "expectations", "reports"):
+        (tmp_path / package / "m.py").write_text(f"x = '{package}'\n")
+        after = bench.code_fingerprint(tmp_path)["sources_sha256"]
+        assert after != before, package
+        before = after
