@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Union
 
-from expectations._gx import Column, Expectation, gxe  # first: great-expectations without its Spark and SQL probes
+from expectations._gx import Column, Expectation, gxe
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL, ExpectationResult, Severity
 from transforms.schemas import ALL

@@ -18,15 +18,6 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-# First: great-expectations imported without its Spark and SQL probes.
-from expectations._gx import (
-    DataContextConfig,
-    Expectation,
-    InMemoryStoreBackendDefaults,
-    ProgressBarsConfig,
-    gx,
-)
-from expectations._gx import pandas_engine as _pandas_engine
 from expectations import (
     appeals,
     decisions,
@@ -40,6 +31,14 @@ from expectations import (
     violation_trends,
 )
 from expectations._checks import Check, decided, tag
+from expectations._gx import (
+    DataContextConfig,
+    Expectation,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+    gx,
+    pandas_engine,
+)
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL, ExpectationResult, GateResult
 from expectations.thresholds import DQThresholds
@@ -76,7 +75,7 @@ SUITES: dict[str, ModuleType] = {m.TABLE: m for m in (*INPUT_SUITES, *OUTPUT_SUI
 # validate) unless the frame's shallow size passes this threshold. The fingerprint only labels a
 # batch's markers, which the gate never reads; hashing was 22 s of the 30 s it took to validate a
 # month's 5 M-row repeat_offenders (10 M decisions a day).
-_pandas_engine.HASH_THRESHOLD = 0
+pandas_engine.HASH_THRESHOLD = 0
 
 
 def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,11 @@ def _strip_plotly(html: str) -> str:
     return re.sub(r"<script>/\*\*\n\* plotly\.js.*?</script>", "<script>PLOTLY</script>", html, flags=re.S)
 
 
+def _spec_texts(html: str) -> list[str]:
+    """The JSON of every `<script type="application/json">` block: plotly's config and each figure."""
+    return re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', html, flags=re.S)
+
+
 def _tile(html: str, key: str) -> str:
     m = re.search(rf'<div class="tile" id="kpi-{key}">(.*?)</div>\s*</div>', html, flags=re.S)
     assert m, f"tile {key} missing"
@@ -124,7 +129,7 @@ def test_data_strings_are_escaped() -> None:
     )
     html = render_day(data, run_ts="<i>ts</i>", pseudonym_key=KEY)
     page = _strip_plotly(html)
-    specs = re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', page, flags=re.S)
+    specs = _spec_texts(page)
     # Outside the JSON data blocks (where a quote is just a JSON-escaped character) no raw markup survives.
     markup = re.sub(r'<script type="application/json" id="[^"]+">.*?</script>', "", page, flags=re.S)
     for raw in (HOSTILE_MARKET, HOSTILE_CATEGORY, "<img src=x", "<b>bold</b>", "<i>ts</i>", "onmouseover='"):
@@ -330,10 +335,6 @@ def test_offender_categories_count_the_window_a_range_of_offenders_at_a_time(tmp
     ]
 
 
-def _specs(html: str) -> list[object]:
-    return [json.loads(s) for s in re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', html, flags=re.S)]
-
-
 @pytest.mark.parametrize("tables", ["realistic", "hostile"])
 def test_figures_built_unvalidated_equal_plotlys_validated_build(tables: str, monkeypatch) -> None:
     # The report builds its plotly objects without plotly's validation (reports.figures.VALIDATE),
@@ -347,10 +348,10 @@ def test_figures_built_unvalidated_equal_plotlys_validated_build(tables: str, mo
     fast = render_day(data, run_ts=RUN_TS, pseudonym_key=KEY)
     monkeypatch.setattr(figures, "VALIDATE", True)
     validated = render_day(data, run_ts=RUN_TS, pseudonym_key=KEY)
-    specs = _specs(fast)
+    specs = [json.loads(s) for s in _spec_texts(fast)]
     assert len(specs) == 6  # the plotly config and five figures, each with data
     assert all(s["data"] for s in specs[1:])
-    assert specs == _specs(validated)
+    assert specs == [json.loads(s) for s in _spec_texts(validated)]
     # And validation is what would catch a misspelt property.
     with pytest.raises(ValueError, match="markr"):
         figures._go(go.Scatter, markr={"size": 4})
