@@ -6,14 +6,10 @@ Each phase is a function of (output, ds) so Airflow can run them as separate ide
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-import importlib
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +20,7 @@ import polars as pl
 
 from jobs import faults
 from jobs import warehouse as wh
+from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
@@ -393,27 +390,6 @@ def _add_stage_seconds(output: Path, ds: dt.date, seconds: dict[str, float]) -> 
         wh.write_json(path, manifest)
 
 
-def import_without_collecting(module: str) -> None:
-    """Import `module` with the cyclic garbage collector paused, then freeze what it built.
-
-    Importing great-expectations allocates some 500 k objects, and each collection the allocations
-    set off walks all of those made so far: 1.0-1.7 s of the import's 4.4-5.6 s of CPU (four of five
-    measurements; the fifth equal), taken from a two-core machine while the day is staged beside
-    it. Modules stay alive anyway, so the pause keeps only their few cycles (about 6 MiB). Frozen,
-    they are also left out of the collections the DQ gate's own allocations set off later. A failed
-    import is left to the gate, whose own import raises it again with its context.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def run_days(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -430,7 +406,7 @@ def run_days(
     the others; the first failure is raised at the end with every failed day named."""
     cfg = config if isinstance(config, Config) else load_config(config)
     # great-expectations takes seconds to import; do it while the first day computes.
-    threading.Thread(target=import_without_collecting, args=("expectations.gate",), daemon=True).start()
+    import_in_background("expectations.gate")
     eng = _as_engine(engine)
     results: list[DayResult] = []
     failures: list[RiskInsightError] = []

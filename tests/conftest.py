@@ -66,7 +66,7 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Runs in this process freeze the heap after importing great-expectations
-    # (jobs.nightly.import_without_collecting), which the job does to spare its own collections.
+    # (jobs.background_import.import_without_collecting), which the job does to spare its own collections.
     # Frozen objects outlive the interpreter's last collection, and duckdb's bindings then report
     # every object of theirs still alive at exit as a leak, a page of noise after the test summary.
     gc.unfreeze()
