@@ -12,11 +12,13 @@ expectations.gate` alone, six interleaved pairs, 4.91 -> 4.63 s median wall, 5.1
 requirement of great-expectations (both are extras of its package); it then behaves as on an
 install without them.
 
-Two more, scipy.stats and altair (with jsonschema under it), are loaded on first use instead of
+Two more, scipy.stats and altair (with what altair imports), are loaded on first use instead of
 at import: great-expectations imports them at the top of its KL-divergence expectation and its two
 Kolmogorov-Smirnov metrics, which use them only when they run, and the gate runs none of them.
 They were 0.55-0.7 s of the import's 1.4-1.6 s of CPU (AMD EPYC). Any later use loads them whole,
-the expectations included (`tests/test_gx_import.py` runs the KL-divergence one).
+the expectations included (`tests/test_gx_import.py` runs the KL-divergence one). On Python 3.11 a
+thread that reads such a module while another is loading it may find it half-loaded (CPython
+gh-114763, fixed in later versions); nothing of ours reads them at all.
 
 Both only for the thread that imports great-expectations, and only while it does: the job imports
 it in a background thread beside staging, and another thread may import pyspark meanwhile (the
