@@ -3,7 +3,7 @@
 The import takes 1.0-1.6 s of one core alone and is needed only by the DQ gate, after staging,
 computing and writing. Beside staging it costs less than before it, but not nothing: at the same
 priority it took a core from Polars' two threads whenever it wanted one, and at 10 M decisions the
-day was prepared in 7.3-8.3 s against 6.0 s without it (AMD EPYC, two cores). At the lowest
+day was prepared in 7.3-8.6 s against 5.9-6.7 s without it (AMD EPYC, two cores). At the lowest
 priority (nice 19) it runs when a core would otherwise idle: it finishes later, and the data waits
 less (full runs 8.4-9.3 -> 7.9-8.3 s, four interleaved pairs).
 """
