@@ -7,12 +7,22 @@ session time zone, so every session this module hands out runs in UTC whatever t
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
 UTC_CONF = {"spark.sql.session.timeZone": "UTC"}
+
+# The JVM of a local-mode run is driver and executor at once, a batch job on every core, where
+# throughput is all that counts: the parallel collector instead of G1, Java's default, which spends
+# cores on concurrent marking to keep pauses short. A 10 M-decision day on two cores, two
+# interleaved pairs: 82.7 / 82.3 s with G1, 72.9 / 72.8 s with ParallelGC.
+LOCAL_JVM_OPTIONS = "-XX:+UseParallelGC"
+_JAVA_OPTIONS_KEYS = ("spark.driver.extraJavaOptions", "spark.driver.defaultJavaOptions")
 
 # The machine is shared: two cores, no UI, few shuffle partitions (the default 200 makes tiny test
 # frames pay for 200 tasks per shuffle), no console progress bar.
@@ -56,10 +66,11 @@ def quiet_log4j2_file() -> Path:
 def local_session(app_name: str = "riskinsight-tests", cores: int = 2) -> SparkSession:
     """local[cores] for tests: quiet, UTC, two shuffle partitions; reuses a running session."""
     log_conf = f"-Dlog4j2.configurationFile=file:{quiet_log4j2_file()}"
+    driver_conf = f"{LOCAL_JVM_OPTIONS} {log_conf}"
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
     for key, value in {
         **LOCAL_CONF,
-        "spark.driver.extraJavaOptions": log_conf,
+        "spark.driver.extraJavaOptions": driver_conf,
         "spark.executor.extraJavaOptions": log_conf,
     }.items():
         builder = builder.config(key, value)
@@ -77,9 +88,42 @@ def session(master: str | None = None, app_name: str = "riskinsight", log_level:
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in UTC_CONF.items():
+    for key, value in {**UTC_CONF, **local_jvm_conf(master, os.environ)}.items():
         builder = builder.config(key, value)
     return _finish(builder.getOrCreate(), log_level)
+
+
+def local_jvm_conf(master: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """LOCAL_JVM_OPTIONS for the driver JVM this process is about to launch in local mode, else nothing.
+
+    Nothing where the JVM is not ours to configure, or its options are someone else's choice:
+    spark-submit started it already (PYSPARK_GATEWAY_PORT), the master is a cluster's (the driver
+    then does little, and executors are configured by their operators), or driver Java options are
+    set in PYSPARK_SUBMIT_ARGS or in a spark-defaults.conf: ours would replace theirs, or stand
+    beside a collector they chose, and the JVM refuses two collectors.
+    """
+    if "PYSPARK_GATEWAY_PORT" in env:
+        return {}
+    submit = shlex.split(env.get("PYSPARK_SUBMIT_ARGS", ""))
+    if master is None:
+        # PySpark's own default is local[*]; spark-submit's last --master wins.
+        masters = [submit[i + 1] for i, arg in enumerate(submit[:-1]) if arg == "--master"]
+        master = masters[-1] if masters else "local[*]"
+    if not master.startswith("local"):
+        return {}
+    if any(key in arg for arg in submit for key in (*_JAVA_OPTIONS_KEYS, "--driver-java-options")):
+        return {}
+    if any(key in _spark_defaults(env) for key in _JAVA_OPTIONS_KEYS):
+        return {}
+    return {"spark.driver.extraJavaOptions": LOCAL_JVM_OPTIONS}
+
+
+def _spark_defaults(env: Mapping[str, str]) -> str:
+    """The text of the spark-defaults.conf spark-submit would read (SPARK_CONF_DIR, else SPARK_HOME/conf)."""
+    # Without SPARK_HOME, PySpark launches the Spark inside its own package.
+    home = env.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
+    path = Path(env.get("SPARK_CONF_DIR") or Path(home) / "conf") / "spark-defaults.conf"
+    return path.read_text(errors="replace") if path.is_file() else ""
 
 
 def _finish(spark: SparkSession, log_level: str) -> SparkSession:
