@@ -39,31 +39,34 @@ HIDDEN = ("pyspark", "sqlalchemy")
 DEFERRED = ("scipy.stats", "altair")
 
 
-class _HideFromThread(importlib.abc.MetaPathFinder):
-    """Makes `import name` (and its submodules) fail as not installed, in one thread only."""
-
-    def __init__(self, names: Sequence[str], thread: int) -> None:
-        self._names = tuple(names)
-        self._thread = thread
-
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
-        if threading.get_ident() == self._thread and fullname.split(".")[0] in self._names:
-            raise ModuleNotFoundError(f"No module named {fullname!r} (hidden from great-expectations)", name=fullname)
-        return None
-
-
-class _DeferInThread(importlib.abc.MetaPathFinder):
-    """Makes `import name` (exactly these names) bind a module that loads on its first attribute
-    access (`importlib.util.LazyLoader`), in one thread only."""
+class _InThread(importlib.abc.MetaPathFinder):
+    """A finder that answers for some module names, to one thread only; every other import passes it by."""
 
     def __init__(self, names: Sequence[str], thread: int) -> None:
         self._names = frozenset(names)
         self._thread = thread
 
+    def _answers(self, name: str) -> bool:
+        return threading.get_ident() == self._thread and name in self._names
+
+
+class _HideFromThread(_InThread):
+    """Makes `import name` (and its submodules) fail as not installed."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if self._answers(fullname.split(".")[0]):
+            raise ModuleNotFoundError(f"No module named {fullname!r} (hidden from great-expectations)", name=fullname)
+        return None
+
+
+class _DeferInThread(_InThread):
+    """Makes `import name` (exactly these names) bind a module that loads on its first attribute
+    access (`importlib.util.LazyLoader`)."""
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if threading.get_ident() != self._thread or fullname not in self._names:
+        if not self._answers(fullname):
             return None
         for finder in sys.meta_path:
             find = getattr(finder, "find_spec", None)
@@ -79,7 +82,7 @@ class _DeferInThread(importlib.abc.MetaPathFinder):
 
 
 @contextlib.contextmanager
-def _finder_in_this_thread(finder_class: type, names: Sequence[str]) -> Iterator[None]:
+def _finder_in_this_thread(finder_class: type[_InThread], names: Sequence[str]) -> Iterator[None]:
     finder = finder_class(names, threading.get_ident())
     sys.meta_path.insert(0, finder)
     try:

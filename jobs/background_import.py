@@ -39,20 +39,17 @@ def _import_at_lowest_priority(module: str) -> None:
     import_without_collecting(module)
 
 
-def lower_this_threads_priority() -> bool:
-    """Give the calling thread alone the lowest CPU priority; False where the platform cannot.
+def lower_this_threads_priority() -> None:
+    """Give the calling thread alone the lowest CPU priority, on Linux; elsewhere nothing changes.
 
     Linux applies `setpriority(PRIO_PROCESS, tid)` to that one thread (setpriority(2), "BUGS"); other
     systems would take the id for a process's, so they are left alone. Any process may lower its
-    own priority, so this does not fail for want of privileges.
+    own priority, so this does not fail for want of privileges; a refusal anyway (a sandbox) only
+    leaves the import at its normal priority.
     """
-    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
-    except OSError:
-        return False
-    return True
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
 
 
 def import_without_collecting(module: str) -> None:
