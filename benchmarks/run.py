@@ -6,10 +6,12 @@
     python -m benchmarks.run --work /tmp/rbench ...           # keep (and reuse) generated logs and outputs
 
 Contenders (see benchmarks/README.md): `scan` (the floor), `riskinsight` (`riskinsight run`, DQ gate,
-publish and HTML report included), `riskinsight_no_report` (`run --no-report`), `spark`
+publish and HTML report included), `riskinsight_no_report` (`run --no-report`), `riskinsight_no_dq`
+(`run --phase prepare`: the tables written aside, without the DQ gate, publish and report), `spark`
 (`run --engine spark` in local mode; skipped with a note when the Spark engine or Java is missing)
 and `duckdb` (benchmarks/duckdb_reference.py, an analyst's SQL). The job's own stage breakdown is
-read from `<output>/_runs/ds=D/manifest.json` (`stage_seconds`).
+read from `<output>/_runs/ds=D/manifest.json` (`stage_seconds`; the candidate's manifest for
+`riskinsight_no_dq`, which publishes nothing).
 
 For each size it generates one day of logs (`jobs.generate.generate`, in its own process so the
 generator's memory never sits under a measured one), then runs each contender as a separate
@@ -38,8 +40,10 @@ from pathlib import Path
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 TINY_SIZE = 2_000
 DEFAULT_DS = dt.date(2024, 1, 1)
-CONTENDERS = ("scan", "riskinsight", "riskinsight_no_report", "spark", "duckdb")
-JOB_CONTENDERS = ("riskinsight", "riskinsight_no_report", "spark")
+CONTENDERS = ("scan", "riskinsight", "riskinsight_no_report", "riskinsight_no_dq", "spark", "duckdb")
+JOB_CONTENDERS = ("riskinsight", "riskinsight_no_report", "riskinsight_no_dq", "spark")
+# Runs that stop before the gate: their tables and manifest stay in the warehouse's candidate.
+UNPUBLISHED = ("riskinsight_no_dq",)
 STAGES = ("read_stage", "compute", "history", "write", "dq", "publish", "report")
 # Spark local mode: both cores, a driver heap sized for a 10M-row day on a 24 GB machine (overridable
 # with --spark-driver-memory or by setting PYSPARK_SUBMIT_ARGS yourself), no UI, a few shuffle partitions.
@@ -219,14 +223,32 @@ def code_fingerprint(root: Path | None = None) -> dict[str, str]:
     return {"head": head, "sources_sha256": h.hexdigest()[:12]}
 
 
-def _parity(ref_out: Path, job_out: Path, ds: dt.date) -> dict:
+def _candidate_dir(output: Path, ds: dt.date) -> Path:
+    from jobs.warehouse import candidate_dir
+
+    return candidate_dir(output, ds)
+
+
+def _job_table(output: Path, table: str, ds: dt.date, *, published: bool):
+    """A job run's output table: from the warehouse when published, else from the candidate."""
+    import polars as pl
+
+    from benchmarks.duckdb_reference import read_output_table
+
+    if published:
+        return read_output_table(output, table, ds)
+    return pl.read_parquet(_candidate_dir(output, ds) / "tables" / table / "*.parquet")
+
+
+def _parity(ref_out: Path, job_out: Path, ds: dt.date, *, published: bool = True) -> dict:
     from benchmarks.duckdb_reference import diff_table, read_output_table
     from transforms.schemas import OUTPUT_SCHEMAS
 
     result: dict[str, object] = {}
     for table in OUTPUT_SCHEMAS:
         try:
-            problems = diff_table(table, read_output_table(ref_out, table, ds), read_output_table(job_out, table, ds))
+            problems = diff_table(table, read_output_table(ref_out, table, ds),
+                                  _job_table(job_out, table, ds, published=published))
         except Exception as exc:  # a malformed table is a parity finding, not a harness crash
             problems = [f"{type(exc).__name__}: {exc}"]
         result[table] = {"equal": not problems, "differences": problems[:20]}
@@ -240,8 +262,9 @@ def _ratio(a: dict, b: dict, key: str) -> float | None:
     return a[key] / b[key]
 
 
-def _stage_seconds(output: Path, ds: dt.date) -> dict[str, float] | None:
-    path = output / "_runs" / f"ds={ds.isoformat()}" / "manifest.json"
+def _stage_seconds(output: Path, ds: dt.date, *, published: bool = True) -> dict[str, float] | None:
+    runs = output / "_runs" / f"ds={ds.isoformat()}"
+    path = (runs if published else _candidate_dir(output, ds)) / "manifest.json"
     try:
         return {k: float(v) for k, v in json.loads(path.read_text())["stage_seconds"].items()}
     except (OSError, ValueError, KeyError):
@@ -265,7 +288,7 @@ def _measure_contender(name: str, cmd: list[str], env: dict[str, str], output: P
         m["ok"], m["note"] = True, "DQ gate failed (exit 3); tables computed, not published"
     m["rows_per_s"] = total_rows / m["wall_s"] if m["ok"] and m["wall_s"] > 0 else None
     if name in JOB_CONTENDERS and output is not None:
-        stages = _stage_seconds(output, ds)
+        stages = _stage_seconds(output, ds, published=name not in UNPUBLISHED)
         m["stage_seconds"] = stages
         if stages is not None and m["ok"]:
             # Derived, not measured: this run's wall time less its DQ gate stage.
@@ -321,12 +344,13 @@ def bench_one(
     env = dict(os.environ)
     run = ["run", "--input", str(input_dir), "--ds", ds.isoformat()]
     outputs = {"riskinsight": work / "out_job", "riskinsight_no_report": work / "out_job_no_report",
-               "spark": work / "out_spark", "duckdb": work / "out_duckdb"}
+               "riskinsight_no_dq": work / "out_job_no_dq", "spark": work / "out_spark", "duckdb": work / "out_duckdb"}
     cmds = {
         "scan": [py, "-c", _SCAN_CODE, str(input_dir), ds.isoformat()],
         "riskinsight": _riskinsight_cmd() + run + ["--output", str(outputs["riskinsight"])],
         "riskinsight_no_report": _riskinsight_cmd() + run
         + ["--output", str(outputs["riskinsight_no_report"]), "--no-report"],
+        "riskinsight_no_dq": _riskinsight_cmd() + run + ["--output", str(outputs["riskinsight_no_dq"]), "--phase", "prepare"],
         "spark": _riskinsight_cmd() + run + ["--output", str(outputs["spark"]), "--engine", "spark"],
         "duckdb": [py, "-m", "benchmarks.duckdb_reference", "--input", str(input_dir), "--output",
                    str(outputs["duckdb"]), "--ds", ds.isoformat()]
@@ -363,13 +387,16 @@ def bench_one(
                   f"rss={m['peak_rss_mib'] or 0:.0f}MiB", file=sys.stderr, flush=True)
     for name in runnable:
         steps[name] = _median_run(samples[name])
-    full, no_report, spark, duck, scan = (steps[n] for n in ("riskinsight", "riskinsight_no_report", "spark",
-                                                                "duckdb", "scan"))
+    full, no_report, no_dq, spark, duck, scan = (
+        steps[n] for n in ("riskinsight", "riskinsight_no_report", "riskinsight_no_dq", "spark", "duckdb", "scan")
+    )
     ratios = {
         "riskinsight_over_duckdb_wall": _ratio(full, duck, "wall_s"),
         "riskinsight_over_scan_wall": _ratio(full, scan, "wall_s"),
         "riskinsight_no_report_over_duckdb_wall": _ratio(no_report, duck, "wall_s"),
         "riskinsight_no_report_over_scan_wall": _ratio(no_report, scan, "wall_s"),
+        "riskinsight_no_dq_over_duckdb_wall": _ratio(no_dq, duck, "wall_s"),
+        "riskinsight_no_dq_over_scan_wall": _ratio(no_dq, scan, "wall_s"),
         "duckdb_over_scan_wall": _ratio(duck, scan, "wall_s"),
         "spark_over_riskinsight_wall": _ratio(spark, full, "wall_s"),
         "riskinsight_over_duckdb_rss": _ratio(full, duck, "peak_rss_mib"),
@@ -379,9 +406,10 @@ def bench_one(
     if duck["ok"]:
         parity = {}
         for name in JOB_CONTENDERS:
-            # Only a published run (exit 0) has tables in the warehouse layout to compare.
+            # A run that exited 0 has every table (published, or in its candidate); the run without the
+            # report publishes the same tables as the full one.
             if steps[name].get("rc") == 0 and name != "riskinsight_no_report" and outputs[name].exists():
-                parity[name] = _parity(outputs["duckdb"], outputs[name], ds)
+                parity[name] = _parity(outputs["duckdb"], outputs[name], ds, published=name not in UNPUBLISHED)
         parity = parity or None
     return {"label": label, "ds": ds.isoformat(), "input_rows": rows, "total_input_rows": total, "steps": steps,
             "ratios": ratios, "parity": parity, "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
@@ -503,20 +531,23 @@ def render_markdown(result: dict) -> str:
               ("Wall-time ratios unless marked CPU. On a shared machine the CPU ratios are the steadier figure: a"
                " contender that got one core instead of two doubles its wall time, not its CPU time."), "",
               ("| run | riskinsight ÷ DuckDB | riskinsight ÷ scan | no-report ÷ DuckDB | no-report ÷ scan"
+               " | no-DQ ÷ DuckDB | no-DQ ÷ scan"
                " | Spark ÷ Polars (full runs) | RSS riskinsight ÷ DuckDB | CPU riskinsight ÷ DuckDB | CPU Spark ÷ Polars |"),
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in result["runs"]:
         r, st = run["ratios"], run["steps"]
         lines.append(
             f"| {run['label']} | {_fmt(r.get('riskinsight_over_duckdb_wall'))} | {_fmt(r.get('riskinsight_over_scan_wall'))}"
             f" | {_fmt(r.get('riskinsight_no_report_over_duckdb_wall'))}"
             f" | {_fmt(r.get('riskinsight_no_report_over_scan_wall'))}"
+            f" | {_fmt(r.get('riskinsight_no_dq_over_duckdb_wall'))} | {_fmt(r.get('riskinsight_no_dq_over_scan_wall'))}"
             f" | {_fmt(r.get('spark_over_riskinsight_wall'))} | {_fmt(r.get('riskinsight_over_duckdb_rss'))}"
             f" | {_fmt(_ratio(st['riskinsight'], st['duckdb'], 'cpu_s'))}"
             f" | {_fmt(_ratio(st['spark'], st['riskinsight'], 'cpu_s'))} |"
         )
     lines += ["", "## Stage breakdown of the job runs (seconds, from `_runs/ds=D/manifest.json` `stage_seconds`)", "",
-              ("`without DQ` is **derived**, not measured: the run's wall time minus its `dq` stage. `outside`"
+              ("`without DQ` is **derived**, not measured: the run's wall time minus its `dq` stage;"
+              " `riskinsight_no_dq` is the measured run without the DQ gate, publish and report. `outside`"
               " is wall time no stage accounts for (interpreter start, imports, engine start-up, lock, manifest)."),
               "",
               "| run | contender | " + " | ".join(STAGES) + " | outside | wall | without DQ (derived) |",

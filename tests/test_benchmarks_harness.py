@@ -65,6 +65,11 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
         if step["ok"] and step["stage_seconds"] is not None:
             assert {"read_stage", "compute", "history", "write", "dq", "publish"} <= set(step["stage_seconds"]), name
             assert step["derived_wall_without_dq_s"] <= step["wall_s"], name
+    # The run without DQ and report stops at the candidate: its stages are read from the candidate's
+    # manifest, and no gate, publish or report ran.
+    no_dq = run["steps"]["riskinsight_no_dq"]
+    assert no_dq["ok"] and no_dq["rc"] == 0
+    assert set(no_dq["stage_seconds"]) == {"read_stage", "compute", "history", "write"}
     # The floor and the reference are this harness's own; the job may still be under construction.
     assert run["steps"]["scan"]["ok"] and run["steps"]["duckdb"]["ok"]
     assert set(run["ratios"]) >= {"riskinsight_over_duckdb_wall", "riskinsight_over_scan_wall",
@@ -72,6 +77,8 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
     if run["parity"] is not None:
         for verdict in run["parity"].values():
             assert isinstance(verdict["all_equal"], bool)
+        # The candidate's tables are compared too (found where the run left them, not a missing file).
+        assert run["parity"]["riskinsight_no_dq"]["all_equal"], run["parity"]["riskinsight_no_dq"]
 
     md = (out / "results.md").read_text()
     assert md.startswith("# riskinsight benchmark")
