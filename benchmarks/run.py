@@ -36,6 +36,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 TINY_SIZE = 2_000
@@ -229,7 +233,7 @@ def _candidate_dir(output: Path, ds: dt.date) -> Path:
     return candidate_dir(output, ds)
 
 
-def _job_table(output: Path, table: str, ds: dt.date, *, published: bool):
+def _job_table(output: Path, table: str, ds: dt.date, *, published: bool) -> pl.DataFrame:
     """A job run's output table: from the warehouse when published, else from the candidate."""
     import polars as pl
 
