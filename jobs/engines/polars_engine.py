@@ -189,9 +189,9 @@ class PolarsEngine:
             # Coded before writing: Parquet stores the codes as a dictionary page and every output
             # query reads them back as Categorical, instead of re-hashing strings on each read.
             coded = [pl.col(c).cast(pl.Categorical) for c in columns if c in _LOW_CARDINALITY]
-            unique = scratch / "part-unique.parquet"
-            day.drop(us).with_columns(coded).sink_parquet(unique, engine="streaming", **_SCRATCH)
-            few = pl.scan_parquet(unique).filter(pl.col(REASON) == _CANDIDATE).drop(REASON)
+            whole = scratch / "part-day.parquet"
+            day.drop(us).with_columns(coded).sink_parquet(whole, engine="streaming", **_SCRATCH)
+            few = pl.scan_parquet(whole).filter(pl.col(REASON) == _CANDIDATE).drop(REASON)
             few = few.with_columns(_epoch_us(table)).collect(engine="streaming")
             shared = staging.classify(nw.from_native(few.lazy()), table, params).to_native().collect()
             shared.drop(us).with_columns(coded).write_parquet(scratch / "part-shared.parquet", **_SCRATCH)
@@ -201,7 +201,7 @@ class PolarsEngine:
         reason = pl.col(REASON)
         checkpoint = pl.concat(
             [
-                pl.scan_parquet(unique).filter(reason.is_null() | (reason != _CANDIDATE)),
+                pl.scan_parquet(whole).filter(reason.is_null() | (reason != _CANDIDATE)),
                 pl.scan_parquet(scratch / "part-shared.parquet"),
             ],
             how="vertical",
