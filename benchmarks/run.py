@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import polars as pl
 
+    from jobs.nightly import Candidate
+
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 TINY_SIZE = 2_000
 DEFAULT_DS = dt.date(2024, 1, 1)
@@ -227,10 +229,11 @@ def code_fingerprint(root: Path | None = None) -> dict[str, str]:
     return {"head": head, "sources_sha256": h.hexdigest()[:12]}
 
 
-def _candidate_dir(output: Path, ds: dt.date) -> Path:
-    from jobs.warehouse import candidate_dir
+def _candidate(output: Path, ds: dt.date) -> Candidate:
+    """Where a run that stopped before the gate left its tables and manifest."""
+    from jobs.nightly import Candidate
 
-    return candidate_dir(output, ds)
+    return Candidate(output, ds)
 
 
 def _job_table(output: Path, table: str, ds: dt.date, *, published: bool) -> pl.DataFrame:
@@ -241,7 +244,7 @@ def _job_table(output: Path, table: str, ds: dt.date, *, published: bool) -> pl.
 
     if published:
         return read_output_table(output, table, ds)
-    return pl.read_parquet(_candidate_dir(output, ds) / "tables" / table / "*.parquet")
+    return pl.read_parquet(_candidate(output, ds).table_dir(table) / "*.parquet")
 
 
 def _parity(ref_out: Path, job_out: Path, ds: dt.date, *, published: bool = True) -> dict:
@@ -267,8 +270,9 @@ def _ratio(a: dict, b: dict, key: str) -> float | None:
 
 
 def _stage_seconds(output: Path, ds: dt.date, *, published: bool = True) -> dict[str, float] | None:
-    runs = output / "_runs" / f"ds={ds.isoformat()}"
-    path = (runs if published else _candidate_dir(output, ds)) / "manifest.json"
+    from jobs.warehouse import runs_dir
+
+    path = runs_dir(output, ds) / "manifest.json" if published else _candidate(output, ds).manifest_path
     try:
         return {k: float(v) for k, v in json.loads(path.read_text())["stage_seconds"].items()}
     except (OSError, ValueError, KeyError):
