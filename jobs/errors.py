@@ -29,6 +29,12 @@ class InputUnreadable(InputMissing):
     """An input file exists but cannot be read as the contract says (corrupt, wrong schema)."""
 
 
+class EngineFailed(RiskInsightError):
+    """The engine could not compute a table (a resource limit, a lost executor): nothing was written."""
+
+    exit_code = 1
+
+
 class LockHeld(RiskInsightError):
     """Another run of the same (output, ds) holds the lock."""
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import narwhals.stable.v2 as nw
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -334,3 +335,54 @@ def test_a_large_driver_table_reaches_spark_through_a_file_unchanged(spark_engin
     assert frames_dir is not None and any(frames_dir.iterdir())
     spark_engine.close()
     assert not frames_dir.exists()
+
+
+def test_a_collected_table_reaches_the_driver_through_a_file_as_arrow_gives_it(spark_engine: Engine, monkeypatch) -> None:
+    """In local mode an output frame comes to the driver through a Parquet file the tasks write,
+    not `toArrow`, which refuses results over `spark.driver.maxResultSize` (creator_category_daily
+    at 100 M decisions). Every type, null and NaN must come back as the Arrow route gives it, and
+    the file must go once read."""
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    from jobs.engines.spark_engine import _to_polars
+
+    data = pl.DataFrame(
+        {
+            "creator_id": ["c1", None, "c3"],
+            "violations": [3, 0, None],
+            "small": pl.Series([1, None, -2], dtype=pl.Int32),
+            "rate": [0.5, float("nan"), None],
+            "flag": [True, None, False],
+            "last_at": [ts(1), None, ts(23, 59, 59, micro=999_999)],
+            "ds": [START, START, None],
+        }
+    )
+    native = spark_engine.frame(data).to_native().repartition(2)
+    through_arrow = _to_polars(native.toArrow())
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("collected through toArrow")
+
+    monkeypatch.setattr(DataFrame, "toArrow", refused)
+    got = spark_engine.collect({"t": nw.from_native(native)})["t"]
+    assert_frame_equal(got.sort("violations", nulls_last=True), through_arrow.sort("violations", nulls_last=True))
+    assert got.schema["last_at"] == pl.Datetime("us", "UTC") and got.schema["small"] == pl.Int32
+    assert math.isnan(got.filter(pl.col("violations") == 0)["rate"][0])
+    assert not any(spark_engine._frames_dir.glob("collected-*")), "the collected file is removed once read"
+    # Parquet has no null-typed column: such a frame (no output table has one) takes Arrow.
+    monkeypatch.undo()
+    void = spark_engine.collect({"v": nw.from_native(native.select("creator_id", F.lit(None).alias("nothing")))})["v"]
+    assert void.schema["nothing"] == pl.Null and void.height == 3
+
+
+def test_spark_failing_to_compute_a_table_says_so_in_one_line_naming_it(spark_engine: Engine) -> None:
+    from pyspark.sql import functions as F
+
+    from jobs.errors import EngineFailed
+
+    native = spark_engine.frame(pl.DataFrame({"x": [1, 2]})).to_native()
+    failing = native.select(F.when(F.col("x") > 1, F.raise_error(F.lit("out of memory, say"))).otherwise(F.col("x")).alias("x"))
+    with pytest.raises(EngineFailed, match=r"^spark failed computing queue_daily: .*out of memory, say") as caught:
+        spark_engine.collect({"queue_daily": nw.from_native(failing)})
+    assert "\n" not in str(caught.value)
