@@ -1,6 +1,7 @@
 """Benchmark harness: the nightly job against a bare Polars scan (the floor), Spark and the DuckDB reference.
 
-    python -m benchmarks.run --sizes 1000000,10000000 --out benchmarks/results
+    python -m benchmarks.run --out benchmarks/results          # 1 M, 10 M and 100 M decisions: about an hour
+    python -m benchmarks.run --sizes 1000000,10000000 ...     # without 100 M: about 25 minutes
     python -m benchmarks.run --tiny --out /tmp/bench          # CI smoke: seconds, not minutes
     python -m benchmarks.run --input DIR --ds 2024-01-01 ...  # benchmark logs that already exist
     python -m benchmarks.run --work /tmp/rbench ...           # keep (and reuse) generated logs and outputs
@@ -55,6 +56,9 @@ STAGES = ("read_stage", "compute", "history", "write", "dq", "publish", "report"
 # with --spark-driver-memory or by setting PYSPARK_SUBMIT_ARGS yourself), no UI, a few shuffle partitions.
 SPARK_DRIVER_MEMORY = "6g"
 SPARK_SHUFFLE_PARTITIONS = 8
+# Decisions a day: the sizes the targets are set at. 100 M needs about 10 GB of free disk (input,
+# checkpoints, every contender's output), and DuckDB took 22 GB of a 23.5 GB machine there.
+DEFAULT_SIZES = "1000000,10000000,100000000"
 
 # The floor: decode every column of every input table with the streaming engine and reduce it to
 # one row, so the cost is reading + decoding without holding the day in memory.
@@ -609,7 +613,7 @@ def _reusable_input(work: Path, size: int, seed: int, ds: dt.date) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks.run", description="riskinsight vs Spark vs DuckDB vs a bare scan")
-    p.add_argument("--sizes", default="1000000,10000000", help="decisions per day, comma separated")
+    p.add_argument("--sizes", default=DEFAULT_SIZES, help="decisions per day, comma separated")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--tiny", action="store_true", help=f"one day of {TINY_SIZE} rows (CI smoke test)")
     p.add_argument("--input", help="benchmark this existing input instead of generating")
@@ -687,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             shutil.rmtree(work_root, ignore_errors=True)
     result["runs"] += list(earlier.values())  # sizes measured earlier and not rerun now stay in the file
+    result["runs"].sort(key=lambda run: run.get("total_input_rows") or 0)
     result["meta"]["loadavg_at_end"] = list(os.getloadavg())
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (out / "results.md").write_text(render_markdown(result))
