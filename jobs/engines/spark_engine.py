@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator, Sequence
+import contextlib
 from contextlib import contextmanager
 import shutil
 import tempfile
@@ -33,7 +34,7 @@ from jobs import warehouse as wh
 from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.spark_session import UTC_CONF, session
-from jobs.errors import EngineFailed, InputUnreadable
+from jobs.errors import EngineFailed, InputUnreadable, RiskInsightError
 from transforms import _expr, staging
 from transforms._expr import Quantiles
 from transforms.params import Params
@@ -581,23 +582,23 @@ def _ranked_quantiles(native: DataFrame, by: list[str], column: str, wanted: lis
     return grouped.select(*keys, *out)
 
 
-@contextmanager
-def _reading(source: str) -> Iterator[None]:
+def _reading(source: str) -> contextlib.AbstractContextManager[None]:
     """Spark failing while it executes a plan over `source`, as one line naming that input."""
-    try:
-        yield
-    except (PySparkException, Py4JJavaError) as exc:
-        # Footers and schemas were readable (read_input checked them) but the data pages are not.
-        raise InputUnreadable(f"input {source}: cannot read its data: {first_line(exc)}") from exc
+    # Footers and schemas were readable (read_input checked them) but the data pages are not.
+    return _as_one_line(InputUnreadable, f"input {source}: cannot read its data")
+
+
+def _computing(table: str) -> contextlib.AbstractContextManager[None]:
+    """Spark failing while it computes an output table (a resource limit, a lost executor), as one line."""
+    return _as_one_line(EngineFailed, f"spark failed computing {table}")
 
 
 @contextmanager
-def _computing(table: str) -> Iterator[None]:
-    """Spark failing while it computes an output table (a resource limit, a lost executor), as one line."""
+def _as_one_line(error: type[RiskInsightError], what: str) -> Iterator[None]:
     try:
         yield
     except (PySparkException, Py4JJavaError) as exc:
-        raise EngineFailed(f"spark failed computing {table}: {first_line(exc)}") from exc
+        raise error(f"{what}: {first_line(exc)}") from exc
 
 
 def first_line(exc: Exception) -> str:
