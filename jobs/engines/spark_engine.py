@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-import contextlib
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 import shutil
 import tempfile
 from functools import cached_property, reduce
@@ -461,9 +460,9 @@ class SparkEngine:
             return _to_polars(df.toArrow())
         path = self._frame_path("collected")
         df.write.parquet(str(path))
-        # part-<task>-...: in task order, the order toArrow would give.
-        files = sorted(path.glob("part-*.parquet"))
-        data = _polars_dtypes(pl.read_parquet(files)) if files else _to_polars(df.toArrow())
+        # part-<task>-...: in task order, the order toArrow would give. An empty frame still writes
+        # one file, which holds the schema.
+        data = _polars_dtypes(pl.read_parquet(sorted(path.glob("part-*.parquet"))))
         shutil.rmtree(path, ignore_errors=True)
         return data
 
@@ -582,13 +581,13 @@ def _ranked_quantiles(native: DataFrame, by: list[str], column: str, wanted: lis
     return grouped.select(*keys, *out)
 
 
-def _reading(source: str) -> contextlib.AbstractContextManager[None]:
+def _reading(source: str) -> AbstractContextManager[None]:
     """Spark failing while it executes a plan over `source`, as one line naming that input."""
     # Footers and schemas were readable (read_input checked them) but the data pages are not.
     return _as_one_line(InputUnreadable, f"input {source}: cannot read its data")
 
 
-def _computing(table: str) -> contextlib.AbstractContextManager[None]:
+def _computing(table: str) -> AbstractContextManager[None]:
     """Spark failing while it computes an output table (a resource limit, a lost executor), as one line."""
     return _as_one_line(EngineFailed, f"spark failed computing {table}")
 
