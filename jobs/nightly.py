@@ -138,9 +138,7 @@ def prepare_day(
                 "reviewer_daily": reviewer_daily(
                     staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params, eng.aggregate
                 ),
-                "queue_daily": eng.by_key_parts(
-                    staged["decisions"], ["queue", "market"], partial(queue_daily, params=params, aggregate=eng.aggregate)
-                ),
+                "queue_daily": queue_daily(staged["decisions"], params, eng.aggregate),
                 "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate_sets),
                 "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
                 "quarantine": quarantine(classified, eng.encode_rows),

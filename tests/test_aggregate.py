@@ -7,6 +7,7 @@ quantiles of a column from one percentile aggregate); expected values worked out
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import narwhals.stable.v2 as nw
 import polars as pl
@@ -192,3 +193,105 @@ def test_engine_aggregate_sets_over_no_rows_keep_the_whole_frame_row(engine):
     frame = _sets_frame(engine).filter(nw.col("k") == "none")
     out = collect(engine, engine.aggregate_sets(frame, ["k", "j"], SETS, [nw.len().cast(nw.Int64).alias("rows")], {"x_p50": ("x", 0.5)}, "ALL"))
     assert out.to_dicts() == [{"k": "ALL", "j": "ALL", "rows": 0, "x_p50": None}]
+
+
+def _random_values(seed: int, rows: int) -> list[tuple]:
+    """(k1, k2, v) rows whose values test the order of ranked quantiles' buckets and sort: ties,
+    nulls, negatives, signed zeros, subnormals, infinities and NaN, and null keys."""
+    rng = random.Random(seed)
+    specials = [0.0, -0.0, 5e-324, -5e-324, 1e-300, float("inf"), float("-inf"), float("nan")]
+
+    def value() -> float | None:
+        kind = rng.randrange(6)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return rng.randint(0, 9) / 4
+        if kind == 2:
+            return -rng.random() * 1e3
+        if kind == 3:
+            return rng.gauss(100, 10)
+        return rng.choice(specials) if rng.random() < 0.05 else rng.random() * 1e6
+
+    return [(rng.choice(["a", "b", None]), rng.choice(["x", "y"]), value()) for _ in range(rows)] + [("single", "x", 2.5)]
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_polars_ranked_quantiles_equal_polars_quantile(seed):
+    """The Polars engine's quantiles ranked by counting are Polars' own `quantile` over the values,
+    to the bit (repr: NaN equals NaN, -0.0 differs from 0.0), per group of two keys, of one, and
+    over the whole frame, each set alone and all three from one count; and for a frame without any
+    value."""
+    from jobs.engines.polars_quantiles import ranked_quantiles
+
+    df = pl.DataFrame(_random_values(seed, 20000), schema={"k1": pl.String, "k2": pl.String, "v": pl.Float64}, orient="row")
+    wanted = [(f"q{i}", q) for i, q in enumerate([0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0])]
+    sets = (["k1", "k2"], ["k1"], [], ["k2"])
+    for frame in (df, df.filter(pl.col("v").is_null())):
+        together = ranked_quantiles(frame.lazy(), sets, "v", wanted)
+        for by, from_all in zip(sets, together, strict=True):
+            values = frame.filter(pl.col("v").is_not_null())
+            exprs = [pl.col("v").quantile(q, "linear").alias(name) for name, q in wanted]
+            theirs = values.group_by(by).agg(exprs) if by else values.select(exprs)
+            want = {tuple(r[k] for k in by): [repr(r[name]) for name, _ in wanted] for r in theirs.iter_rows(named=True)}
+            for ours in (from_all, ranked_quantiles(frame.lazy(), [by], "v", wanted)[0]):
+                got = {tuple(r[k] for k in by): [repr(r[name]) for name, _ in wanted] for r in ours.iter_rows(named=True)}
+                assert got == want, (by, frame.height)
+                assert ours.schema == {**{k: pl.String for k in by}, **dict.fromkeys([n for n, _ in wanted], pl.Float64)}
+
+
+def test_polars_engine_ranks_only_large_groups(monkeypatch):
+    """The Polars engine ranks quantiles by counting for groups of low-cardinality keys (queues,
+    markets, categories) or of the whole frame, which hold millions of values at 100 M decisions,
+    and leaves many small groups (reviewers) to the group_by; either way the numbers are the same."""
+    from jobs.engines import polars_engine
+    from jobs.engines.polars_engine import PolarsEngine
+
+    ranked: list[list[str]] = []
+    real = polars_engine.ranked_quantiles
+
+    def spy(frame, sets, column, wanted):
+        ranked.extend(list(by) for by in sets)
+        return real(frame, sets, column, wanted)
+
+    monkeypatch.setattr(polars_engine, "ranked_quantiles", spy)
+    engine = PolarsEngine()
+    df = pl.DataFrame(_random_values(3, 5000), schema={"queue": pl.String, "reviewer_id": pl.String, "v": pl.Float64}, orient="row")
+    frame = engine.frame(df.with_columns(market=pl.col("queue").cast(pl.Categorical)))
+    quantiles = {"p50": ("v", 0.5), "p90": ("v", 0.9)}
+    for by, ranks in ((["queue", "market"], True), ([], True), (["reviewer_id"], False), (["queue", "reviewer_id"], False)):
+        ranked.clear()
+        ours = collect(engine, engine.aggregate(frame, by, AGGS[:1], quantiles))
+        generic = collect(engine, _expr.aggregate(frame, by, AGGS[:1], quantiles, values=lambda c: nw.col(c).drop_nulls()))
+        assert ranked == ([by] if ranks else []), by
+        assert ours.columns == generic.columns
+        assert sorted(map(repr, ours.iter_rows())) == sorted(map(repr, generic.iter_rows())), by
+
+
+def test_polars_engine_ranks_every_grouping_set_from_one_count(monkeypatch):
+    """violation_daily's grouping sets (low-cardinality keys) rank their quantiles together, one call
+    per quantile column for all four sets, and give the generic stack of one group_by per set."""
+    from jobs.engines import polars_engine
+    from jobs.engines.polars_engine import PolarsEngine
+
+    calls: list[tuple[str, list[list[str]]]] = []
+    real = polars_engine.ranked_quantiles
+
+    def spy(frame, sets, column, wanted):
+        calls.append((column, [list(s) for s in sets]))
+        return real(frame, sets, column, wanted)
+
+    monkeypatch.setattr(polars_engine, "ranked_quantiles", spy)
+    engine = PolarsEngine()
+    names = {"k": "market", "j": "policy_category"}
+    frame = _sets_frame(engine).rename(names)
+    sets = tuple(tuple(names[k] for k in kept) for kept in SETS)
+    quantiles = {"x_p50": ("x", 0.5), "y_p90": ("y", 0.9), "x_p90": ("x", 0.9)}
+    keys = ["market", "policy_category"]
+    ours = collect(engine, engine.aggregate_sets(frame, keys, sets, AGGS, quantiles, "ALL"))
+    plain = partial(_expr.aggregate, values=lambda c: nw.col(c).drop_nulls())
+    generic = collect(engine, _expr.aggregate_sets(frame, keys, sets, AGGS, quantiles, "ALL", plain))
+    assert sorted(c for c, _ in calls) == ["x", "y"] and all(s == [list(k) for k in sets] for _, s in calls)
+    assert ours.schema == generic.schema
+    assert _rows(ours) == _rows(generic)
+    assert ours.height == 7 + 3 + 4 + 1

@@ -347,12 +347,9 @@ class SparkEngine:
         counts = _expr.aggregate(frame, by, aggs, {})
         if not quantiles:
             return counts
-        per_column: dict[str, list[tuple[str, float]]] = {}
-        for name, (column, q) in quantiles.items():
-            per_column.setdefault(column, []).append((name, q))
         native: DataFrame = frame.to_native()
         joined: DataFrame = counts.to_native()
-        for column, wanted in per_column.items():
+        for column, wanted in _expr.quantiles_by_column(quantiles).items():
             picked = pick(native, by, column, wanted)
             if by:
                 # Null-safe on every key: a null group is a group (explicit left join, one row per group each side).
