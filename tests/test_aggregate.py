@@ -220,14 +220,15 @@ def _random_values(seed: int, rows: int) -> list[tuple]:
 def test_polars_ranked_quantiles_equal_polars_quantile(seed):
     """The Polars engine's quantiles ranked by counting are Polars' own `quantile` over the values,
     to the bit (repr: NaN equals NaN, -0.0 differs from 0.0), per group of two keys, of one, and
-    over the whole frame, each set alone and all three from one count; and for a frame without any
-    value."""
+    over the whole frame, each set alone and all four from one count; and for a frame without any
+    value, and one whose values all fall in one bucket."""
     from jobs.engines.polars_quantiles import ranked_quantiles
 
     df = pl.DataFrame(_random_values(seed, 20000), schema={"k1": pl.String, "k2": pl.String, "v": pl.Float64}, orient="row")
     wanted = [(f"q{i}", q) for i, q in enumerate([0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0])]
     sets = (["k1", "k2"], ["k1"], [], ["k2"])
-    for frame in (df, df.filter(pl.col("v").is_null())):
+    one_bucket = df.with_columns(v=pl.when(pl.col("v").is_null()).then(None).otherwise(100.0 + pl.int_range(pl.len()) % 7 / 1e3))
+    for frame in (df, df.filter(pl.col("v").is_null()), one_bucket):
         together = ranked_quantiles(frame.lazy(), sets, "v", wanted)
         for by, from_all in zip(sets, together, strict=True):
             values = frame.filter(pl.col("v").is_not_null())
