@@ -79,20 +79,10 @@ def test_engine_aggregate_without_keys_over_no_values(engine):
             assert out.row(0, named=True) == {"rows": rows, "x_p50": None, "y_p90": want_y}
 
 
-@pytest.mark.spark
-@pytest.mark.parametrize("method", ["_ranked_quantiles", "_listed_quantiles"])
-def test_spark_quantiles_equal_spark_percentile(spark_session, method):
-    """Both ways the Spark engine picks quantiles (ranks by bucket; sorted lists) are Spark's own
-    `percentile`, to the bit: ties, nulls, null keys, single values, positions that fall on a row or
-    between two, and the values that test the order of the buckets and of the sort (negatives,
-    signed zeros, subnormals, infinities, NaN)."""
-    from pyspark.sql import functions as F
-
-    from jobs.engines import spark_engine
-
-    quantiles = getattr(spark_engine, method)
-
-    rng = random.Random(7)
+def _random_values(seed: int, rows: int) -> list[tuple]:
+    """(k1, k2, v) rows whose values test the order of ranked quantiles' buckets and sort: ties,
+    nulls, negatives, signed zeros, subnormals, infinities and NaN, and null keys."""
+    rng = random.Random(seed)
     specials = [0.0, -0.0, 5e-324, -5e-324, 1e-300, float("inf"), float("-inf"), float("nan")]
 
     def value() -> float | None:
@@ -107,7 +97,22 @@ def test_spark_quantiles_equal_spark_percentile(spark_session, method):
             return rng.gauss(100, 10)
         return rng.choice(specials) if rng.random() < 0.05 else rng.random() * 1e6
 
-    rows = [(rng.choice(["a", "b", None]), rng.choice(["x", "y"]), value()) for _ in range(20000)] + [("single", "x", 2.5)]
+    return [(rng.choice(["a", "b", None]), rng.choice(["x", "y"]), value()) for _ in range(rows)] + [("single", "x", 2.5)]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("method", ["_ranked_quantiles", "_listed_quantiles"])
+def test_spark_quantiles_equal_spark_percentile(spark_session, method):
+    """Both ways the Spark engine picks quantiles (ranks by bucket; sorted lists) are Spark's own
+    `percentile`, to the bit: ties, nulls, null keys, single values, positions that fall on a row or
+    between two, and the values that test the order of the buckets and of the sort (negatives,
+    signed zeros, subnormals, infinities, NaN)."""
+    from pyspark.sql import functions as F
+
+    from jobs.engines import spark_engine
+
+    quantiles = getattr(spark_engine, method)
+    rows = _random_values(7, 20000)
     df = spark_session.createDataFrame(rows, "k1 string, k2 string, v double")
     qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]
     wanted = [(f"q{i}", q) for i, q in enumerate(qs)]
@@ -193,27 +198,6 @@ def test_engine_aggregate_sets_over_no_rows_keep_the_whole_frame_row(engine):
     frame = _sets_frame(engine).filter(nw.col("k") == "none")
     out = collect(engine, engine.aggregate_sets(frame, ["k", "j"], SETS, [nw.len().cast(nw.Int64).alias("rows")], {"x_p50": ("x", 0.5)}, "ALL"))
     assert out.to_dicts() == [{"k": "ALL", "j": "ALL", "rows": 0, "x_p50": None}]
-
-
-def _random_values(seed: int, rows: int) -> list[tuple]:
-    """(k1, k2, v) rows whose values test the order of ranked quantiles' buckets and sort: ties,
-    nulls, negatives, signed zeros, subnormals, infinities and NaN, and null keys."""
-    rng = random.Random(seed)
-    specials = [0.0, -0.0, 5e-324, -5e-324, 1e-300, float("inf"), float("-inf"), float("nan")]
-
-    def value() -> float | None:
-        kind = rng.randrange(6)
-        if kind == 0:
-            return None
-        if kind == 1:
-            return rng.randint(0, 9) / 4
-        if kind == 2:
-            return -rng.random() * 1e3
-        if kind == 3:
-            return rng.gauss(100, 10)
-        return rng.choice(specials) if rng.random() < 0.05 else rng.random() * 1e6
-
-    return [(rng.choice(["a", "b", None]), rng.choice(["x", "y"]), value()) for _ in range(rows)] + [("single", "x", 2.5)]
 
 
 @pytest.mark.parametrize("seed", [7, 8, 9])
