@@ -1,8 +1,8 @@
 """The Polars engine's memory bounds (key-count buckets, by_key_parts) must not change a single row.
 
 A small generated stretch of days runs once with every bound far above the data and once with
-bounds of a few rows, so staging counts keys in many buckets and queue_daily,
-creator_category_daily and repeat_offenders are computed part by part; the tables must be equal.
+bounds of a few rows, so staging counts keys in many buckets and creator_category_daily and
+repeat_offenders are computed part by part; the tables must be equal.
 """
 
 from __future__ import annotations
@@ -111,3 +111,13 @@ def test_by_key_parts_tables_builds_each_part_once_and_stacks_each_table(rows_pe
     assert out["total"].height == len(built) and (len(built) > 1) == (rows_per_part < data.height)
     assert (out["total"]["v"].sum(), out["total"]["keys"].sum()) == (36, 5)
     assert sorted(k for b in built for k in b["k"].to_list() if k is not None) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("keys_per_bucket", [10**9, 7, 1])
+def test_key_count_marks_exactly_the_rows_whose_key_repeats_or_is_null(keys_per_bucket: int) -> None:
+    """The candidates staging deduplicates in memory: every row of a repeated key (whichever bucket
+    its hash falls in) and every null key, and no other row (no hash collides among these few)."""
+    keys = [f"d{i}" for i in range(40)] + ["d3", "d3", "d17", "d39", None, None]
+    day = pl.LazyFrame({"decision_id": keys, "n": range(len(keys))})
+    marked = day.filter(_engine(keys_per_bucket)._candidates(day, "decisions")).collect()
+    assert sorted(marked["n"].to_list()) == [3, 17, 39, 40, 41, 42, 43, 44, 45]
