@@ -65,7 +65,8 @@ def aggregate(
     """group_by(by).agg(aggs and the quantiles), in one pass: what every engine computes.
 
     Transforms take this as a parameter so that an engine may compute the same exact quantiles
-    its own faster way (Spark: ranking only the values in the buckets that hold each quantile); it
+    its own faster way (ranking only the values in the buckets that hold each quantile, Spark for the
+    whole frame, Polars for large groups; Spark sorting each keyed group once); it
     must return what this returns. `values` gives the expression a quantile column is read through
     (Polars: without its nulls)."""
     exprs = aggs + [quantile(values(column), q).alias(name) for name, (column, q) in quantiles.items()]
