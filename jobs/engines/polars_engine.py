@@ -216,14 +216,15 @@ class PolarsEngine:
         """The classified day, checkpointed once under `scratch`.
 
         Two passes over the raw day: the key-hash count (`_candidates`: only the key column, hashed
-        to 64 bits and sorted, per hash bucket on huge days so memory stays bounded), then every row streamed to the
-        checkpoint, classified without any dedupe (`staging.classify_distinct`), a candidate marked
-        by a reason of its own: a row whose key hash repeats or whose key is null. Nearly every row
-        is not, so its key is unique and its classification final. The few candidates are read back
-        from the checkpoint, classified in memory (`staging.classify`, which finds the exact repeated
-        keys among them) and written beside it; the checkpoint returned never shows the marked rows.
-        Every output query then reads just its columns from the checkpoint instead of re-running
-        the rules over the raw day. Unreadable data pages fail here, with the input named.
+        to 64 bits and sorted, per hash bucket on huge days so memory stays bounded), then every
+        row streamed to the checkpoint, classified without any dedupe (`staging.classify_distinct`),
+        a candidate marked by a reason of its own: a row whose key hash repeats or whose key is
+        null. Nearly every row is not, so its key is unique and its classification final. The few
+        candidates are read back from the checkpoint, classified in memory (`staging.classify`,
+        which finds the exact repeated keys among them) and written beside it; the checkpoint
+        returned never shows the marked rows. Every output query then reads just its columns from
+        the checkpoint instead of re-running the rules over the raw day. Unreadable data pages fail
+        here, with the input named.
         """
         try:
             native: pl.LazyFrame = raw.to_native()
