@@ -7,7 +7,6 @@ quantiles of a column from one percentile aggregate); expected values worked out
 from __future__ import annotations
 
 import random
-from functools import partial
 
 import narwhals.stable.v2 as nw
 import polars as pl
@@ -247,7 +246,7 @@ def test_polars_engine_ranks_only_large_groups(monkeypatch):
     for by, ranks in ((["queue", "market"], True), ([], True), (["reviewer_id"], False), (["queue", "reviewer_id"], False)):
         ranked.clear()
         ours = collect(engine, engine.aggregate(frame, by, AGGS[:1], quantiles))
-        generic = collect(engine, _expr.aggregate(frame, by, AGGS[:1], quantiles, values=lambda c: nw.col(c).drop_nulls()))
+        generic = collect(engine, polars_engine._grouped_quantiles(frame, by, AGGS[:1], quantiles))
         assert ranked == ([by] if ranks else []), by
         assert ours.columns == generic.columns
         assert sorted(map(repr, ours.iter_rows())) == sorted(map(repr, generic.iter_rows())), by
@@ -274,8 +273,7 @@ def test_polars_engine_ranks_every_grouping_set_from_one_count(monkeypatch):
     quantiles = {"x_p50": ("x", 0.5), "y_p90": ("y", 0.9), "x_p90": ("x", 0.9)}
     keys = ["market", "policy_category"]
     ours = collect(engine, engine.aggregate_sets(frame, keys, sets, AGGS, quantiles, "ALL"))
-    plain = partial(_expr.aggregate, values=lambda c: nw.col(c).drop_nulls())
-    generic = collect(engine, _expr.aggregate_sets(frame, keys, sets, AGGS, quantiles, "ALL", plain))
+    generic = collect(engine, _expr.aggregate_sets(frame, keys, sets, AGGS, quantiles, "ALL", polars_engine._grouped_quantiles))
     assert sorted(c for c, _ in calls) == ["x", "y"] and all(s == [list(k) for k in sets] for _, s in calls)
     assert ours.schema == generic.schema
     assert _rows(ours) == _rows(generic)

@@ -77,10 +77,10 @@ def _aggregate(
     native: pl.LazyFrame = frame.to_native()
     joined: pl.LazyFrame = _expr.aggregate(frame, by, aggs, {}).to_native()
     columns = joined.collect_schema().names()
+    # Null-safe: a null key is a group. A group without a value has no picked row: null quantiles.
+    on = {"on": by, "how": "left", "nulls_equal": True} if by else {"how": "cross"}
     for column, wanted in _expr.quantiles_by_column(quantiles).items():
         quantile_rows = picked[column] if picked else ranked_quantiles(native, [by], column, wanted)[0]
-        # Null-safe: a null key is a group. A group without a value has no picked row: null quantiles.
-        on = {"on": by, "how": "left", "nulls_equal": True} if by else {"how": "cross"}
         joined = joined.join(quantile_rows.lazy(), **on)
     return nw.from_native(joined.select(*columns, *quantiles))
 

@@ -32,7 +32,7 @@ import polars as pl
 
 # floor(16 * log2|v|) shifted by _OFFSET so that negatives, zero and positives stay in order
 # (|floor(16 * log2|v|)| < 2**15 for every finite double); infinities and NaN (which Polars sorts
-# last) get buckets of their own. The same buckets as the Spark engine's.
+# last) get buckets of their own. The Spark engine buckets its values with the same constants.
 _PER_OCTAVE, _OFFSET, _TOP = 16, 1 << 20, 1 << 21
 
 

@@ -32,6 +32,7 @@ from pyspark.sql import types as T
 from jobs import warehouse as wh
 from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
+from jobs.engines.polars_quantiles import _OFFSET, _PER_OCTAVE, _TOP
 from jobs.engines.spark_session import UTC_CONF, session
 from jobs.errors import EngineFailed, InputUnreadable, RiskInsightError
 from transforms import _expr, staging
@@ -474,11 +475,10 @@ class SparkEngine:
             self.spark.stop()
 
 
-# Value buckets for _ranked_quantiles: floor(16 * log2|v|), 16 buckets per power of two, shifted by
-# _OFFSET so that negatives, zero and positives stay in order (|floor(16 * log2|v|)| < 2**15 for
-# every finite double); infinities and NaN (which Spark orders last) get buckets of their own.
-# Finer buckets shrink the rows sorted in big groups but multiply the bucket counts of small ones.
-_PER_OCTAVE, _OFFSET, _TOP = 16, 1 << 20, 1 << 21
+# Value buckets for _ranked_quantiles, the Polars engine's (`polars_quantiles`): 16 per power of
+# two, shifted so that negatives, zero and positives stay in order; infinities and NaN (which Spark
+# orders last, as Polars does) get buckets of their own. Finer buckets shrink the rows sorted in
+# big groups but multiply the bucket counts of small ones.
 
 
 def _bucket(value: Column) -> Column:
