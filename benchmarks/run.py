@@ -273,12 +273,15 @@ def _ratio(a: dict, b: dict, key: str) -> float | None:
     return a[key] / b[key]
 
 
-def _stage_seconds(output: Path, ds: dt.date, *, published: bool = True) -> dict[str, float] | None:
+def _stage_seconds(
+    output: Path, ds: dt.date, *, published: bool = True, key: str = "stage_seconds"
+) -> dict[str, float] | None:
+    """The run manifest's seconds per stage: wall (`stage_seconds`) or CPU (`stage_cpu_seconds`)."""
     from jobs.warehouse import runs_dir
 
     path = runs_dir(output, ds) / "manifest.json" if published else _candidate(output, ds).manifest_path
     try:
-        return {k: float(v) for k, v in json.loads(path.read_text())["stage_seconds"].items()}
+        return {k: float(v) for k, v in json.loads(path.read_text())[key].items()}
     except (OSError, ValueError, KeyError):
         return None
 
@@ -302,6 +305,7 @@ def _measure_contender(name: str, cmd: list[str], env: dict[str, str], output: P
     if name in JOB_CONTENDERS and output is not None:
         stages = _stage_seconds(output, ds, published=name not in UNPUBLISHED)
         m["stage_seconds"] = stages
+        m["stage_cpu_seconds"] = _stage_seconds(output, ds, published=name not in UNPUBLISHED, key="stage_cpu_seconds")
         if stages is not None and m["ok"]:
             # Derived, not measured: this run's wall time less its DQ gate stage.
             m["derived_wall_without_dq_s"] = m["wall_s"] - stages.get("dq", 0.0)
@@ -485,6 +489,13 @@ def _fmt(v: object, spec: str = ".2f") -> str:
     return str(v)
 
 
+def _cores(cpu: float | None, wall: float | None) -> str:
+    """CPU seconds, with the cores they kept busy over `wall` in brackets."""
+    if cpu is None:
+        return "—"
+    return f"{cpu:.2f} ({cpu / wall:.1f})" if wall else f"{cpu:.2f}"
+
+
 def _wall(s: dict) -> str:
     """Wall seconds; of a repeated contender the median run's, with the range of all its runs."""
     if s.get("repeats"):
@@ -573,6 +584,24 @@ def render_markdown(result: dict) -> str:
             lines.append(
                 f"| {run['label']} | {name} | " + " | ".join(_fmt(st.get(k)) for k in STAGES)
                 + f" | {_fmt(s.get('outside_stages_s'))} | {_fmt(s['wall_s'])} | {_fmt(s.get('derived_wall_without_dq_s'))} |"
+            )
+    lines += ["", "## CPU per stage (seconds, from the manifest's `stage_cpu_seconds`; in brackets, cores busy: CPU ÷ wall)", "",
+              ("The job's process (every thread), its children and its live descendants (Spark's JVM). On two"
+               " cores, a stage near 2 is CPU-bound: it gets faster only by doing less work, not by overlapping"
+               " other work with it."),
+              "",
+              "| run | contender | " + " | ".join(STAGES) + " | all stages | whole process |",
+              "|---|---|" + "---:|" * (len(STAGES) + 2)]
+    for run in result["runs"]:
+        for name in JOB_CONTENDERS:
+            s = run["steps"].get(name)
+            if not s or s.get("skipped") or not s.get("stage_cpu_seconds") or not s.get("stage_seconds"):
+                continue
+            cpu, wall = s["stage_cpu_seconds"], s["stage_seconds"]
+            lines.append(
+                f"| {run['label']} | {name} | " + " | ".join(_cores(cpu.get(k), wall.get(k)) for k in STAGES)
+                + f" | {_cores(sum(cpu.values()), sum(wall.get(k, 0.0) for k in cpu))}"
+                + f" | {_cores(s.get('cpu_s'), s.get('wall_s'))} |"
             )
     lines += ["", "## Parity with the DuckDB reference (`benchmarks.duckdb_reference.diff_table`, every output table)", ""]
     for run in result["runs"]:

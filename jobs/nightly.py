@@ -193,6 +193,7 @@ def prepare_day(
             "rows_written": rows_written,
             OFFENDER_CATEGORIES: tables[OFFENDER_CATEGORIES].sort("policy_category").to_dicts(),
             "stage_seconds": timer.seconds,
+            "stage_cpu_seconds": timer.cpu_seconds,
             "dq": {"verdict": "pending"},
             "published": False,
         }
@@ -285,7 +286,7 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
             "critical_failed": [f"{r.table}.{r.expectation}" for r in result.critical_failures()],
             "warnings": [f"{r.table}.{r.expectation}" for r in result.warnings()],
         }
-        manifest["stage_seconds"].update(timer.seconds)
+        timer.record(manifest)
         wh.write_json(candidate.dq_path, dq)
         wh.write_json(candidate.manifest_path, manifest)
         if result.verdict == "fail":
@@ -337,8 +338,8 @@ def publish_day(candidate: Candidate) -> dict:
                 {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
                 {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
             )
-        manifest["stage_seconds"].update(timer.seconds)
-        _add_stage_seconds(candidate.output, candidate.ds, timer.seconds)
+        timer.record(manifest)
+        _add_stage_seconds(candidate.output, candidate.ds, timer)
         _record_attempt(candidate, manifest, dq or {}, published=True)
         shutil.rmtree(candidate.path, ignore_errors=True)
     return manifest
@@ -376,15 +377,15 @@ def run_day(
         with timer.stage("report"):
             report_path = render_day(output, ds)
             render_index(output)
-        _add_stage_seconds(output, ds, timer.seconds)
+        _add_stage_seconds(output, ds, timer)
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 
 
-def _add_stage_seconds(output: Path, ds: dt.date, seconds: dict[str, float]) -> None:
+def _add_stage_seconds(output: Path, ds: dt.date, timer: StageTimer) -> None:
     path = wh.published_run_file(output, ds, "manifest.json")
     manifest = wh.read_json(path)
     if manifest is not None:
-        manifest["stage_seconds"].update(seconds)
+        timer.record(manifest)
         wh.write_json(path, manifest)
 
 

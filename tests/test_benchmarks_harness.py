@@ -65,6 +65,9 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
         if step["ok"] and step["stage_seconds"] is not None:
             assert {"read_stage", "compute", "history", "write", "dq", "publish"} <= set(step["stage_seconds"]), name
             assert step["derived_wall_without_dq_s"] <= step["wall_s"], name
+            # CPU per stage for the same stages, within the CPU the launcher measured for the process.
+            assert set(step["stage_cpu_seconds"]) == set(step["stage_seconds"]), name
+            assert 0 < sum(step["stage_cpu_seconds"].values()) <= step["cpu_s"] + 0.05, name
     # The run without DQ and report stops at the candidate: its stages are read from the candidate's
     # manifest, and no gate, publish or report ran.
     no_dq = run["steps"]["riskinsight_no_dq"]
@@ -84,6 +87,7 @@ def test_harness_tiny_writes_well_formed_results(tmp_path: Path) -> None:
     assert md.startswith("# riskinsight benchmark")
     assert "| run | input rows | contender |" in md
     assert "derived" in md and "load average" in md
+    assert "## CPU per stage" in md and f"| {run['label']} | riskinsight | " in md.split("## CPU per stage")[1]
     for name in bench.CONTENDERS:
         assert f"| {name} |" in md
     assert "2 runs)" in md

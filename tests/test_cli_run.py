@@ -53,6 +53,8 @@ def test_run_publishes_every_table_and_the_manifest(tmp_path):
     assert manifest["inputs"]["decisions"]["rows"] == 41
     assert manifest["rows_written"]["reviewer_daily"] == table(tmp_path / "out", "reviewer_daily").height == 3
     assert set(manifest["stage_seconds"]) >= {"read_stage", "compute", "write", "dq", "publish"}
+    assert set(manifest["stage_cpu_seconds"]) == set(manifest["stage_seconds"])
+    assert manifest["stage_cpu_seconds"]["read_stage"] > 0
     assert manifest["dq"]["verdict"] in ("pass", "warn")
     vd = table(tmp_path / "out", "violation_daily").filter(pl.col("market") == "ALL", pl.col("policy_category") == "ALL")
     assert vd["actioned"].to_list() == [40]
