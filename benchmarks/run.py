@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -489,6 +490,27 @@ def _fmt(v: object, spec: str = ".2f") -> str:
     return str(v)
 
 
+def _stage_steps(result: dict, key: str) -> Iterator[tuple[str, str, dict]]:
+    """(run label, contender, step) of every job run whose manifest gave its stages' `key` figures."""
+    for run in result["runs"]:
+        for name in JOB_CONTENDERS:
+            s = run["steps"].get(name)
+            if s and not s.get("skipped") and s.get(key) and s.get("stage_seconds"):
+                yield run["label"], name, s
+
+
+def _stage_table(
+    result: dict, key: str, title: str, note: str, after: tuple[str, ...], cells: Callable[[dict], list[str]]
+) -> list[str]:
+    """A markdown section with one row per job run that has `key` in its manifest: run, contender,
+    then `cells(step)` under every stage and the `after` columns."""
+    lines = ["", f"## {title}", "", note, "",
+             "| run | contender | " + " | ".join((*STAGES, *after)) + " |", "|---|---|" + "---:|" * (len(STAGES) + len(after))]
+    for label, name, s in _stage_steps(result, key):
+        lines.append(f"| {label} | {name} | " + " | ".join(cells(s)) + " |")
+    return lines
+
+
 def _cores(cpu: float | None, wall: float | None) -> str:
     """CPU seconds, with the cores they kept busy over `wall` in brackets."""
     if cpu is None:
@@ -568,41 +590,31 @@ def render_markdown(result: dict) -> str:
             f" | {_fmt(_ratio(st['riskinsight'], st['duckdb'], 'cpu_s'))}"
             f" | {_fmt(_ratio(st['spark'], st['riskinsight'], 'cpu_s'))} |"
         )
-    lines += ["", "## Stage breakdown of the job runs (seconds, from `_runs/ds=D/manifest.json` `stage_seconds`)", "",
-              ("`without DQ` is **derived**, not measured: the run's wall time minus its `dq` stage;"
-              " `riskinsight_no_dq` is the measured run without the DQ gate, publish and report. `outside`"
-              " is wall time no stage accounts for (interpreter start, imports, engine start-up, lock, manifest)."),
-              "",
-              "| run | contender | " + " | ".join(STAGES) + " | outside | wall | without DQ (derived) |",
-              "|---|---|" + "---:|" * (len(STAGES) + 3)]
-    for run in result["runs"]:
-        for name in JOB_CONTENDERS:
-            s = run["steps"].get(name)
-            if not s or s.get("skipped") or not s.get("stage_seconds"):
-                continue
-            st = s["stage_seconds"]
-            lines.append(
-                f"| {run['label']} | {name} | " + " | ".join(_fmt(st.get(k)) for k in STAGES)
-                + f" | {_fmt(s.get('outside_stages_s'))} | {_fmt(s['wall_s'])} | {_fmt(s.get('derived_wall_without_dq_s'))} |"
-            )
-    lines += ["", "## CPU per stage (seconds, from the manifest's `stage_cpu_seconds`; in brackets, cores busy: CPU ÷ wall)", "",
-              ("The job's process (every thread), its children and its live descendants (Spark's JVM). On two"
-               " cores, a stage near 2 is CPU-bound: it gets faster only by doing less work, not by overlapping"
-               " other work with it."),
-              "",
-              "| run | contender | " + " | ".join(STAGES) + " | all stages | whole process |",
-              "|---|---|" + "---:|" * (len(STAGES) + 2)]
-    for run in result["runs"]:
-        for name in JOB_CONTENDERS:
-            s = run["steps"].get(name)
-            if not s or s.get("skipped") or not s.get("stage_cpu_seconds") or not s.get("stage_seconds"):
-                continue
-            cpu, wall = s["stage_cpu_seconds"], s["stage_seconds"]
-            lines.append(
-                f"| {run['label']} | {name} | " + " | ".join(_cores(cpu.get(k), wall.get(k)) for k in STAGES)
-                + f" | {_cores(sum(cpu.values()), sum(wall.get(k, 0.0) for k in cpu))}"
-                + f" | {_cores(s.get('cpu_s'), s.get('wall_s'))} |"
-            )
+    def wall_cells(s: dict) -> list[str]:
+        st = s["stage_seconds"]
+        return [*(_fmt(st.get(k)) for k in STAGES), _fmt(s.get("outside_stages_s")), _fmt(s["wall_s"]),
+                _fmt(s.get("derived_wall_without_dq_s"))]
+
+    def cpu_cells(s: dict) -> list[str]:
+        cpu, wall = s["stage_cpu_seconds"], s["stage_seconds"]
+        return [*(_cores(cpu.get(k), wall.get(k)) for k in STAGES),
+                _cores(sum(cpu.values()), sum(wall.get(k, 0.0) for k in cpu)), _cores(s.get("cpu_s"), s.get("wall_s"))]
+
+    lines += _stage_table(
+        result, "stage_seconds", "Stage breakdown of the job runs (seconds, from `_runs/ds=D/manifest.json` `stage_seconds`)",
+        "`without DQ` is **derived**, not measured: the run's wall time minus its `dq` stage;"
+        " `riskinsight_no_dq` is the measured run without the DQ gate, publish and report. `outside`"
+        " is wall time no stage accounts for (interpreter start, imports, engine start-up, lock, manifest).",
+        ("outside", "wall", "without DQ (derived)"), wall_cells,
+    )
+    lines += _stage_table(
+        result, "stage_cpu_seconds",
+        "CPU per stage (seconds, from the manifest's `stage_cpu_seconds`; in brackets, cores busy: CPU ÷ wall)",
+        "The job's process (every thread), its children and its live descendants (Spark's JVM). On two"
+        " cores, a stage near 2 is CPU-bound: it gets faster only by doing less work, not by overlapping"
+        " other work with it.",
+        ("all stages", "whole process"), cpu_cells,
+    )
     lines += ["", "## Parity with the DuckDB reference (`benchmarks.duckdb_reference.diff_table`, every output table)", ""]
     for run in result["runs"]:
         p = run["parity"]
