@@ -16,7 +16,16 @@ def _spin(seconds: float) -> None:
         pass
 
 
-_CHILD_SPIN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\nprint('done', flush=True)\ntime.sleep(30)\n"
+# Spins 0.4 s of CPU once told to, then stays alive: what it burns from "go" on is the stage's.
+_CHILD_SPIN = """
+import sys, time
+sys.stdin.readline()
+end = time.process_time() + 0.4
+while time.process_time() < end:
+    pass
+print("done", flush=True)
+time.sleep(30)
+"""
 
 
 def test_a_sleeping_stage_costs_no_cpu_and_a_busy_one_costs_its_work() -> None:
@@ -43,9 +52,11 @@ def test_cpu_of_other_threads_counts() -> None:
 def test_a_live_child_process_counts_as_does_one_that_has_ended() -> None:
     """A local Spark JVM runs beside the driver for the whole job: its CPU during a stage counts
     while it is still alive, read from /proc; a child that ended and was waited for counts too."""
-    child = subprocess.Popen([sys.executable, "-c", _CHILD_SPIN], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD_SPIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         start = cpu_seconds()
+        child.stdin.write("go\n")
+        child.stdin.flush()
         assert child.stdout.readline().strip() == "done"  # it spun, and now sleeps: still alive
         alive = cpu_seconds() - start
         assert child.poll() is None and alive >= 0.35
