@@ -19,6 +19,9 @@ from transforms.repeat_offenders import OFFENDER_CATEGORIES
 # creator_category_daily a second time.
 __all__ = ["OFFENDER_CATEGORIES", "StageTimer", "code_revision", "cpu_seconds", "versions"]
 
+# /proc/<pid>/stat counts CPU in clock ticks.
+_TICKS = os.sysconf("SC_CLK_TCK")
+
 _PACKAGES = ("riskinsight", "narwhals", "polars", "pyarrow", "great-expectations", "pyspark", "pandas")
 
 
@@ -80,9 +83,6 @@ def cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     return total + sum(_proc_cpu(pid) for pid in _live_descendants(os.getpid()))
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _live_descendants(pid: int) -> list[int]:

@@ -339,7 +339,7 @@ def publish_day(candidate: Candidate) -> dict:
                 {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
             )
         timer.record(manifest)
-        _add_stage_seconds(candidate.output, candidate.ds, timer)
+        _record_published_stages(candidate.output, candidate.ds, timer)
         _record_attempt(candidate, manifest, dq or {}, published=True)
         shutil.rmtree(candidate.path, ignore_errors=True)
     return manifest
@@ -377,11 +377,11 @@ def run_day(
         with timer.stage("report"):
             report_path = render_day(output, ds)
             render_index(output)
-        _add_stage_seconds(output, ds, timer)
+        _record_published_stages(output, ds, timer)
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 
 
-def _add_stage_seconds(output: Path, ds: dt.date, timer: StageTimer) -> None:
+def _record_published_stages(output: Path, ds: dt.date, timer: StageTimer) -> None:
     path = wh.published_run_file(output, ds, "manifest.json")
     manifest = wh.read_json(path)
     if manifest is not None:

@@ -42,6 +42,8 @@ def quantile(values: nw.Expr, q: float) -> nw.Expr:
 
 # Output column -> (input column, q): exact quantiles with linear interpolation (DESIGN §1).
 Quantiles = dict[str, tuple[str, float]]
+
+
 def quantiles_by_column(quantiles: Quantiles) -> dict[str, list[tuple[str, float]]]:
     """Input column -> its (output column, q) pairs: an engine that ranks values does so once per column."""
     per_column: dict[str, list[tuple[str, float]]] = {}
