@@ -274,17 +274,20 @@ def _ratio(a: dict, b: dict, key: str) -> float | None:
     return a[key] / b[key]
 
 
-def _stage_seconds(
-    output: Path, ds: dt.date, *, published: bool = True, key: str = "stage_seconds"
-) -> dict[str, float] | None:
-    """The run manifest's seconds per stage: wall (`stage_seconds`) or CPU (`stage_cpu_seconds`)."""
+_STAGE_KEYS = ("stage_seconds", "stage_cpu_seconds")
+
+
+def _stage_seconds(output: Path, ds: dt.date, *, published: bool = True) -> dict[str, dict[str, float] | None]:
+    """The run manifest's seconds per stage, wall (`stage_seconds`) and CPU (`stage_cpu_seconds`),
+    from one read of it; None for a key it lacks or a manifest that cannot be read."""
     from jobs.warehouse import runs_dir
 
     path = runs_dir(output, ds) / "manifest.json" if published else _candidate(output, ds).manifest_path
     try:
-        return {k: float(v) for k, v in json.loads(path.read_text())[key].items()}
-    except (OSError, ValueError, KeyError):
-        return None
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    return {key: {k: float(v) for k, v in manifest[key].items()} if key in manifest else None for key in _STAGE_KEYS}
 
 
 def _skipped(cmd: list[str], note: str) -> dict:
@@ -304,9 +307,8 @@ def _measure_contender(name: str, cmd: list[str], env: dict[str, str], output: P
         m["ok"], m["note"] = True, "DQ gate failed (exit 3); tables computed, not published"
     m["rows_per_s"] = total_rows / m["wall_s"] if m["ok"] and m["wall_s"] > 0 else None
     if name in JOB_CONTENDERS and output is not None:
-        stages = _stage_seconds(output, ds, published=name not in UNPUBLISHED)
-        m["stage_seconds"] = stages
-        m["stage_cpu_seconds"] = _stage_seconds(output, ds, published=name not in UNPUBLISHED, key="stage_cpu_seconds")
+        m.update(_stage_seconds(output, ds, published=name not in UNPUBLISHED))
+        stages = m["stage_seconds"]
         if stages is not None and m["ok"]:
             # Derived, not measured: this run's wall time less its DQ gate stage.
             m["derived_wall_without_dq_s"] = m["wall_s"] - stages.get("dq", 0.0)
