@@ -67,9 +67,9 @@ def aggregate(
     """group_by(by).agg(aggs and the quantiles), in one pass: what every engine computes.
 
     Transforms take this as a parameter so that an engine may compute the same exact quantiles
-    its own faster way (ranking only the values in the buckets that hold each quantile, Spark for the
-    whole frame, Polars for large groups; Spark sorting each keyed group once); it
-    must return what this returns. `values` gives the expression a quantile column is read through
+    its own faster way: ranking only the values in the buckets that hold each quantile (Spark over
+    a whole frame, Polars for large groups), or sorting each keyed group once (Spark). It must
+    return what this returns. `values` gives the expression a quantile column is read through
     (Polars: without its nulls)."""
     exprs = aggs + [quantile(values(column), q).alias(name) for name, (column, q) in quantiles.items()]
     return frame.group_by(by).agg(exprs) if by else frame.select(exprs)

@@ -298,10 +298,9 @@ class PolarsEngine:
         Very-many-group aggregations hold every group in memory (creator_category_daily's 30 M
         (creator, category) pairs at 100 M decisions; before its quantiles were ranked, queue_daily
         took 7.9 GiB at 96 M); parts evaluated one after another bound that by a part instead of the
-        day. Each part is collected here, on its own: in one
-        query, Polars' common-subplan elimination cached the whole input the parts share (8.2 GiB
-        for 94 M rows of history in 4 parts, against 4.3 GiB collected apart), and no part's filter
-        reached the Parquet reader.
+        day. Each part is collected here, on its own: in one query, Polars' common-subplan
+        elimination cached the whole input the parts share (8.2 GiB for 94 M rows of history in 4
+        parts, against 4.3 GiB collected apart), and no part's filter reached the Parquet reader.
         """
         native: pl.LazyFrame = frame.to_native()
         parts = self._parts(native, by, rows_per_part)
