@@ -383,7 +383,7 @@ def risk_insight_nightly() -> None:
     def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:
         from jobs.report import render_day, render_index
 
-        paths = [str(render_day(run["output_dir"], date.fromisoformat(day))) for day in run["days"]]
+        paths = [str(render_day(run["output_dir"], date.fromisoformat(day), index=False)) for day in run["days"]]
         paths.append(str(render_index(run["output_dir"])))
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:

@@ -146,15 +146,13 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from jobs.report import render_day, render_index
+    from jobs.report import render_day
     from jobs.warehouse import is_uri
 
     if is_uri(args.output):
         raise UsageError(f"--output {args.output}: reports are rendered from a local warehouse (a URI warehouse gets its reports from `run`)")
 
-    path = render_day(Path(args.output), args.ds)
-    render_index(Path(args.output))
-    print(path)
+    print(render_day(Path(args.output), args.ds))
     return 0
 
 

@@ -371,12 +371,11 @@ def run_day(
     report_path = None
     faults.point("before_report")
     if report:
-        from jobs.report import render_day, render_index
+        from jobs.report import render_day
 
         timer = StageTimer()
         with timer.stage("report"):
             report_path = render_day(output, ds)
-            render_index(output)
         _record_published_stages(output, ds, timer)
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 

@@ -7,11 +7,9 @@ decides the run timestamp and the pseudonym key, and writes files atomically.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import polars as pl
 
 from jobs.engines.polars_engine import key_ranges
 from jobs.manifest import OFFENDER_CATEGORIES
+from jobs.errors import InputMissing
 from jobs.warehouse import partition_dir, read_json, runs_dir
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
@@ -206,17 +205,30 @@ def render_day(
     ds: dt.date,
     run_ts: str | None = None,
     pseudonym_key: bytes | None = None,
+    *,
+    index: bool = True,
 ) -> Path:
-    """Render `<output>/reports/<ds>.html` from the published warehouse, then the index."""
+    """Render `<output>/reports/<ds>.html` from the published warehouse, then (unless `index` is
+    False, for a caller rendering several days) the index.
+
+    Raises InputMissing when there is nothing to report: `output_dir` missing, or ds with neither a
+    published partition nor a recorded run (a gate failure records one, and its page explains it).
+    A page rendered for a mistyped path or day would look like a real day with nothing in it, and
+    would be listed in the index as one.
+    """
     output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise InputMissing(f"warehouse {output_dir} does not exist")
+    if not (runs_dir(output_dir, ds).is_dir() or partition_dir(output_dir, "violation_daily", ds).is_dir()):
+        raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
     data = load_report_data(output_dir, ds)
     key = resolve_pseudonym_key(pseudonym_key)
     html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
     path = report_path(output_dir, ds)
     _write_atomic(path, html)
-    render_index(output_dir)
+    if index:
+        render_index(output_dir)
     return path
-
 
 def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
     run = runs_dir(output_dir, ds)
@@ -250,19 +262,3 @@ def render_index(output_dir: Path | str) -> Path:
     _write_atomic(path, _render_index_html(entries))
     return path
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m jobs.report --output DIR --ds D`: (re-)render one day's report and the index."""
-    parser = argparse.ArgumentParser(prog="riskinsight report", description=__doc__.splitlines()[0])
-    parser.add_argument("--output", required=True, type=Path, help="warehouse directory")
-    parser.add_argument("--ds", required=True, type=dt.date.fromisoformat, help="day, YYYY-MM-DD")
-    args = parser.parse_args(argv)
-    if not args.output.is_dir():
-        print(f"error: output directory {args.output} does not exist", file=sys.stderr)
-        return 4
-    print(render_day(args.output, args.ds))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import jobs.report as job
+from jobs import cli
 from browser.report_helpers import DS, frame, realistic_tables, report_data, tiny_tables, write_warehouse
 from reports import figures
 from reports.pseudonym import DEMO_KEY, pseudonymise
@@ -292,12 +293,36 @@ def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None
     assert '<span class="badge fail">fail</span>' in index
 
 
-def test_main_cli(tmp_path: Path, capsys) -> None:
+def test_report_command(tmp_path: Path, capsys) -> None:
     tables, manifest, dq = tiny_tables()
     write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
-    assert job.main(["--output", str(tmp_path), "--ds", "2024-03-14"]) == 0
-    assert capsys.readouterr().out.strip().endswith("reports/2024-03-14.html")
-    assert job.main(["--output", str(tmp_path / "nope"), "--ds", "2024-03-14"]) == 4
+    assert cli.main(["report", "--output", str(tmp_path), "--ds", "2024-03-14"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "reports" / "2024-03-14.html")
+    index = tmp_path / "reports" / "index.html"
+    listed = index.read_bytes()
+
+    # A mistyped path or day is an error in one line, not an empty page listed as a day.
+    assert cli.main(["report", "--output", str(tmp_path / "nope"), "--ds", "2024-03-14"]) == 4
+    err = capsys.readouterr().err
+    assert err == f"riskinsight: error: warehouse {tmp_path / 'nope'} does not exist\n"
+    assert not (tmp_path / "nope").exists()
+    assert cli.main(["report", "--output", str(tmp_path), "--ds", "2024-03-24"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("riskinsight: error: ds=2024-03-24: nothing to report") and err.count("\n") == 1
+    assert not job.report_path(tmp_path, dt.date(2024, 3, 24)).exists() and index.read_bytes() == listed
+
+
+def test_several_days_render_the_index_once_when_asked(tmp_path: Path) -> None:
+    tables, manifest, dq = tiny_tables()
+    days = sorted({d for t in tables.values() for d in t})[-2:]
+    write_warehouse(tmp_path, tables, {d: (manifest, dq) for d in days})
+    index = tmp_path / "reports" / "index.html"
+    for d in days:
+        job.render_day(tmp_path, d, pseudonym_key=KEY, index=False)
+    assert not index.exists()
+    job.render_index(tmp_path)
+    listed = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index.read_text(encoding="utf-8"))
+    assert listed == [d.isoformat() for d in reversed(days)]
 
 
 def test_realistic_day_size(tmp_path: Path) -> None:
