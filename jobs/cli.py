@@ -41,7 +41,7 @@ def utc_timestamp(text: str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def positive_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write realistic synthetic moderation logs")
     g.add_argument("--output", required=True)
     g.add_argument("--start", required=True, type=iso_date)
-    g.add_argument("--days", required=True, type=positive_int)
-    g.add_argument("--rows-per-day", required=True, type=positive_int)
+    g.add_argument("--days", required=True, type=non_negative_int)
+    g.add_argument("--rows-per-day", required=True, type=non_negative_int)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--dirty-rate", type=float, default=0.002, help="fraction of dirty rows per table")
     g.set_defaults(func=cmd_generate)
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--start", type=iso_date)
     r.add_argument("--end", type=iso_date)
     r.add_argument("--engine", default="polars", choices=["polars", "spark"])
-    r.add_argument("--lookback", type=positive_int, default=0, help="also rerun the N days before")
+    r.add_argument("--lookback", type=non_negative_int, default=0, help="also rerun the N days before")
     r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
     r.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for another run of the same ds")
     r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")
     d.add_argument("--output", default="demo-output")
-    d.add_argument("--days", type=positive_int, default=DEMO_DAYS)
-    d.add_argument("--rows-per-day", type=positive_int, default=DEMO_ROWS)
+    d.add_argument("--days", type=non_negative_int, default=DEMO_DAYS)
+    d.add_argument("--rows-per-day", type=non_negative_int, default=DEMO_ROWS)
     d.set_defaults(func=cmd_demo)
     _add_dsa(sub)
     return parser

@@ -23,8 +23,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs import generate_model as gm
+from jobs.errors import UsageError
 from jobs.generate_dirty import inject, reasons
 from transforms.schemas import INPUT_SCHEMAS
+
+
+class GenerateArgumentError(UsageError, ValueError):
+    """An argument generate() cannot honour: a ValueError to callers, a one-line usage error (exit 2)
+    from the command line."""
+
 
 CHUNK_ROWS = 2_000_000
 TABLES = ("decisions", "appeals", "qa_audits", "shifts")
@@ -262,13 +269,13 @@ def generate(
     content_created_at / views_before_action, which staging keeps).
     """
     if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
+        raise GenerateArgumentError(f"days must be >= 1, got {days}")
     if rows_per_day < 1:
-        raise ValueError(f"rows_per_day must be >= 1, got {rows_per_day}")
+        raise GenerateArgumentError(f"rows_per_day must be >= 1, got {rows_per_day}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise GenerateArgumentError(f"seed must be >= 0, got {seed}")
     if not 0.0 <= dirty_rate <= MAX_DIRTY_RATE:
-        raise ValueError(f"dirty_rate must be within 0..{MAX_DIRTY_RATE}, got {dirty_rate}")
+        raise GenerateArgumentError(f"dirty_rate must be within 0..{MAX_DIRTY_RATE}, got {dirty_rate}")
     if isinstance(start, dt.datetime):  # a datetime is a date too, but would put a time in ds=
         start = start.date()
     root = Path(output)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from jobs import cli
 from jobs import generate as gen
 from jobs import generate_model as gm
 from jobs.generate_dirty import inject, reasons
@@ -509,6 +510,20 @@ def test_bad_arguments_raise(tmp_path: Path, kwargs: dict) -> None:
     args = {"output": tmp_path, "start": START, "days": 1, "rows_per_day": 100, "seed": 1} | kwargs
     with pytest.raises(ValueError):
         gen.generate(**args)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--days", "0"], "days must be >= 1, got 0"), (["--rows-per-day", "0"], "rows_per_day must be >= 1, got 0"),
+     (["--seed", "-1"], "seed must be >= 0, got -1"), (["--dirty-rate", "0.5"], "dirty_rate must be within 0..0.2")],
+)
+def test_command_line_turns_bad_arguments_into_one_line(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
+    args = {"--days": "1", "--rows-per-day": "100", "--seed": "1"} | dict(zip(flags[::2], flags[1::2]))
+    argv = ["generate", "--output", str(tmp_path / "out"), "--start", START.isoformat(), *(x for kv in args.items() for x in kv)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"riskinsight: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_progress_reports_each_day(tmp_path: Path) -> None:
