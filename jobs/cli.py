@@ -112,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not is_uri(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
 
-        raise InputMissing(f"input directory {args.input} does not exist")
+        state = "is not a directory" if Path(args.input).exists() else "does not exist"
+        raise InputMissing(f"input directory {args.input} {state}")
     if args.phase == "prepare":
         return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)
@@ -286,6 +287,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"riskinsight: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The filesystem refused (a file where the warehouse's directory belongs, no space, no
+        # permission): the machine's failure, not the job's, so one line names it with its path.
+        if args.verbose:
+            traceback.print_exc()
+        print(f"riskinsight: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("riskinsight: interrupted", file=sys.stderr)
         return 130

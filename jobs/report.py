@@ -218,7 +218,7 @@ def render_day(
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
-        raise InputMissing(f"warehouse {output_dir} does not exist")
+        raise InputMissing(f"warehouse {output_dir} {'is not a directory' if output_dir.exists() else 'does not exist'}")
     if not (runs_dir(output_dir, ds).is_dir() or partition_dir(output_dir, "violation_daily", ds).is_dir()):
         raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
     data = load_report_data(output_dir, ds)

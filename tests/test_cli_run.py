@@ -122,12 +122,19 @@ def test_lookback_reruns_the_days_before(tmp_path):
         ("malformed_config", 2, "not valid TOML"),
         # e.g. a warehouse copied without keeping its links (cp -L, shutil.copytree's default)
         ("real_partition_dir", 1, "is a real directory, not a published link"),
+        ("input_is_a_file", 4, "is not a directory"),
+        # the filesystem's refusal, with the path it refused
+        ("output_is_a_file", 1, "Not a directory: '"),
     ],
 )
 def test_expected_errors_are_one_line_with_their_exit_code(tmp_path, capsys, setup, code, message):
     inp, out = tmp_path / "in", tmp_path / "out"
     args = ["--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report"]
-    if setup != "no_input_dir":
+    if setup == "input_is_a_file":
+        inp.write_text("")
+    elif setup == "output_is_a_file":
+        out.write_text("")
+    if setup not in ("no_input_dir", "input_is_a_file"):
         write_day(inp, DS, clean_day(DS), success=setup != "no_success")
     part = inp / "decisions" / f"ds={DS}"
     if setup == "no_partition":
