@@ -17,8 +17,8 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs.engines.polars_engine import key_ranges
-from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.errors import InputMissing
+from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.warehouse import partition_dir, read_json, runs_dir
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
