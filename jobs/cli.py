@@ -94,7 +94,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from jobs.config import load_config
     from jobs.nightly import run_days
-    from jobs.warehouse import is_uri
+    from jobs.warehouse import is_uri, missing_dir
 
     days = run_window(args.ds, args.start, args.end, args.lookback)
     config = load_config(args.config)
@@ -112,8 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not is_uri(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
 
-        state = "is not a directory" if Path(args.input).exists() else "does not exist"
-        raise InputMissing(f"input directory {args.input} {state}")
+        raise InputMissing(f"input directory {args.input} {missing_dir(Path(args.input))}")
     if args.phase == "prepare":
         return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)

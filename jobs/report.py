@@ -19,7 +19,7 @@ import polars as pl
 from jobs.engines.polars_engine import key_ranges
 from jobs.errors import InputMissing
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.warehouse import partition_dir, read_json, runs_dir
+from jobs.warehouse import missing_dir, partition_dir, read_json, runs_dir
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
@@ -218,7 +218,7 @@ def render_day(
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
-        raise InputMissing(f"warehouse {output_dir} {'is not a directory' if output_dir.exists() else 'does not exist'}")
+        raise InputMissing(f"warehouse {output_dir} {missing_dir(output_dir)}")
     if not (runs_dir(output_dir, ds).is_dir() or partition_dir(output_dir, "violation_daily", ds).is_dir()):
         raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
     data = load_report_data(output_dir, ds)
@@ -229,6 +229,7 @@ def render_day(
     if index:
         render_index(output_dir)
     return path
+
 
 def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
     run = runs_dir(output_dir, ds)
@@ -261,4 +262,3 @@ def render_index(output_dir: Path | str) -> Path:
     path = reports / "index.html"
     _write_atomic(path, _render_index_html(entries))
     return path
-

@@ -35,6 +35,11 @@ def is_uri(location: object) -> bool:
     return bool(_URI.match(str(location)))
 
 
+def missing_dir(path: Path) -> str:
+    """Why a directory that should be at `path` is not: for a one-line error naming it."""
+    return "is not a directory" if Path(path).exists() else "does not exist"
+
+
 def partition_dir(root: Path, table: str, ds: dt.date) -> Path:
     return Path(root) / table / f"ds={ds.isoformat()}"
 
