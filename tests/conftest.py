@@ -31,19 +31,22 @@ def spark_session() -> Iterator[object]:
 
 
 @pytest.fixture(params=["polars", pytest.param("spark", marks=pytest.mark.spark)])
-def engine(request: pytest.FixtureRequest) -> Engine:
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param == "spark":
         request.getfixturevalue("spark_session")
-        return get_engine("spark")
-    return get_engine("polars")
+    eng = get_engine(request.param)
+    yield eng
+    eng.close()  # the shared session outlives it: an engine stops only a session it started
 
 
 @pytest.fixture
-def spark_engine(spark_session) -> Engine:
+def spark_engine(spark_session) -> Iterator[Engine]:
     """The Spark engine alone, for tests of what only Spark does (its reader, checkpoint, plans)."""
     from jobs.engines.spark_engine import SparkEngine
 
-    return SparkEngine()
+    eng = SparkEngine()
+    yield eng
+    eng.close()
 
 
 def collect(engine: Engine, frame) -> pl.DataFrame:

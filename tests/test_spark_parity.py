@@ -9,6 +9,7 @@ same decisions as Polars' on awkward input files.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import math
 from collections.abc import Iterator
@@ -334,6 +335,22 @@ def test_a_large_driver_table_reaches_spark_through_a_file_unchanged(spark_engin
     frames_dir = spark_engine._frames_dir
     assert frames_dir is not None and any(frames_dir.iterdir())
     spark_engine.close()
+    assert not frames_dir.exists()
+
+
+def test_an_engine_nobody_closes_leaves_no_scratch_directory(spark_session) -> None:
+    """Library callers and fixtures drop engines without close(); the scratch directory of the
+    engine's frame files must still go, not pile up in the temp dir run after run."""
+    from jobs.engines.spark_engine import SparkEngine
+
+    engine = SparkEngine()
+    engine.frame_rows_via_file = 0
+    got = engine.collect({"t": engine.frame(pl.DataFrame({"n": [1, 2]}))})["t"]
+    assert got["n"].to_list() == [1, 2]
+    frames_dir = engine._frames_dir
+    assert frames_dir is not None and frames_dir.exists()
+    del engine
+    gc.collect()
     assert not frames_dir.exists()
 
 
