@@ -361,10 +361,18 @@ def risk_insight_nightly() -> None:
     def dq_gate(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str | None]:
         from jobs import nightly
 
+        from jobs.errors import DQGateFailed
+
         ds = prepared["ds"]
+        config = _load_config(run)
         with _expected_errors(ds):
             # The thresholds come from the same config prepare used; a critical failure raises.
-            result = nightly.gate_day(_candidate(run, ds), _load_config(run))
+            try:
+                result = nightly.gate_day(_candidate(run, ds), config)
+            except DQGateFailed:
+                # The report task will not run: the day's page and the index say what failed now.
+                nightly.report_failed_gate(Path(run["output_dir"]), date.fromisoformat(ds), config)
+                raise
         return {"ds": ds, "verdict": str(result["verdict"])}
 
     @task(execution_timeout=PUBLISH_TIMEOUT)
@@ -383,7 +391,11 @@ def risk_insight_nightly() -> None:
     def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:
         from jobs.report import render_day, render_index
 
-        paths = [str(render_day(run["output_dir"], date.fromisoformat(day), index=False)) for day in run["days"]]
+        key = _load_config(run).pseudonym_key
+        paths = [
+            str(render_day(run["output_dir"], date.fromisoformat(day), pseudonym_key=key, index=False))
+            for day in run["days"]
+        ]
         paths.append(str(render_index(run["output_dir"])))
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import math
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jobs.errors import RiskInsightError, UsageError
+from jobs.errors import RiskInsightError, UsageError, range_failure
 
 DEMO_START = dt.date(2024, 1, 1)
 DEMO_DAYS = 35
@@ -51,20 +52,41 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    # nan compares false with everything: a lock wait of nan seconds never timed out.
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0: {text!r}")
+    return value
+
+
 def run_window(ds: dt.date | None, start: dt.date | None, end: dt.date | None, lookback: int) -> list[dt.date]:
     """Days to run: ds (or start..end) and the `lookback` days before the first of them."""
+    if ds is not None and (start is not None or end is not None):
+        # Not one silently winning over the other: `--ds D --start A --end B` ran D alone.
+        raise UsageError("give either --ds D or --start D --end D, not both")
     if ds is not None:
         start = end = ds
     if start is None or end is None:
         raise UsageError("give --ds D, or --start D and --end D")
     if end < start:
         raise UsageError(f"--end {end} is before --start {start}")
-    first = start - dt.timedelta(days=lookback)
+    try:
+        first = start - dt.timedelta(days=lookback)
+    except OverflowError:
+        raise UsageError(f"--lookback {lookback} reaches before the first date there is (0001-01-01)") from None
     return [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
 
 
 def _progress(days: list[dt.date], verbose: bool):
-    """A progress bar for multi-day runs (stderr), and a one-line status per day."""
+    """A progress bar for multi-day runs (stderr), and each day's line as soon as it is done.
+
+    A published day's line goes to stdout when the day finishes, not after the whole range: in a
+    range where a later day fails, the days that did publish still say so (and where their reports are).
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=len(days), unit="day", disable=len(days) < 2, file=sys.stderr, dynamic_ncols=True)
@@ -74,6 +96,8 @@ def _progress(days: list[dt.date], verbose: bool):
             if len(days) > 1:  # a single day's failure is the final error line itself
                 bar.write(f"{ds}: FAILED: {outcome}", file=sys.stderr)
         else:
+            line = f"{outcome.ds}: {outcome.verdict}, published {sum(outcome.rows_written.values())} rows"
+            bar.write(line + (f", report {outcome.report}" if outcome.report else ""), file=sys.stdout)
             bar.set_postfix_str(f"{ds} {outcome.verdict}")
         bar.update(1)
 
@@ -117,15 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)
     try:
-        results = run_days(
+        run_days(
             args.input, args.output, days, engine=args.engine, config=config,
             report=not args.no_report, lock_wait=args.lock_wait, on_day=on_day, run_started_at=args.run_ts,
         )
     finally:
         bar.close()
-    for r in results:
-        line = f"{r.ds}: {r.verdict}, published {sum(r.rows_written.values())} rows"
-        print(line + (f", report {r.report}" if r.report else ""))
     return 0
 
 
@@ -135,6 +156,10 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
     from jobs.engines import get_engine
     from jobs.nightly import prepare_day
 
+    if len(days) > 1:
+        # A prepared day is not published, so a later day of the range would build its trends and
+        # repeat offenders without it: what no published run of those days would give.
+        raise UsageError("--phase prepare takes one day (--ds D, no --lookback): a later day's history reads only published days")
     engine = get_engine(args.engine) if isinstance(args.engine, str) else args.engine
     try:
         for ds in days:
@@ -146,13 +171,15 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from jobs.config import load_config
     from jobs.report import render_day
     from jobs.warehouse import is_uri
 
     if is_uri(args.output):
         raise UsageError(f"--output {args.output}: reports are rendered from a local warehouse (a URI warehouse gets its reports from `run`)")
 
-    print(render_day(Path(args.output), args.ds))
+    config = load_config(args.config)
+    print(render_day(Path(args.output), args.ds, pseudonym_key=config.pseudonym_key))
     return 0
 
 
@@ -193,9 +220,19 @@ def cmd_dsa_daily(args: argparse.Namespace) -> int:
     from jobs.dsa import cmd_daily
 
     days = run_window(args.ds, args.start, args.end, 0)
+    failures: list[tuple[object, RiskInsightError]] = []
     for ds in days:
-        result = cmd_daily(args.output, ds, report=not args.no_report)
+        # Like `run`, a day that fails (not ingested, say) does not stop the days after it.
+        try:
+            result = cmd_daily(args.output, ds, report=not args.no_report)
+        except RiskInsightError as exc:
+            failures.append((ds, exc))
+            if len(days) > 1:
+                print(f"{ds}: FAILED: {exc}", file=sys.stderr)
+            continue
         print(f"{result.ds}: {result.statements} statements, {result.anomalies} anomalies" + (f", report {result.report}" if result.report else ""))
+    if failures:
+        raise range_failure(failures)
     return 0
 
 
@@ -230,9 +267,27 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_dsa_transparency)
 
 
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand also takes --verbose after its name (`riskinsight run ... --verbose`).
+
+    SUPPRESS as its default keeps a subcommand that did not get it from resetting the flag given
+    before the subcommand's name."""
+
+    def add_parser(self, name: str, **kwargs):  # type: ignore[no-untyped-def, override]
+        parser = super().add_parser(name, **kwargs)
+        parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        if kwargs.get("help") and parser.description is None:
+            parser.description = kwargs["help"]
+        return parser
+
+
+VERBOSE_HELP = "show the traceback of an error as well as its one line"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of expected errors")
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write realistic synthetic moderation logs")
@@ -253,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", default="polars", choices=["polars", "spark"])
     r.add_argument("--lookback", type=non_negative_int, default=0, help="also rerun the N days before")
     r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
-    r.add_argument("--lock-wait", type=float, default=0.0, help="seconds to wait for another run of the same ds")
+    r.add_argument("--lock-wait", type=non_negative_seconds, default=0.0, help="seconds to wait for another run of the same ds")
     r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
     r.add_argument(
         "--phase", choices=["all", "prepare"], default="all",
@@ -265,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="re-render the HTML report of one ds")
     p.add_argument("--output", required=True)
     p.add_argument("--ds", required=True, type=iso_date)
+    p.add_argument("--config", help="TOML config file; its [report] pseudonym_key keys the reviewer pseudonyms")
     p.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")
@@ -279,23 +335,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    return exit_code_of(lambda: args.func(args), args.verbose)
+
+
+def exit_code_of(command: Callable[[], int], verbose: bool) -> int:
+    """command()'s exit code, an expected error or a filesystem refusal printed as one line.
+
+    The one place both entry points (`riskinsight`, `spark_entry.py`) turn errors into exit codes.
+    """
     try:
-        return args.func(args)
+        return command()
     except RiskInsightError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"riskinsight: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _one_line(exc, exc.exit_code, verbose)
     except OSError as exc:
         # The filesystem refused (a file where the warehouse's directory belongs, no space, no
         # permission): the machine's failure, not the job's, so one line names it with its path.
-        if args.verbose:
-            traceback.print_exc()
-        print(f"riskinsight: error: {exc}", file=sys.stderr)
-        return 1
+        return _one_line(exc, 1, verbose)
     except KeyboardInterrupt:
         print("riskinsight: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"riskinsight: error: {exc}", file=sys.stderr)
+    return code
 
 
 def console() -> None:

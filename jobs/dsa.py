@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs.dsa_ingest import DsaError, DsaUsageError, IngestSummary, ingest
+from jobs.warehouse import replacing, write_text
 from reports.dsa_report import DsaDayData, render_dsa_day
 from transforms.dsa_transparency import dsa_transparency
 from transforms.params import TrendParams
@@ -76,10 +76,8 @@ def read_sor(output: Path, days: Sequence[dt.date]) -> nw.LazyFrame:
 
 
 def _write(frame: pl.DataFrame, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        frame.write_parquet(tmp)
 
 
 def _quarantined(output: Path, day: dt.date) -> dict[str, int]:
@@ -168,10 +166,7 @@ def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends
         ),
         run_ts=run_ts,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, page)
 
 
 def export_transparency(output: Path | str, start: dt.date | str, end: dt.date | str, path: Path | str,
@@ -183,10 +178,10 @@ def export_transparency(output: Path | str, start: dt.date | str, end: dt.date |
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     table = dsa_transparency(read_sor(Path(output), days), platforms=platforms).collect().to_native()
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    table.write_csv(tmp)
-    os.replace(tmp, target)
+    if target.is_dir():
+        raise DsaUsageError(f"--csv {target} is a directory; give the CSV file's path")
+    with replacing(target) as tmp:
+        table.write_csv(tmp)
     return target
 
 

@@ -27,7 +27,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 import polars as pl
 
 from jobs.errors import RiskInsightError
+from jobs.warehouse import replacing, write_text
 
 BLOCK = 1 << 20
 
@@ -259,10 +259,8 @@ def _parquet_rows(path: Path) -> int:
 
 def _sink(frame: pl.LazyFrame, target: Path) -> int:
     """Write atomically (a dot-named temp beside the target, so `*.parquet` globs never see it)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    frame.sink_parquet(tmp)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        frame.sink_parquet(tmp)
     return _parquet_rows(target)
 
 
@@ -439,9 +437,7 @@ def ingest(dumps: list[Path], output: Path, *, progress: Callable[[str], None] |
                     c = _convert_chunk(src, chunk, dump.day, output, tmp)
                     _merge(counts, c)
                     say(f"{chunk}: {c['rows_read']} rows, {c['rows_written']} written")
-                tmp_marker = marker.with_name(f".{marker.name}.tmp")
-                tmp_marker.write_text(json.dumps(counts, sort_keys=True))
-                os.replace(tmp_marker, marker)
+                write_text(marker, json.dumps(counts, sort_keys=True))
                 summary.parts_converted += 1
                 summary.add_part(counts)
     summary.days.sort()

@@ -51,3 +51,13 @@ class WarehouseConflict(RiskInsightError):
     """The warehouse holds something publishing did not make (a real directory where a link belongs)."""
 
     exit_code = 1
+
+
+def range_failure(failures: list[tuple[object, RiskInsightError]]) -> RiskInsightError:
+    """The error a range of days ends with: the first day's (its type, so its exit code), naming
+    every other day that failed. A failed day does not stop the days after it."""
+    first = failures[0][1]
+    if len(failures) == 1:
+        return first
+    others = ", ".join(str(day) for day, _ in failures[1:])
+    return type(first)(f"{first} (also failed: {others})")

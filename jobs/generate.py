@@ -278,6 +278,16 @@ def generate(
         raise GenerateArgumentError(f"dirty_rate must be within 0..{MAX_DIRTY_RATE}, got {dirty_rate}")
     if isinstance(start, dt.datetime):  # a datetime is a date too, but would put a time in ds=
         start = start.date()
+    # The warm-up draws the decisions of the days before `start` whose appeals and audits land in the range.
+    before = max(len(gm.APPEAL_LAG_P), len(gm.AUDIT_LAG_P)) - 1
+    try:
+        start - dt.timedelta(days=before)
+        start + dt.timedelta(days=days - 1)
+    except OverflowError:
+        raise GenerateArgumentError(
+            f"{days} day(s) from {start} (and the {before} days before it, for their appeals and audits) "
+            f"fall outside {dt.date.min}..{dt.date.max}"
+        ) from None
     root = Path(output)
     world = gm.build_world(seed, rows_per_day)
     plan = gm.anomaly_plan(seed, start, days) if anomalies else []

@@ -24,7 +24,7 @@ from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
-from jobs.errors import DQGateFailed, RiskInsightError
+from jobs.errors import DQGateFailed, RiskInsightError, range_failure
 from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
@@ -123,81 +123,87 @@ def prepare_day(
     with wh.ds_lock(output, ds):
         if candidate.path.exists():
             shutil.rmtree(candidate.path)
-        partitions = {t: eng.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
-        with timer.stage("read_stage"):
-            raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
-            classified = {
-                t: eng.stage(raw[t], t, params, candidate.path / "_scratch" / t, source=f"{t} {partitions[t]}")
-                for t in INPUT_TABLES
-            }
-        faults.point("after_staging")
-        with timer.stage("compute"):
-            # Built inside the stage: an engine may compute a large table part by part right here.
-            staged = {t: staging.staged(classified[t], t) for t in INPUT_TABLES}
-            frames: dict[str, nw.LazyFrame] = {
-                "reviewer_daily": reviewer_daily(
-                    staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params, eng.aggregate
-                ),
-                "queue_daily": queue_daily(staged["decisions"], params, eng.aggregate),
-                "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate_sets),
-                "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
-                "quarantine": quarantine(classified, eng.encode_rows),
-                "_profile": input_profile(staged, params),
-            }
-            for t in INPUT_TABLES:
-                frames[f"_raw_rows:{t}"] = _count(raw[t])
-                frames[f"_reasons:{t}"] = staging.reason_counts(classified[t])
-            tables = eng.collect(frames)
-        with timer.stage("history"):
-            tables.update(_history_tables(eng, history or partial(wh.published_partitions, output), params, tables))
-        with timer.stage("write"):
-            rows_written = {}
-            for table in OUTPUT_TABLES:
-                target = candidate.table_dir(table)
-                target.mkdir(parents=True, exist_ok=True)
-                # Sorted by grain so a rerun writes identical files, not just equal sets of rows. Lazily:
-                # Polars' lazy multi-key sort took 1.2 s where the eager one took 2.0 s (3 M rows).
-                tables[table] = tables[table].lazy().sort(_sort_keys(table), nulls_last=True).collect()
-                # zstd at level 1: creator_category_daily (3 M rows at 10 M decisions) wrote in 0.33 s
-                # instead of 0.55-0.7 s at Polars' default level 3, for files 2.7 % larger.
-                tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
-                rows_written[table] = tables[table].height
-                faults.point(f"after_write:{table}")
-            shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
+        try:
+            partitions = {t: eng.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
+            with timer.stage("read_stage"):
+                raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
+                classified = {
+                    t: eng.stage(raw[t], t, params, candidate.path / "_scratch" / t, source=f"{t} {partitions[t]}")
+                    for t in INPUT_TABLES
+                }
+            faults.point("after_staging")
+            with timer.stage("compute"):
+                # Built inside the stage: an engine may compute a large table part by part right here.
+                staged = {t: staging.staged(classified[t], t) for t in INPUT_TABLES}
+                frames: dict[str, nw.LazyFrame] = {
+                    "reviewer_daily": reviewer_daily(
+                        staged["decisions"], staged["shifts"], staged["qa_audits"], staged["appeals"], params, eng.aggregate
+                    ),
+                    "queue_daily": queue_daily(staged["decisions"], params, eng.aggregate),
+                    "violation_daily": violation_daily(staged["decisions"], staged["appeals"], params, eng.aggregate_sets),
+                    "creator_category_daily": eng.by_key_parts(staged["decisions"], ["creator_id"], creator_category_daily),
+                    "quarantine": quarantine(classified, eng.encode_rows),
+                    "_profile": input_profile(staged, params),
+                }
+                for t in INPUT_TABLES:
+                    frames[f"_raw_rows:{t}"] = _count(raw[t])
+                    frames[f"_reasons:{t}"] = staging.reason_counts(classified[t])
+                tables = eng.collect(frames)
+            with timer.stage("history"):
+                tables.update(_history_tables(eng, history or partial(wh.published_partitions, output), params, tables))
+            with timer.stage("write"):
+                rows_written = {}
+                for table in OUTPUT_TABLES:
+                    target = candidate.table_dir(table)
+                    target.mkdir(parents=True, exist_ok=True)
+                    # Sorted by grain so a rerun writes identical files, not just equal sets of rows. Lazily:
+                    # Polars' lazy multi-key sort took 1.2 s where the eager one took 2.0 s (3 M rows).
+                    tables[table] = tables[table].lazy().sort(_sort_keys(table), nulls_last=True).collect()
+                    # zstd at level 1: creator_category_daily (3 M rows at 10 M decisions) wrote in 0.33 s
+                    # instead of 0.55-0.7 s at Polars' default level 3, for files 2.7 % larger.
+                    tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
+                    rows_written[table] = tables[table].height
+                    faults.point(f"after_write:{table}")
+                shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
 
-        raw_rows = {t: int(tables[f"_raw_rows:{t}"]["rows"][0]) for t in INPUT_TABLES}
-        reasons = {t: _reason_dict(tables[f"_reasons:{t}"]) for t in INPUT_TABLES}
-        distinct = {t: sum(reasons[t].values()) for t in INPUT_TABLES}
-        for t in INPUT_TABLES:
-            reasons[t].pop("", None)
-        profile = [
-            {"table": r["table"], "figure": r["figure"], "value": r["value"]} for r in tables["_profile"].iter_rows(named=True)
-        ]
-        manifest = {
-            "ds": ds.isoformat(),
-            "engine": eng.name,
-            "versions": {**versions(), **eng.versions()},
-            "code_revision": code_revision(),
-            "run_id": _new_run_id(started, wh.attempts_dir(output, ds)),
-            "run_started_at": started.isoformat().replace("+00:00", "Z"),
-            "config": config.source,
-            "inputs": {
-                t: {"path": str(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
-                for t in INPUT_TABLES
-            },
-            "distinct_rows": distinct,
-            "duplicates_dropped": {t: raw_rows[t] - distinct[t] for t in INPUT_TABLES},
-            "quarantined": reasons,
-            "staged_rows": {t: distinct[t] - sum(reasons[t].values()) for t in INPUT_TABLES},
-            "profile": profile,
-            "rows_written": rows_written,
-            OFFENDER_CATEGORIES: tables[OFFENDER_CATEGORIES].sort("policy_category").to_dicts(),
-            "stage_seconds": timer.seconds,
-            "stage_cpu_seconds": timer.cpu_seconds,
-            "dq": {"verdict": "pending"},
-            "published": False,
-        }
-        wh.write_json(candidate.manifest_path, manifest)
+            raw_rows = {t: int(tables[f"_raw_rows:{t}"]["rows"][0]) for t in INPUT_TABLES}
+            reasons = {t: _reason_dict(tables[f"_reasons:{t}"]) for t in INPUT_TABLES}
+            distinct = {t: sum(reasons[t].values()) for t in INPUT_TABLES}
+            for t in INPUT_TABLES:
+                reasons[t].pop("", None)
+            profile = [
+                {"table": r["table"], "figure": r["figure"], "value": r["value"]} for r in tables["_profile"].iter_rows(named=True)
+            ]
+            manifest = {
+                "ds": ds.isoformat(),
+                "engine": eng.name,
+                "versions": {**versions(), **eng.versions()},
+                "code_revision": code_revision(),
+                "run_id": _new_run_id(started, wh.attempts_dir(output, ds)),
+                "run_started_at": started.isoformat().replace("+00:00", "Z"),
+                "config": config.source,
+                "inputs": {
+                    t: {"path": str(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
+                    for t in INPUT_TABLES
+                },
+                "distinct_rows": distinct,
+                "duplicates_dropped": {t: raw_rows[t] - distinct[t] for t in INPUT_TABLES},
+                "quarantined": reasons,
+                "staged_rows": {t: distinct[t] - sum(reasons[t].values()) for t in INPUT_TABLES},
+                "profile": profile,
+                "rows_written": rows_written,
+                OFFENDER_CATEGORIES: tables[OFFENDER_CATEGORIES].sort("policy_category").to_dicts(),
+                "stage_seconds": timer.seconds,
+                "stage_cpu_seconds": timer.cpu_seconds,
+                "dq": {"verdict": "pending"},
+                "published": False,
+            }
+            wh.write_json(candidate.manifest_path, manifest)
+        except BaseException:
+            # A half-written candidate is of no use, and its staging checkpoint is gigabytes on a
+            # large day: a prepare that fails leaves nothing behind (the next run would remove it).
+            shutil.rmtree(candidate.path, ignore_errors=True)
+            raise
     return candidate
 
 
@@ -362,10 +368,8 @@ def run_day(
         try:
             gate_day(candidate, config)
         except DQGateFailed:
-            if report:  # the index shows the failed attempt; the published page of ds stays as it was
-                from jobs.report import render_index
-
-                render_index(output)
+            if report:
+                report_failed_gate(output, ds, config)
             raise
         manifest = publish_day(candidate)
     report_path = None
@@ -375,9 +379,21 @@ def run_day(
 
         timer = StageTimer()
         with timer.stage("report"):
-            report_path = render_day(output, ds)
+            report_path = render_day(output, ds, pseudonym_key=config.pseudonym_key)
         _record_published_stages(output, ds, timer)
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
+
+
+def report_failed_gate(output: Path, ds: dt.date, config: Config) -> Path:
+    """After a failed gate, the day's page (and the index) say so.
+
+    Over a publication in place, the page keeps showing it under a banner naming the failed run; a
+    day that failed its first run gets the page explaining what the gate found, and so a row in the
+    index, which lists the days that have a page.
+    """
+    from jobs.report import render_day
+
+    return render_day(output, ds, pseudonym_key=config.pseudonym_key)
 
 
 def _record_published_stages(output: Path, ds: dt.date, timer: StageTimer) -> None:
@@ -407,7 +423,7 @@ def run_days(
     import_in_background("expectations.gate")
     eng = _as_engine(engine)
     results: list[DayResult] = []
-    failures: list[RiskInsightError] = []
+    failures: list[tuple[dt.date, RiskInsightError]] = []
     remote = None
     try:
         day_runner: Callable[..., DayResult] = partial(run_day, input_dir, Path(output_dir))
@@ -423,7 +439,7 @@ def run_days(
                 if on_day:
                     on_day(ds, result)
             except RiskInsightError as exc:
-                failures.append(exc)
+                failures.append((ds, exc))
                 if on_day:
                     on_day(ds, exc)
     finally:
@@ -431,8 +447,5 @@ def run_days(
             remote.close()
         eng.close()
     if failures:
-        first = failures[0]
-        if len(failures) > 1:
-            raise type(first)(f"{first} (and {len(failures) - 1} more failed day(s))")
-        raise first
+        raise range_failure(failures)
     return results

@@ -19,7 +19,7 @@ import polars as pl
 from jobs.engines.polars_engine import key_ranges
 from jobs.errors import InputMissing
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.warehouse import missing_dir, partition_dir, read_json, runs_dir
+from jobs.warehouse import missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
@@ -149,8 +149,7 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         qcounts = pl.DataFrame(schema={"source_table": pl.String(), "reason": pl.String(), "rows": pl.Int64()})
     else:
         qcounts = quarantine.group_by("source_table", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
-    run = runs_dir(output_dir, ds)
-    manifest = read_json(run / "manifest.json")
+    manifest, dq, latest_failed = _run_files(output_dir, ds, published)
     return ReportData(
         ds=ds,
         violation_daily=violation_daily,
@@ -160,19 +159,41 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         repeat_offenders=repeat,
         quarantine_counts=qcounts,
         manifest=manifest,
-        dq=read_json(run / "dq.json"),
+        dq=dq,
         offender_categories=_offender_categories(output_dir, ds, repeat, manifest),
         published=published,
+        latest_failed=latest_failed,
     )
 
 
-def resolve_pseudonym_key(explicit: bytes | None = None) -> bytes:
-    """The environment's key wins so an operator can enforce it; then the caller's; then the demo key."""
+def _run_files(output_dir: Path, ds: dt.date, published: bool) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(manifest, dq) describing what the page shows, and the manifest of a failed run since, if any.
+
+    `_runs/ds=D/` holds the latest attempt: links into the publication, or, after a failed gate,
+    that attempt's own files. A published day's page describes its published tables, so it reads the
+    publication's own run files (beside its tables, under `_versions/ds=D/current/`): read from
+    `_runs/ds=D/` after a failed rerun, the page mixed the old tables with the failed run's
+    quarantine, row counts and verdict.
+    """
+    latest = runs_dir(output_dir, ds)
+    latest_manifest, latest_dq = read_json(latest / "manifest.json"), read_json(latest / "dq.json")
+    if not published:
+        return latest_manifest, latest_dq, None
+    manifest = read_json(published_run_file(output_dir, ds, "manifest.json"))
+    if manifest is None:  # a publication without run files of its own (written by hand, or older)
+        return latest_manifest, latest_dq, None
+    failed = latest_manifest if isinstance(latest_manifest, dict) and latest_manifest.get("published") is False else None
+    return manifest, read_json(published_run_file(output_dir, ds, "dq.json")), failed
+
+
+def resolve_pseudonym_key(explicit: str | bytes | None = None) -> bytes:
+    """The environment's key wins so an operator can enforce it; then the caller's (the config's
+    `[report] pseudonym_key`); then the demo key."""
     env = os.environ.get(KEY_ENV)
     if env:
         return env.encode("utf-8")
     if explicit:
-        return explicit
+        return explicit.encode("utf-8") if isinstance(explicit, str) else explicit
     return DEMO_KEY
 
 
@@ -183,19 +204,6 @@ def _default_run_ts(manifest: dict[str, Any] | None) -> str:
     return "unknown (no run manifest)"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def report_path(output_dir: Path | str, ds: dt.date) -> Path:
     return Path(output_dir) / REPORTS_DIR / f"{ds.isoformat()}.html"
 
@@ -204,7 +212,7 @@ def render_day(
     output_dir: Path | str,
     ds: dt.date,
     run_ts: str | None = None,
-    pseudonym_key: bytes | None = None,
+    pseudonym_key: str | bytes | None = None,
     *,
     index: bool = True,
 ) -> Path:
@@ -225,23 +233,24 @@ def render_day(
     key = resolve_pseudonym_key(pseudonym_key)
     html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
     path = report_path(output_dir, ds)
-    _write_atomic(path, html)
+    write_text(path, html)
     if index:
         render_index(output_dir)
     return path
 
 
 def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
-    run = runs_dir(output_dir, ds)
-    status = dq_verdict(read_json(run / "dq.json"), read_json(run / "manifest.json"))
     vd = _read_day(output_dir, "violation_daily", ds)
+    manifest, dq, latest_failed = _run_files(output_dir, ds, vd is not None)
+    status = dq_verdict(dq, manifest)
     actioned = None
     if vd is not None:
         row = vd.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
         actioned = int(row["actioned"][0]) if row.height else 0
     qd = _read_day(output_dir, "queue_daily", ds)
     decisions = int(qd["decisions"].sum()) if qd is not None else None
-    return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned)
+    return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned,
+                      latest_failed=latest_failed is not None)
 
 
 def render_index(output_dir: Path | str) -> Path:
@@ -260,5 +269,5 @@ def render_index(output_dir: Path | str) -> Path:
                 continue
             entries.append(_index_entry(output_dir, day, f.name))
     path = reports / "index.html"
-    _write_atomic(path, _render_index_html(entries))
+    write_text(path, _render_index_html(entries))
     return path

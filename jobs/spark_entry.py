@@ -9,7 +9,6 @@ s3a://, file://...) or a local path (mounted at the same path on every host).
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(_HERE.parent))
 
-from jobs.errors import RiskInsightError, UsageError
+from jobs.errors import UsageError
 
 PROG = "spark_entry.py"
 
@@ -42,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(["run", *args_in])
     args.verbose = verbose
     engine = None
-    try:
+
+    def run() -> int:
+        nonlocal engine
         if args.engine != "spark" and any(a == "--engine" or a.startswith("--engine=") for a in args_in):
             raise UsageError("spark_entry.py always runs the Spark engine; drop --engine")
         from jobs.engines.spark_engine import SparkEngine
@@ -50,11 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = SparkEngine(app_name=f"riskinsight {args.ds or f'{args.start}..{args.end}'}")
         args.engine = engine
         return cli.cmd_run(args)
-    except RiskInsightError as exc:
-        if verbose:
-            traceback.print_exc()
-        print(f"riskinsight: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+
+    try:
+        # The CLI's own error handling, filesystem refusals included: the same exit codes and lines.
+        return cli.exit_code_of(run, verbose)
     finally:
         if engine is not None:
             engine.close()

@@ -102,14 +102,34 @@ def published_partitions(output: Path, table: str, first: dt.date, last: dt.date
     return {d: partition_dir(output, table, d) for d in published_days(output, table) if first <= d <= last}
 
 
-def write_json(path: Path, data: object) -> None:
-    """Write JSON atomically (tmp + rename) so a reader never sees half a file."""
+@contextlib.contextmanager
+def replacing(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside `path` to write, renamed over `path` once written and on disk.
+
+    A reader sees the old file or the new one, never half of one; the dot-name keeps the temporary
+    out of `*.parquet` globs; a write that fails (or a `path` that is a directory) leaves no
+    temporary file behind. Every file the job writes whole goes through here.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """`text` as UTF-8 with \\n line ends (the same bytes on every platform), atomically."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+
+
+def write_json(path: Path, data: object) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path) -> dict | None:

@@ -35,6 +35,9 @@ class ReportData:
     offender_categories: pl.DataFrame | None = None
     # False when the partitions of ds are absent (never run, or the DQ gate held them back).
     published: bool = True
+    # The manifest of a run of ds that failed the gate after the publication shown: the page says
+    # so, since the tables and run files above still describe the publication.
+    latest_failed: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,10 @@ class IndexEntry:
 
     ds: date
     href: str
-    dq_status: str | None  # pass | warn | fail | None when no dq.json
+    dq_status: str | None  # pass | warn | fail | None when no dq.json (the publication's, if any)
     decisions: int | None
     actioned: int | None
+    latest_failed: bool = False  # a later run failed the gate; the figures are the publication's
 
 
 __all__ = ["ReportData", "IndexEntry"]

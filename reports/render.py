@@ -230,6 +230,17 @@ def _run_section(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _latest_failed(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    if manifest is None:
+        return None
+    m = _as_dict(manifest)
+    return {
+        "run_id": str(m.get("run_id", "unknown")),
+        "run_started_at": str(m.get("run_started_at", "unknown")),
+        "critical_failed": [str(c) for c in _as_dict(m.get("dq")).get("critical_failed", []) or []],
+    }
+
+
 def _baseline(trends: pl.DataFrame) -> dict[str, Any]:
     row = trends.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
     days = int(row["baseline_days"][0]) if row.height and row["baseline_days"][0] is not None else None
@@ -276,6 +287,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "offenders": _offenders(data),
         "dq": _dq_section(data),
         "run": _run_section(data.manifest),
+        "latest_failed": _latest_failed(data.latest_failed),
     }
     return template_env().get_template("day.html.j2").render(context)
 

@@ -348,4 +348,10 @@ def test_failed_dq_gate_fails_the_run_and_publishes_nothing(airflow_db: dict[str
     record = failure_record(out, ds)
     assert record["task_id"] == "dq_gate" and record["ds"] == ds
     assert record["exception"].startswith("AirflowFailException: DQ gate failed for ds=2024-03-05")
+    # The report task does not run; the gate task leaves the day's page explaining the failure and
+    # the index row that lists it (DESIGN §7: every day with its DQ status).
+    page = (out / "reports" / f"{ds}.html").read_text(encoding="utf-8")
+    assert 'id="not-published"' in page and "quarantine_rate" in page
+    index = (out / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f"<td>{ds}</td>" in index and '<span class="badge fail">fail</span>' in index
 

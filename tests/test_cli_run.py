@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -99,6 +100,86 @@ def test_dq_failure_exits_3_and_keeps_the_previous_publication(tmp_path, capsys)
     assert manifest["published"] is False and manifest["quarantined"]["decisions"] == {"bad_mode": 5}
 
 
+def _page(out: Path, ds: dt.date = DS) -> str:
+    return (out / "reports" / f"{ds}.html").read_text(encoding="utf-8")
+
+
+def _index_row(out: Path, ds: dt.date = DS) -> str:
+    index = (out / "reports" / "index.html").read_text(encoding="utf-8")
+    row = re.search(rf"<td>{ds}</td>(.*?)</tr>", index, re.S)
+    assert row, f"{ds} is not in the index"
+    return row.group(1)
+
+
+def _run_facts(page: str) -> dict[str, str]:
+    """The run table's and rows-written table's cells, by their row header."""
+    cells = re.findall(r'<tr><th scope="row">([^<]+)</th><td>([^<]*)</td></tr>', page)
+    written = re.search(r'<table id="written-table">(.*?)</table>', page, re.S).group(1)
+    return {**dict(cells), **{t: n for t, n in re.findall(r"<tr><td>(\w+)</td><td class=\"num\">([^<]+)</td></tr>", written)}}
+
+
+def test_a_failed_rerun_keeps_the_published_page_and_says_that_the_run_failed(tmp_path, monkeypatch):
+    """The page of a published day describes its published tables. After a rerun that failed the
+    gate, `_runs/ds=D/` holds the failed attempt's files: read from there, the page mixed the old
+    tables with the failed run's quarantine, row counts and verdict."""
+    monkeypatch.delenv("RISKINSIGHT_PSEUDONYM_KEY", raising=False)
+    out = tmp_path / "out"
+    args = ("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS))
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    assert run(*args, "--run-ts", "2024-03-15T02:00:00Z") == 0
+    published = _run_facts(_page(out))
+    bad = clean_day(DS)
+    bad["decisions"] += [decision(decision_mode="robot") for _ in range(5)]
+    write_day(tmp_path / "in", DS, bad)
+    assert run(*args, "--run-ts", "2024-03-16T02:00:00Z") == 3
+
+    page = _page(out)
+    banner = re.search(r'<div class="banner bad" id="latest-attempt-failed">(.*?)</div>', page, re.S)
+    assert banner and "started 2024-03-16T02:00:00Z" in banner.group(1) and "decisions.quarantine_rate" in banner.group(1)
+    assert 'id="not-published"' not in page
+    facts = _run_facts(page)
+    assert facts == published and facts["Run started"] == "2024-03-15T02:00:00Z" and facts["Published"] == "yes"
+    assert "bad_mode" not in page  # the failed run's quarantine reason belongs to no published table
+    row = _index_row(out)
+    assert '<span class="badge pass">pass</span>' in row and "latest run failed" in row
+
+    # Published again: the notice goes.
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    assert run(*args, "--run-ts", "2024-03-17T02:00:00Z") == 0
+    assert 'id="latest-attempt-failed"' not in _page(out) and "latest run failed" not in _index_row(out)
+
+
+def test_a_day_whose_first_run_fails_gets_a_page_and_an_index_row(tmp_path):
+    bad = clean_day(DS)
+    bad["decisions"] += [decision(decision_mode="robot") for _ in range(5)]
+    write_day(tmp_path / "in", DS, bad)
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS)) == 3
+    page = _page(out)
+    assert 'id="not-published"' in page and "quarantine_rate" in page and "bad_mode" in page
+    assert '<span class="badge fail">fail</span>' in _index_row(out)
+
+
+def test_the_configs_pseudonym_key_keys_the_report(tmp_path, monkeypatch):
+    """`[report] pseudonym_key` (SECURITY.md §2.4) was read and then never used: every report
+    fell back to the public demo key, so anyone with the source could re-identify reviewers."""
+    from reports.pseudonym import DEMO_KEY, pseudonymise
+
+    monkeypatch.delenv("RISKINSIGHT_PSEUDONYM_KEY", raising=False)
+    (tmp_path / "c.toml").write_text('[report]\npseudonym_key = "a-deployment-secret"\n')
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--config", str(tmp_path / "c.toml")) == 0
+    page = _page(out)
+    assert pseudonymise("r1", b"a-deployment-secret") in page and pseudonymise("r1", DEMO_KEY) not in page
+    assert 'id="demo-key"' not in page
+    # Re-rendered with the same config: the same page; without it, the demo key and its warning.
+    assert main(["report", "--output", str(out), "--ds", str(DS), "--config", str(tmp_path / "c.toml")]) == 0
+    assert _page(out) == page
+    assert main(["report", "--output", str(out), "--ds", str(DS)]) == 0
+    assert 'id="demo-key"' in _page(out) and pseudonymise("r1", DEMO_KEY) in _page(out)
+
+
 def test_lookback_reruns_the_days_before(tmp_path):
     for d in (DS - DAY, DS):
         write_day(tmp_path / "in", d, clean_day(d))
@@ -125,6 +206,11 @@ def test_lookback_reruns_the_days_before(tmp_path):
         ("input_is_a_file", 4, "is not a directory"),
         # the filesystem's refusal, with the path it refused
         ("output_is_a_file", 1, "Not a directory: '"),
+        # both forms of the days: one used to win silently over the other
+        ("ds_and_range", 2, "either --ds D or --start D --end D, not both"),
+        ("lookback_before_year_1", 2, "reaches before the first date there is"),
+        # a prepared day is not published, so a later day of the range would not see it
+        ("prepare_a_range", 2, "--phase prepare takes one day"),
     ],
 )
 def test_expected_errors_are_one_line_with_their_exit_code(tmp_path, capsys, setup, code, message):
@@ -157,11 +243,19 @@ def test_expected_errors_are_one_line_with_their_exit_code(tmp_path, capsys, set
         args += ["--config", str(tmp_path / "c.toml")]
     elif setup == "real_partition_dir":
         (out / "reviewer_daily" / f"ds={DS}").mkdir(parents=True)
+    elif setup == "ds_and_range":
+        args += ["--start", str(DS - DAY), "--end", str(DS)]
+    elif setup == "lookback_before_year_1":
+        args = ["--input", str(inp), "--output", str(out), "--ds", "0001-01-01", "--lookback", "1"]
+    elif setup == "prepare_a_range":
+        args += ["--lookback", "1", "--phase", "prepare"]
     capsys.readouterr()
     assert run(*args) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith("riskinsight: error:") and message in err[0]
+    if code == 2:  # refused before anything was written
+        assert not out.exists() or not any(out.iterdir())
 
 
 @pytest.mark.parametrize("bad", ["2024-02-30", "2024-1-5", "yesterday", "../../etc", "2024-03-14T00:00"])
@@ -170,6 +264,55 @@ def test_ds_must_be_a_real_calendar_date(tmp_path, capsys, bad):
         main(["run", "--input", str(tmp_path), "--output", str(tmp_path), "--ds", bad])
     assert exc.value.code == 2
     assert "not a calendar date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["nan", "-1", "inf", "soon"])
+def test_lock_wait_must_be_a_finite_number_of_seconds(tmp_path, capsys, bad):
+    # nan compares false with every deadline: `--lock-wait nan` waited for ever.
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--input", str(tmp_path), "--output", str(tmp_path), "--ds", str(DS), "--lock-wait", bad])
+    assert exc.value.code == 2
+    assert "--lock-wait" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_works_before_and_after_the_subcommand(tmp_path, capsys, where):
+    args = ["run", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "out"), "--ds", str(DS)]
+    assert main(["--verbose", *args] if where == "before" else [*args, "--verbose"]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("riskinsight: error: input directory")
+    assert main(args) == 4
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_range_prints_each_published_day_and_names_every_failed_one(tmp_path, capsys):
+    days = [DS - 2 * DAY, DS - DAY, DS, DS + DAY]
+    for d in days[:2]:  # the last two days have no input
+        write_day(tmp_path / "in", d, clean_day(d))
+    out = tmp_path / "out"
+    code = run("--input", str(tmp_path / "in"), "--output", str(out), "--start", str(days[0]), "--end", str(days[-1]), "--no-report")
+    captured = capsys.readouterr()
+    assert code == 4
+    # The days that published say so, although the range as a whole failed.
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(days[0]), str(days[1])]
+    assert all("published" in line for line in captured.out.splitlines())
+    assert wh.published_days(out, "violation_daily") == days[:2]
+    last = captured.err.strip().splitlines()[-1]
+    assert last == f"riskinsight: error: input decisions ds={DS}: partition {tmp_path / 'in'}/decisions/ds={DS} does not exist (also failed: {days[-1]})"
+
+
+def test_a_failed_prepare_leaves_no_candidate_behind(tmp_path, capsys):
+    """An unreadable day fails staging after the checkpoint is written; a checkpoint is gigabytes on a
+    large day, so nothing of the failed attempt may stay in the warehouse."""
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    part = tmp_path / "in" / "decisions" / f"ds={DS}" / "part-00000.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3: len(data) // 3 + 64] = b"\xff" * 64  # a data page, not the footer
+    part.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 4
+    assert "cannot read its data" in capsys.readouterr().err
+    assert not wh.candidate_dir(out, DS).exists()
 
 
 def test_a_second_run_of_the_same_ds_fails_cleanly_while_the_first_holds_the_lock(tmp_path, capsys):

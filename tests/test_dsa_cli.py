@@ -41,6 +41,29 @@ def test_ingest_daily_transparency(tmp_path, capsys, sample):
     assert int(rows[("ALL", "ALL")]["fully_automated"]) == 154
 
 
+def test_a_range_carries_on_past_a_missing_day_and_names_it(tmp_path, capsys, sample):
+    # Like `run`: a day that fails does not stop the days after it; the range ends with its error.
+    out = tmp_path / "dsa"
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["dsa", "daily", "--output", str(out), "--start", "2024-03-12", "--end", "2024-03-15", "--no-report"]) == 4
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["2024-03-14: 199 statements, 0 anomalies"]
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("riskinsight: error: ") and "2024-03-12" in last and last.endswith("(also failed: 2024-03-13, 2024-03-15)")
+
+
+def test_transparency_to_a_directory_is_one_line_and_leaves_nothing(tmp_path, capsys, sample):
+    out = tmp_path / "dsa"
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    (tmp_path / "csv").mkdir()
+    capsys.readouterr()
+    assert main(["dsa", "transparency", "--output", str(out), "--start", "2024-03-14", "--end", "2024-03-14", "--csv", str(tmp_path / "csv")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"riskinsight: error: --csv {tmp_path / 'csv'} is a directory; give the CSV file's path\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["csv", "dsa"]
+
+
 def test_daily_without_ingested_data_is_one_line_exit_4(tmp_path, capsys):
     assert main(["dsa", "daily", "--output", str(tmp_path), "--ds", "2024-03-15"]) == 4
     err = capsys.readouterr().err.strip().splitlines()

@@ -435,3 +435,22 @@ def test_two_runs_of_the_same_ds_at_once(base: Base, tmp_path: Path, capsys: pyt
     assert any(of(holder.pid).fullmatch(a) for a in attempts) and any(of(os.getpid()).fullmatch(a) for a in attempts)
     assert not wh.candidate_dir(out, D).exists()
     assert wh.recover(out, D) == []
+
+
+def test_a_file_written_whole_is_the_old_one_or_the_new_one_and_leaves_no_temporary(tmp_path: Path) -> None:
+    """jobs.warehouse.replacing, which every whole-file write goes through (run files, reports, the
+    DSA tables and CSV): a write that fails midway keeps the old file and leaves no dot-file."""
+    target = tmp_path / "d" / "manifest.json"
+    wh.write_json(target, {"run": 1})
+    with pytest.raises(RuntimeError), wh.replacing(target) as tmp:
+        tmp.write_text('{"run": 2, "trunc')
+        raise RuntimeError("disk gone")
+    assert wh.read_json(target) == {"run": 1}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["manifest.json"]
+    # A directory where the file belongs: the filesystem's refusal, and again nothing left.
+    (tmp_path / "d" / "page.html").mkdir()
+    with pytest.raises(IsADirectoryError):
+        wh.write_text(tmp_path / "d" / "page.html", "<html>")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["manifest.json", "page.html"]
+    wh.write_text(target, "line\n")
+    assert target.read_bytes() == b"line\n"

@@ -515,11 +515,14 @@ def test_bad_arguments_raise(tmp_path: Path, kwargs: dict) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--days", "0"], "days must be >= 1, got 0"), (["--rows-per-day", "0"], "rows_per_day must be >= 1, got 0"),
-     (["--seed", "-1"], "seed must be >= 0, got -1"), (["--dirty-rate", "0.5"], "dirty_rate must be within 0..0.2")],
+     (["--seed", "-1"], "seed must be >= 0, got -1"), (["--dirty-rate", "0.5"], "dirty_rate must be within 0..0.2"),
+     # Dates past the calendar's ends were an OverflowError traceback, after writing the first days.
+     (["--start", "9999-12-31", "--days", "2"], "2 day(s) from 9999-12-31 (and the 6 days before it"),
+     (["--start", "0001-01-03"], "1 day(s) from 0001-01-03 (and the 6 days before it")],
 )
 def test_command_line_turns_bad_arguments_into_one_line(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
-    args = {"--days": "1", "--rows-per-day": "100", "--seed": "1"} | dict(zip(flags[::2], flags[1::2]))
-    argv = ["generate", "--output", str(tmp_path / "out"), "--start", START.isoformat(), *(x for kv in args.items() for x in kv)]
+    args = {"--start": START.isoformat(), "--days": "1", "--rows-per-day": "100", "--seed": "1"} | dict(zip(flags[::2], flags[1::2]))
+    argv = ["generate", "--output", str(tmp_path / "out"), *(x for kv in args.items() for x in kv)]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"riskinsight: error: {message}") and err.count("\n") == 1

@@ -15,6 +15,8 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
+from jobs.warehouse import write_text
+
 UTC_CONF = {"spark.sql.session.timeZone": "UTC"}
 
 # The JVM of a local-mode run is driver and executor at once, a batch job on every core, where
@@ -57,9 +59,7 @@ def quiet_log4j2_file() -> Path:
     """
     path = Path(tempfile.gettempdir()) / f"riskinsight-log4j2-{os.getuid()}.properties"
     if not path.exists() or path.read_text() != _LOG4J2:
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(_LOG4J2)
-        os.replace(tmp, path)
+        write_text(path, _LOG4J2)
     return path
 
 
