@@ -1,36 +1,56 @@
 """The TOML configuration file and its documented defaults.
 
-Every key is optional; an unknown key or a wrong type is a usage error (exit 2), never ignored,
-so a typo cannot silently fall back to a default.
+Every key is optional. An unknown section or key, a value of the wrong type or one outside its
+allowed range is a usage error (exit 2, one line naming `section.key`), never ignored, so a typo
+cannot silently fall back to a default and a bad value cannot cost a day's compute before failing.
+An integer key takes a TOML integer only: `window_days = 7.9` and also `window_days = 7.0` are
+refused, never truncated. A number key takes a TOML integer or float; nan and ±inf are refused.
+The allowed ranges are the table RULES below; riskinsight.example.toml lists every key with its
+default, meaning and range (tests keep this list, that file, RULES and the dataclasses in step).
 
     [sla_s]                 # seconds per queue; other queues get default_sla_s
     live_realtime = 300
+    live_escalation = 900
+    video_standard = 43200
+    comments = 86400
+    account_review = 86400
     [job]
     default_sla_s = 86400
     proactive_sources = ["ml_model", "rule_engine", "proactive_sweep"]
-    taxonomy = ["hate_speech", ...]
+    taxonomy = ["violent_extremism", "hate_speech", ...]
     [trends]
     min_baseline_days = 14
     zscore_threshold = 3.0
     min_volume = 20
+    window_days = 28
     [offenders]
     min_violations = 3
     window_days = 30
     [dq]                    # see expectations/thresholds.py
     quarantine_rate_critical = 0.01
+    quarantine_rate_warning = 0.001
+    volume_low = 0.5
+    volume_high = 2.0
+    volume_trailing_days = 7
+    unknown_rate_warning = 0.0
+    action_mismatch_rate_warning = 0.0
+    duplicates_rate_warning = 0.001
+    occupancy_max = 1.0
     [report]
-    pseudonym_key = "..."   # else $RISKINSIGHT_PSEUDONYM_KEY, else a fixed demo key
+    pseudonym_key = "..."   # no default; $RISKINSIGHT_PSEUDONYM_KEY wins over it; neither: a fixed demo key
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from expectations.thresholds import DQThresholds
 from jobs.errors import UsageError
 from transforms.params import DEFAULT_SLA_S, EPOCH, OffenderParams, Params, TrendParams
 
@@ -46,34 +66,148 @@ class Config:
     def params(self, ds: dt.date) -> Params:
         return dataclasses.replace(self.job, ds=ds, sla_s=dict(self.job.sla_s))
 
-    def dq_thresholds(self) -> Any:
-        from expectations.thresholds import DQThresholds
-
-        return _build(DQThresholds, self.dq, "dq")
+    def dq_thresholds(self) -> DQThresholds:
+        return DQThresholds(**_checked("dq", self.dq))
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UsageError(f"config: {where} must be a number, got {value!r}")
-    return float(value)
+# ------------------------------------------------------------------ the allowed values of every key
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"config: {where} must be a list of strings")
-    return tuple(value)
+@dataclass(frozen=True)
+class Number:
+    """A finite number in [low, high] (low excluded when low_open); `integer`: a TOML integer only."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    integer: bool = False
+
+    def allowed(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        low, high = (None if b is None else f"{b:d}" if self.integer else f"{b:g}" for b in (self.low, self.high))
+        if low is not None and high is not None and not self.low_open:
+            return f"{kind} from {low} to {high}"
+        bounds = [f"{'>' if self.low_open else '>='} {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
+        return " ".join([kind, " and ".join(b for b in bounds if b)]).strip()
+
+    def check(self, value: Any, where: str) -> int | float:
+        if self.integer:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"config: {where} must be an integer, got {_shown(value)}")
+            number: float = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UsageError(f"config: {where} must be a number, got {_shown(value)}")
+            try:
+                number = float(value)
+            except OverflowError:  # a TOML integer too large for a float
+                number = math.inf
+        if (
+            (not self.integer and not math.isfinite(number))
+            or (self.low is not None and (number <= self.low if self.low_open else number < self.low))
+            or (self.high is not None and number > self.high)
+        ):
+            raise UsageError(f"config: {where} = {_shown(value)} is out of range (allowed: {self.allowed()})")
+        return number
 
 
-def _build(cls: type, values: dict[str, Any], section: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise UsageError(f"config: unknown key(s) in [{section}]: {', '.join(unknown)}")
-    typed = {}
-    for name, value in values.items():
-        default = known[name].default
-        typed[name] = int(_number(value, f"{section}.{name}")) if isinstance(default, int) and not isinstance(default, bool) else _number(value, f"{section}.{name}")
-    return cls(**typed)
+@dataclass(frozen=True)
+class Strings:
+    """A list of non-empty strings; `required`: at least one."""
+
+    required: bool = False
+
+    def allowed(self) -> str:
+        return f"a {'non-empty ' if self.required else ''}list of non-empty strings"
+
+    def check(self, value: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"config: {where} must be a list of strings")
+        if (self.required and not value) or not all(value):
+            raise UsageError(f"config: {where} = {_shown(value)} is out of range (allowed: {self.allowed()})")
+        return tuple(value)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-empty string. Its value is never echoed: it may be a secret."""
+
+    def allowed(self) -> str:
+        return "a non-empty string"
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            raise UsageError(f"config: {where} must be a string")
+        if not value:
+            raise UsageError(f"config: {where} = '' is out of range (allowed: {self.allowed()}; leave the key out instead)")
+        return value
+
+
+# Day windows are subtracted from ds as dates: beyond ten years is a typo, and a huge count would
+# only fail later (date out of range) after a day's work.
+MAX_DAYS = 3660
+# jobs.nightly.TRAILING_DAYS: the gate is given the raw volumes of at most 7 earlier published days,
+# so a longer volume window would silently be 7 (a test keeps the two equal).
+MAX_VOLUME_TRAILING_DAYS = 7
+_POSITIVE = Number(0, low_open=True)  # SLA seconds, thresholds where 0 would flag everything
+_NON_NEGATIVE = Number(0)
+_RATE = Number(0, 1)  # a share of rows: 0 means any one row warns/fails, 1 means never
+_DAYS = Number(1, MAX_DAYS, integer=True)
+
+# Every key of every section; "sla_s.*" is any queue. The one place the types and ranges are decided.
+RULES: dict[str, Number | Strings | Text] = {
+    "sla_s.*": _POSITIVE,
+    "job.default_sla_s": _POSITIVE,
+    "job.proactive_sources": Strings(),  # may be empty: no source counts as proactive
+    "job.taxonomy": Strings(required=True),  # empty: every violation would be an unknown category
+    # A z-score needs the spread (ddof=1) of at least two baseline days; 0 or 1 would silently mean 2.
+    "trends.min_baseline_days": Number(2, MAX_DAYS, integer=True),
+    "trends.zscore_threshold": _POSITIVE,  # 0 would call every key with any variation an anomaly
+    "trends.min_volume": _NON_NEGATIVE,  # 0: no volume floor
+    "trends.window_days": _DAYS,  # baseline ds-window_days .. ds-1
+    "offenders.min_violations": Number(1, 2**63 - 1, integer=True),  # compared with an Int64 count
+    "offenders.window_days": _DAYS,  # ds-(window_days-1) .. ds
+    "dq.quarantine_rate_critical": _RATE,
+    "dq.quarantine_rate_warning": _RATE,
+    "dq.volume_low": _NON_NEGATIVE,  # ratio of today's raw rows to the trailing mean; 0: never low
+    "dq.volume_high": _POSITIVE,
+    "dq.volume_trailing_days": Number(1, MAX_VOLUME_TRAILING_DAYS, integer=True),  # 0: check never runs
+    "dq.unknown_rate_warning": _RATE,
+    "dq.action_mismatch_rate_warning": _RATE,
+    "dq.duplicates_rate_warning": _RATE,
+    "dq.occupancy_max": _POSITIVE,  # handle time / logged-in time; 0 would warn on every reviewer
+    "report.pseudonym_key": Text(),  # "" would silently mean the public demo key
+}
+# (smaller, larger) keys of one section: otherwise no z-score can ever be computed (so no anomaly
+# flagged), or every day's volume is out of its range.
+ORDERED = (("trends.min_baseline_days", "trends.window_days"), ("dq.volume_low", "dq.volume_high"))
+DEFAULTS: dict[str, Any] = {
+    **{f"trends.{f.name}": f.default for f in dataclasses.fields(TrendParams)},
+    **{f"offenders.{f.name}": f.default for f in dataclasses.fields(OffenderParams)},
+    **{f"dq.{f.name}": f.default for f in dataclasses.fields(DQThresholds)},
+}
+
+
+def _keys(section: str) -> set[str]:
+    return {k.split(".", 1)[1] for k in RULES if k.split(".", 1)[0] == section}
+
+
+def _checked(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The section's values, typed and range-checked by RULES; unknown keys refused."""
+    if f"{section}.*" not in RULES:
+        unknown = sorted(set(values) - _keys(section))
+        if unknown:
+            raise UsageError(f"config: unknown key(s) in [{section}]: {', '.join(unknown)}")
+    typed = {k: RULES.get(f"{section}.{k}", RULES.get(f"{section}.*")).check(v, f"{section}.{k}") for k, v in values.items()}
+    for small, large in ORDERED:
+        if small.split(".")[0] == section:
+            a, b = (typed.get(k.split(".")[1], DEFAULTS[k]) for k in (small, large))
+            if a > b:
+                raise UsageError(f"config: {small} = {a!r} is out of range (allowed: at most {large} = {b!r})")
+    return typed
 
 
 SECTIONS = {"sla_s", "job", "trends", "offenders", "dq", "report"}
@@ -87,6 +221,8 @@ def load_config(path: str | Path | None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"config: file not found: {path}") from None
+    except OSError as exc:  # a directory, no read permission, ...
+        raise UsageError(f"config: cannot read {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"config: {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(raw) - SECTIONS)
@@ -95,35 +231,21 @@ def load_config(path: str | Path | None) -> Config:
     for name, section in raw.items():
         if not isinstance(section, dict):
             raise UsageError(f"config: [{name}] must be a table")
+    sections = {name: _checked(name, raw.get(name, {})) for name in sorted(SECTIONS)}
 
-    sla = dict(DEFAULT_SLA_S)
-    sla.update({q: _number(v, f"sla_s.{q}") for q, v in raw.get("sla_s", {}).items()})
-    job = raw.get("job", {})
-    unknown_job = sorted(set(job) - {"default_sla_s", "proactive_sources", "taxonomy"})
-    if unknown_job:
-        raise UsageError(f"config: unknown key(s) in [job]: {', '.join(unknown_job)}")
-    report = raw.get("report", {})
-    if set(report) - {"pseudonym_key"}:
-        raise UsageError(f"config: unknown key(s) in [report]: {', '.join(sorted(set(report) - {'pseudonym_key'}))}")
-    if "pseudonym_key" in report and not isinstance(report["pseudonym_key"], str):
-        raise UsageError("config: report.pseudonym_key must be a string")
-    dq = raw.get("dq", {})
-    for k, v in dq.items():
-        _number(v, f"dq.{k}")
     defaults = Params(ds=EPOCH)
-    config = Config(
+    job = sections["job"]
+    return Config(
         job=Params(
             ds=EPOCH,
-            sla_s=sla,
-            default_sla_s=_number(job.get("default_sla_s", defaults.default_sla_s), "job.default_sla_s"),
-            proactive_sources=_strings(job.get("proactive_sources", list(defaults.proactive_sources)), "job.proactive_sources"),
-            taxonomy=_strings(job.get("taxonomy", list(defaults.taxonomy)), "job.taxonomy"),
-            trends=_build(TrendParams, raw.get("trends", {}), "trends"),
-            offenders=_build(OffenderParams, raw.get("offenders", {}), "offenders"),
+            sla_s={**DEFAULT_SLA_S, **sections["sla_s"]},
+            default_sla_s=job.get("default_sla_s", defaults.default_sla_s),
+            proactive_sources=job.get("proactive_sources", defaults.proactive_sources),
+            taxonomy=job.get("taxonomy", defaults.taxonomy),
+            trends=TrendParams(**sections["trends"]),
+            offenders=OffenderParams(**sections["offenders"]),
         ),
-        dq=dict(dq),
-        pseudonym_key=report.get("pseudonym_key"),
+        dq=sections["dq"],
+        pseudonym_key=sections["report"].get("pseudonym_key"),
         source=str(path),
     )
-    config.dq_thresholds()  # unknown or mistyped [dq] keys fail now, not after a day's compute
-    return config
