@@ -254,10 +254,11 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
         partial(offender_pairs, params=params), offender_tables, rows_per_part=HISTORY_ROWS_PER_PART,
     )
     out = eng.collect({
-        "violation_trends": eng.by_key_parts(
-            window("violation_daily", params.trends.window_days), ["market", "policy_category"],
-            partial(violation_trends, params=params), rows_per_part=HISTORY_ROWS_PER_PART,
-        ),
+        # Whole, never in key parts: a day is observed when it was run, whatever combinations it had,
+        # and a part of the (market, category) keys without the ALL rows did not see every such day
+        # (its combinations' zeros were left out of their means). violation_daily is a rollup of a
+        # few hundred rows a day, so its window never needs parts.
+        "violation_trends": violation_trends(window("violation_daily", params.trends.window_days), params=params),
         **offenders,
     })
     # One row per category and part of creators, a few dozen in all: added up where they are.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from jobs import warehouse as wh
 from jobs.cli import main
@@ -386,3 +387,29 @@ def test_the_program_exits_with_mains_code_and_skips_the_final_collection(monkey
     with pytest.raises(SystemExit) as exc:
         cli.console()
     assert exc.value.code == 3 and frozen == [True]
+
+
+def test_violation_trends_see_every_observed_day_however_the_history_is_split(tmp_path, monkeypatch):
+    """A day is observed when it was run, whichever combinations it had: a combination seen on only
+    some days gets actioned = 0 on the others. Computed a range of (market, category) at a time, a
+    range without the ALL/ALL rows knew only the days its own combinations had rows on."""
+    from jobs import nightly
+
+    days = [DS - DAY * k for k in range(5, -1, -1)]
+    for i, d in enumerate(days):
+        data = clean_day(d)
+        if i % 2 == 0:  # a market seen every other day only
+            data["decisions"] += [decision(market="ZZ", decided_at=ts(5, day=d), enqueued_at=ts(4, day=d),
+                                           content_created_at=ts(1, day=d)) for _ in range(3)]
+        write_day(tmp_path / "in", d, data)
+
+    def trends(out: Path) -> pl.DataFrame:
+        assert run("--input", str(tmp_path / "in"), "--output", str(out), "--start", str(days[0]), "--end", str(days[-1]), "--no-report") == 0
+        return table(out, "violation_trends")
+
+    whole = trends(tmp_path / "whole")
+    zz = whole.filter(pl.col("market") == "ZZ", pl.col("policy_category") == "ALL").to_dicts()[0]
+    assert zz["baseline_days"] == 5 and zz["baseline_mean"] == 9 / 5  # 3, 0, 3, 0, 3 actioned before ds
+    assert zz["actioned_7d_mean"] == 9 / 6
+    monkeypatch.setattr(nightly, "HISTORY_ROWS_PER_PART", 4)  # the 6-day history in parts of a few rows
+    assert_frame_equal(trends(tmp_path / "parts"), whole)  # NaN equal to NaN, unlike dicts of floats
