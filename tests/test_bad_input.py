@@ -447,6 +447,11 @@ def test_quarantine_row_json_is_strict_json_even_for_nan_and_infinity(dirty: Pat
         except ValueError as exc:
             bad.append((r["record_id"], str(exc), r["row"][:120]))
     assert not bad, bad
+    # The value the row was rejected for is in it, not a null that reads as another rule.
+    q = _quarantine(dirty)
+    shown = {rid: _strict_json(q[("decisions", rid)]["row"])["handle_time_s"] for rid in ("dq-nan", "dq-inf", "dq-neg-inf")}
+    assert shown == {"dq-nan": "NaN", "dq-inf": "Infinity", "dq-neg-inf": "-Infinity"}
+    assert _strict_json(q[("shifts", "s-nan")]["row"])["logged_in_s"] == "NaN"
 
 
 def test_handle_time_on_an_automated_decision_is_ignored_even_nan(dirty: Path) -> None:

@@ -283,3 +283,16 @@ def test_the_checkpoint_stores_timestamps_once_as_int64_microseconds(engine, tmp
     for column in timestamp_columns("decisions"):
         assert out[epoch_us_column(column)].to_list() == out[column].dt.epoch("us").to_list()
         assert out[column].null_count() == 0
+
+
+def test_a_rejected_rows_json_spells_out_nan_and_infinity(engine) -> None:
+    """A row quarantined as bad_range for a NaN handle time must show the NaN: written as null (as
+    Polars' json_encode does), it read as a missing handle time, which is another rule (bad_mode).
+    Both engines write the strings Spark's to_json uses, which strict JSON parsers accept."""
+    nan, inf = float("nan"), float("inf")
+    data = pl.DataFrame({"k": ["a", "b", "c", "d", "e"], "x": [nan, inf, -inf, 1.5, None]})
+    got = collect(engine, engine.encode_rows(engine.frame(data), ["k", "x"]))
+    assert dict(zip(got["k"], got["row"])) == {
+        "a": '{"k":"a","x":"NaN"}', "b": '{"k":"b","x":"Infinity"}', "c": '{"k":"c","x":"-Infinity"}',
+        "d": '{"k":"d","x":1.5}', "e": '{"k":"e","x":null}',
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -362,7 +363,15 @@ class PolarsEngine:
                 fields.append(pl.col(c).dt.to_string("%Y-%m-%d").alias(c))
             else:
                 fields.append(pl.col(c))
-        return nw.from_native(native.with_columns(pl.struct(fields).struct.json_encode().alias("row")))
+        row = pl.struct(fields).struct.json_encode()
+        # json_encode writes NaN and ±inf as null, which in a row quarantined for that very value
+        # (bad_range: a NaN handle time) read as a missing value, another rule. Spent as the strings
+        # Spark's to_json writes for them instead.
+        for c in columns:
+            if schema[c] in (pl.Float64, pl.Float32):
+                for non_finite, text in ((pl.col(c).is_nan(), "NaN"), (pl.col(c) == math.inf, "Infinity"), (pl.col(c) == -math.inf, "-Infinity")):
+                    row = pl.when(non_finite).then(row.str.replace(f'"{c}":null', f'"{c}":"{text}"', literal=True)).otherwise(row)
+        return nw.from_native(native.with_columns(row.alias("row")))
 
     def collect(self, frames: dict[str, nw.LazyFrame]) -> dict[str, pl.DataFrame]:
         names = list(frames)

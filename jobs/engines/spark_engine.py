@@ -434,9 +434,6 @@ class SparkEngine:
                 col = F.date_format(col, TS_JSON_FORMAT)
             elif isinstance(kind, T.DateType):
                 col = F.date_format(col, DATE_JSON_FORMAT)
-            elif isinstance(kind, (T.DoubleType, T.FloatType)):
-                # Polars' json_encode writes NaN as null; Spark would write the string "NaN".
-                col = F.when(F.isnan(col), F.lit(None).cast(kind)).otherwise(col)
             fields.append(col.alias(c))
         # Polars keeps null fields as `null`; Spark drops them unless told otherwise.
         row = F.to_json(F.struct(*fields), {"ignoreNullFields": "false"})
