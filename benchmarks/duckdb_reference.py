@@ -249,6 +249,9 @@ class _Day:
         # Staged rows group a null market / queue / category under 'UNKNOWN' (a DQ warning, never a null grain key).
         for col in _UNKNOWN_COLUMNS.get(table, ()):
             con.execute(f"UPDATE st_{table} SET {_q(col)} = 'UNKNOWN' WHERE reason IS NULL AND {_q(col)} IS NULL")
+        # 'ALL' is the rollups' value: a market or category spelled so joins UNKNOWN instead of a rollup row.
+        for col in ("market", "policy_category") if table in ("decisions", "appeals") else ():
+            con.execute(f"UPDATE st_{table} SET {_q(col)} = 'UNKNOWN' WHERE reason IS NULL AND {_q(col)} = 'ALL'")
 
     def _params(self, sql: str) -> dict:
         # DuckDB rejects named parameters the statement does not use.

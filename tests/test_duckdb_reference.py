@@ -434,6 +434,16 @@ def test_violation_daily_and_rollups(tmp_path: Path) -> None:
     assert_row(ccd[("u2", "spam")], violations=1, last_violation_at=T)
 
 
+def test_a_market_or_category_spelled_all_is_unknown_not_a_rollup(tmp_path: Path) -> None:
+    # The job's rule (transforms.staging._ROLLED_UP), stated independently.
+    decisions = [viol("v1", market="ALL"), viol("v2", "ALL"), viol("v3")]
+    vd = by_key(one_day(tmp_path, decisions)["violation_daily"], "market", "policy_category")
+    assert {k: r["actioned"] for k, r in vd.items()} == {
+        ("UNKNOWN", "spam"): 1, ("US", "UNKNOWN"): 1, ("US", "spam"): 1, ("UNKNOWN", "ALL"): 1, ("US", "ALL"): 2,
+        ("ALL", "spam"): 2, ("ALL", "UNKNOWN"): 1, ("ALL", "ALL"): 3,
+    }
+
+
 def test_proactive_sources_param(tmp_path: Path) -> None:
     decisions = [viol("v1", detection_source="user_report"), viol("v2", detection_source="ml_model")]
     vd = one_day(tmp_path, decisions, proactive_sources=("user_report",))["violation_daily"]

@@ -77,6 +77,22 @@ def test_violation_daily_cells_and_rollups(engine):
     assert got == expected
 
 
+def test_a_market_or_category_spelled_all_cannot_merge_into_a_rollup(engine):
+    """ALL is the rollups' value: a data value ALL was merged into the rollup rows (its own
+    figures vanished from the table). Like a null it is grouped as UNKNOWN (the DQ gate warns)."""
+    decisions = [decision(market="ALL", policy_category="spam")]
+    decisions += [decision(market="US", policy_category="spam") for _ in range(2)]
+    decisions += [decision(market="US", policy_category="ALL")]
+    got = run_violation_daily(engine, decisions, [appeal(market="ALL", policy_category="ALL", decided_at=ts(1))])
+    actioned = {k: v["actioned"] for k, v in got.items()}
+    assert actioned == {
+        ("UNKNOWN", "spam"): 1, ("US", "spam"): 2, ("US", "UNKNOWN"): 1,
+        ("ALL", "spam"): 3, ("ALL", "UNKNOWN"): 1, ("UNKNOWN", "ALL"): 1, ("US", "ALL"): 3, ("ALL", "ALL"): 4,
+        ("UNKNOWN", "UNKNOWN"): 0,  # the appeal's own combination
+    }
+    assert got[("UNKNOWN", "UNKNOWN")]["appeals_resolved"] == 1 and got[("ALL", "ALL")]["appeals_resolved"] == 1
+
+
 def test_violation_daily_empty_day_has_only_all_all(engine):
     got = run_violation_daily(engine, [clean()], [])
     assert got == {("ALL", "ALL"): _row(0, 0, 0, 0, 0, None, None, 0, 0, 0)}

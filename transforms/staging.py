@@ -12,7 +12,7 @@ import narwhals.stable.v2 as nw
 
 from transforms._expr import is_in
 from transforms.params import US_PER_DAY, Params, epoch_day
-from transforms.schemas import EVENT_TIME, INPUT_KEYS, INPUT_SCHEMAS, epoch_us_column
+from transforms.schemas import ALL, EVENT_TIME, INPUT_KEYS, INPUT_SCHEMAS, epoch_us_column
 
 REASON = "reason"
 UNKNOWN = "UNKNOWN"  # grouping value for a null market / queue / category (a DQ warning, not a rejection)
@@ -219,10 +219,25 @@ def blank_quarantine_only(classified: nw.LazyFrame, table: str) -> nw.LazyFrame:
     )
 
 
+# Columns violation_daily rolls up: a data value equal to the rollup's ALL would be merged into the
+# rollup row (and the rows of that "market" would vanish from the table), so it is grouped as
+# UNKNOWN, like a null. It is no ISO market and no taxonomy category: the DQ gate warns about it.
+_ROLLED_UP: dict[str, tuple[str, ...]] = {"decisions": ("market", "policy_category"), "appeals": ("market", "policy_category")}
+
+
+def _grouping_value(column: str, table: str) -> nw.Expr:
+    value = nw.col(column)
+    if column in _ROLLED_UP.get(table, ()):
+        value = nw.when(value == nw.lit(ALL)).then(nw.lit(UNKNOWN)).otherwise(value)
+    # A decision's null policy_category means no violation: it stays null.
+    return value.fill_null(nw.lit(UNKNOWN)) if column in _GROUPING_COLUMNS[table] else value
+
+
 def staged(classified: nw.LazyFrame, table: str) -> nw.LazyFrame:
-    """Rows that passed staging, with null grouping values mapped to UNKNOWN."""
+    """Rows that passed staging, with null grouping values (and the reserved ALL) mapped to UNKNOWN."""
     clean = classified.filter(nw.col(REASON).is_null()).drop(REASON, *QUARANTINE_ONLY.get(table, ()))
-    return clean.with_columns([nw.col(c).fill_null(nw.lit(UNKNOWN)) for c in _GROUPING_COLUMNS[table]])
+    columns = dict.fromkeys([*_GROUPING_COLUMNS[table], *_ROLLED_UP.get(table, ())])
+    return clean.with_columns([_grouping_value(c, table).alias(c) for c in columns])
 
 
 def rejected(classified: nw.LazyFrame) -> nw.LazyFrame:
