@@ -6,6 +6,7 @@ Each phase is a function of (output, ds) so Airflow can run them as separate ide
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -182,6 +183,9 @@ def prepare_day(
                 "run_id": _new_run_id(started, wh.attempts_dir(output, ds)),
                 "run_started_at": started.isoformat().replace("+00:00", "Z"),
                 "config": config.source,
+                # What the report needs to describe these tables in their own terms (its baseline
+                # and anomaly notes, the offenders' threshold), whatever config computed them.
+                "params": {"trends": dataclasses.asdict(params.trends), "offenders": dataclasses.asdict(params.offenders)},
                 "inputs": {
                     t: {"path": str(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
                     for t in INPUT_TABLES

@@ -22,14 +22,14 @@ from jobs.engines.base import Engine
 from jobs.engines.spark_engine import first_line
 from jobs.errors import DQGateFailed, UsageError, WarehouseUnavailable
 from jobs.remote_warehouse import RemoteWarehouse
-from jobs.report import OFFENDER_WINDOW_DAYS, TREND_WINDOW_DAYS
+from jobs.report import TREND_WINDOW_DAYS
 from transforms.params import Params
 
 
 def mirror_window(ds: dt.date, params: Params, published: list[dt.date]) -> list[dt.date]:
     """The earlier days a run of ds reads from the warehouse: the report's and history's windows,
     and the days of the DQ gate's trailing volumes (the last published ones, however far back)."""
-    span = max(TREND_WINDOW_DAYS, OFFENDER_WINDOW_DAYS, params.trends.window_days, params.offenders.window_days)
+    span = max(TREND_WINDOW_DAYS, params.trends.window_days, params.offenders.window_days)
     days = {ds - dt.timedelta(days=i) for i in range(1, span + 1)}
     return sorted(days | set([d for d in published if d < ds][-nightly.TRAILING_DAYS:]))
 

@@ -32,12 +32,12 @@ from transforms.repeat_offenders import (
     offender_categories,
     window_pairs,
 )
+from transforms.params import OffenderParams, TrendParams
 from transforms.schemas import ALL, OUTPUT_SCHEMAS
 
 KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
 REPORTS_DIR = "reports"
 TREND_WINDOW_DAYS = 28  # violation_daily ds-28 .. ds (DESIGN §7: 28-day trend)
-OFFENDER_WINDOW_DAYS = 30  # repeat_offenders' ds-29 .. ds
 _OFFENDERS_PER_PART = 500_000  # offenders whose 30 days of categories are counted in one query
 REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
 
@@ -91,7 +91,7 @@ def _read_days(output_dir: Path, table: str, days: list[dt.date]) -> pl.DataFram
 
 
 def _offender_categories(
-    output_dir: Path, ds: dt.date, offenders: pl.DataFrame, manifest: dict[str, Any] | None
+    output_dir: Path, ds: dt.date, offenders: pl.DataFrame, manifest: dict[str, Any] | None, params: OffenderParams
 ) -> pl.DataFrame | None:
     """Per category, how many of today's repeat offenders broke it and their violations of it (30 days).
 
@@ -103,22 +103,22 @@ def _offender_categories(
         return pl.DataFrame(manifest[OFFENDER_CATEGORIES], schema=schema)
     if offenders.height == 0:
         return None
-    return _count_offender_categories(output_dir, ds, offenders)
+    return _count_offender_categories(output_dir, ds, offenders, params.window_days)
 
 
-def _count_offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame) -> pl.DataFrame | None:
+def _count_offender_categories(output_dir: Path, ds: dt.date, offenders: pl.DataFrame, window_days: int) -> pl.DataFrame | None:
     """offender_categories of the published window, a range of offenders at a time, so each scan of a
     day (written sorted by creator) reads only that range's row groups; the counts add up because the
     ranges share no creator. At 10 M decisions a day the window holds 94 M rows and 5 M offenders:
     read whole, this took 42 s and 17 GiB."""
-    first = ds - dt.timedelta(days=OFFENDER_WINDOW_DAYS - 1)
+    first = ds - dt.timedelta(days=window_days - 1)
     # One scan per file with its own casts, so a day written with another physical type still reads.
     scans = [
         pl.scan_parquet(f).select(
             pl.col("creator_id").cast(pl.String), pl.col("policy_category").cast(pl.String),
             pl.col("violations").cast(pl.Int64), pl.col("last_violation_at"), pl.lit(day).alias(DS),
         )
-        for day in (first + dt.timedelta(days=i) for i in range(OFFENDER_WINDOW_DAYS))
+        for day in (first + dt.timedelta(days=i) for i in range(window_days))
         for f in sorted(partition_dir(output_dir, "creator_category_daily", day).glob("*.parquet"))
     ]
     if not scans:
@@ -150,6 +150,7 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
     else:
         qcounts = quarantine.group_by("source_table", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
     manifest, dq, latest_failed = _run_files(output_dir, ds, published)
+    trend_params, offender_params = _params(manifest)
     return ReportData(
         ds=ds,
         violation_daily=violation_daily,
@@ -160,10 +161,23 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         quarantine_counts=qcounts,
         manifest=manifest,
         dq=dq,
-        offender_categories=_offender_categories(output_dir, ds, repeat, manifest),
+        # Only a publication's: a failed run's figures would describe offenders no table holds.
+        offender_categories=_offender_categories(output_dir, ds, repeat, manifest, offender_params) if published else None,
         published=published,
         latest_failed=latest_failed,
+        trend_params=trend_params,
+        offender_params=offender_params,
     )
+
+
+def _params(manifest: Any) -> tuple[TrendParams, OffenderParams]:
+    """The trend and offender parameters the run computed its tables with; the defaults for a run
+    recorded before its manifest kept them (or a manifest that does not parse as them)."""
+    recorded = manifest.get("params") if isinstance(manifest, dict) else None
+    try:
+        return TrendParams(**recorded["trends"]), OffenderParams(**recorded["offenders"])
+    except (TypeError, KeyError):
+        return TrendParams(), OffenderParams()
 
 
 def _run_files(output_dir: Path, ds: dt.date, published: bool) -> tuple[Any, Any, dict[str, Any] | None]:

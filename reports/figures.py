@@ -265,32 +265,45 @@ def reviewer_chart(reviewer_daily: pl.DataFrame, ds: date, key: bytes) -> Chart:
     return Chart(chart_id, title, _to_json(fig))
 
 
-# Buckets of violations_30d; repeat offenders start at 3 violations.
-OFFENDER_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("3", 3, 3), ("4", 4, 4), ("5", 5, 5), ("6–9", 6, 9), ("10–19", 10, 19), ("20–49", 20, 49), ("50+", 50, None),
-)
+# Wider buckets of violations_30d above the first three single counts, by their upper ends.
+_OFFENDER_RANGES: tuple[tuple[int, int | None], ...] = ((6, 9), (10, 19), (20, 49), (50, None))
 
 
-def offender_buckets(repeat_offenders: pl.DataFrame) -> list[tuple[str, int]]:
+def offender_bucket_bounds(min_violations: int) -> list[tuple[str, int, int | None]]:
+    """(label, lo, hi) from the run's threshold: its first three counts one by one, then wider ranges
+    (3, 4, 5, 6–9, 10–19, 20–49, 50+ at the default threshold of 3)."""
+    lo = min_violations + 3
+    bounds: list[tuple[str, int, int | None]] = [(str(v), v, v) for v in range(min_violations, lo)]
+    for _, hi in _OFFENDER_RANGES:
+        if hi is not None and hi < lo:
+            continue
+        bounds.append((f"{lo}+" if hi is None else str(lo) if lo == hi else f"{lo}–{hi}", lo, hi))
+        if hi is None:
+            break
+        lo = hi + 1
+    return bounds
+
+
+def offender_buckets(repeat_offenders: pl.DataFrame, min_violations: int) -> list[tuple[str, int]]:
     v = repeat_offenders["violations_30d"]
     out = []
-    for name, lo, hi in OFFENDER_BUCKETS:
+    for name, lo, hi in offender_bucket_bounds(min_violations):
         mask = v >= lo if hi is None else (v >= lo) & (v <= hi)
         out.append((name, int(mask.sum())))
     return out
 
 
-def offender_chart(repeat_offenders: pl.DataFrame, ds: date) -> Chart:
-    chart_id, title = "fig-offenders", "Repeat offenders by violations in the last 30 days"
+def offender_chart(repeat_offenders: pl.DataFrame, ds: date, min_violations: int, window_days: int) -> Chart:
+    chart_id, title = "fig-offenders", f"Repeat offenders by violations in the last {window_days} days"
     if repeat_offenders.height == 0:
         return Chart(chart_id, title, None,
-                     f"No creator had 3 or more violations in the 30 days up to {ds.isoformat()}.")
-    buckets = offender_buckets(repeat_offenders)
+                     f"No creator had {min_violations} or more violations in the {window_days} days up to {ds.isoformat()}.")
+    buckets = offender_buckets(repeat_offenders, min_violations)
     fig = _go(go.Figure,
         _go(go.Bar, x=[b for b, _ in buckets], y=[n for _, n in buckets], marker={"color": OKABE_ITO[4]},
                hovertemplate="%{x} violations: %{y:,} creators<extra></extra>", name="Creators"),
         layout=_layout(
-            xaxis={"title": {"text": "Violations in the last 30 days"}, "type": "category"},
+            xaxis={"title": {"text": f"Violations in the last {window_days} days"}, "type": "category"},
             yaxis={"title": {"text": "Creators"}, "rangemode": "tozero"},
             height=340,
         ),

@@ -8,6 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from transforms.params import OffenderParams, TrendParams
+
 
 @dataclass(frozen=True)
 class ReportData:
@@ -38,6 +40,9 @@ class ReportData:
     # The manifest of a run of ds that failed the gate after the publication shown: the page says
     # so, since the tables and run files above still describe the publication.
     latest_failed: dict[str, Any] | None = None
+    # The parameters the tables were computed with (the run manifest's), for the page's own words.
+    trend_params: TrendParams = TrendParams()
+    offender_params: OffenderParams = OffenderParams()
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,6 @@ from reports.model import IndexEntry, ReportData
 from reports.pseudonym import is_demo_key
 
 ALL = "ALL"
-# The trends' default baseline requirement (DESIGN §4); below it zscore is null by contract.
-MIN_BASELINE_DAYS = 14
-# Risers on a handful of items are noise; same floor as the anomaly rule's default volume.
-RISER_MIN_ACTIONED = 20
 TOP_N = 10
 OBSERVED_VALUE_MAX_CHARS = 200
 
@@ -116,11 +112,12 @@ def _anomalies(trends: pl.DataFrame) -> list[dict[str, Any]]:
     return _rows(a)
 
 
-def _risers(trends: pl.DataFrame) -> list[dict[str, Any]]:
+def _risers(trends: pl.DataFrame, min_actioned: float) -> list[dict[str, Any]]:
     # ALL/ALL is the headline KPI already; as a "riser" it would crowd out the combinations behind it.
+    # Risers on a handful of items are noise: the anomaly rule's volume floor applies.
     r = trends.filter(
         ~((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
-        & (pl.col("actioned") >= RISER_MIN_ACTIONED)
+        & (pl.col("actioned") >= min_actioned)
         & ((pl.col("zscore").fill_null(0) > 0) | (pl.col("wow_change").fill_null(0) > 0))
     ).sort(["zscore", "wow_change", "market", "policy_category"],
            descending=[True, True, False, False], nulls_last=True)
@@ -166,15 +163,22 @@ def _offenders(data: ReportData) -> dict[str, Any]:
         "median": _num(ro["violations_30d"].median()) if ro.height else None,
         "max": int(ro["violations_30d"].max()) if ro.height else None,
         "multi_category": int((ro["distinct_categories"] >= 2).sum()) if ro.height else 0,
-        "buckets": figures.offender_buckets(ro) if ro.height else [],
+        "buckets": figures.offender_buckets(ro, data.offender_params.min_violations) if ro.height else [],
         "distinct_categories": _rows(dist) if ro.height else [],
         "categories": cats,
     }
 
 
 def _dq_section(data: ReportData) -> dict[str, Any]:
-    qc = data.quarantine_counts.sort(["source_table", "reason"])
     manifest = _as_dict(data.manifest)
+    qc = data.quarantine_counts.sort(["source_table", "reason"])
+    if not data.published:
+        # No quarantine table was published; the run's own counts say what it found (the reason a
+        # gate most often fails on).
+        counted = [(str(t), str(r), _num(n)) for t, reasons in _as_dict(manifest.get("quarantined")).items()
+                   for r, n in _as_dict(reasons).items() if _num(n)]
+        qc = pl.DataFrame(counted, schema={"source_table": pl.String, "reason": pl.String, "rows": pl.Float64},
+                          orient="row").cast({"rows": pl.Int64}).sort(["source_table", "reason"])
     dups = sorted((str(k), _num(v)) for k, v in _as_dict(manifest.get("duplicates_dropped")).items())
     failed = []
     results = _as_dict(data.dq).get("results")
@@ -241,13 +245,12 @@ def _latest_failed(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _baseline(trends: pl.DataFrame) -> dict[str, Any]:
+def _baseline(trends: pl.DataFrame, required: int) -> dict[str, Any]:
     row = trends.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
     days = int(row["baseline_days"][0]) if row.height and row["baseline_days"][0] is not None else None
     if days is None and trends.height:
         days = int(trends["baseline_days"].max())
-    return {"days": days, "required": MIN_BASELINE_DAYS,
-            "sufficient": days is not None and days >= MIN_BASELINE_DAYS}
+    return {"days": days, "required": required, "sufficient": days is not None and days >= required}
 
 
 def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
@@ -259,8 +262,14 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "heatmap": figures.heatmap_chart(data.violation_daily, ds),
         "queues": figures.queue_chart(data.queue_daily, ds),
         "reviewers": figures.reviewer_chart(data.reviewer_daily, ds, pseudonym_key),
-        "offenders": figures.offender_chart(data.repeat_offenders, ds),
+        "offenders": figures.offender_chart(data.repeat_offenders, ds, data.offender_params.min_violations,
+                                            data.offender_params.window_days),
     }
+    if not data.published:
+        # Empty because nothing was published, not because nothing happened: the run may have
+        # staged a whole day before the gate held it back. The trend keeps the days before.
+        for key in ("heatmap", "queues", "reviewers", "offenders"):
+            charts[key] = figures.Chart(charts[key].id, charts[key].title, None, f"Nothing was published for {ds}.")
     window_start = ds - timedelta(days=figures.TREND_DAYS)
     observed_days = data.violation_daily.filter(
         (pl.col("ds") >= window_start) & (pl.col("ds") <= ds)
@@ -275,13 +284,15 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "figure_specs": [(c.id, script_json(c.spec_json)) for c in charts.values() if c.spec_json is not None],
         "plotly_config": script_json(PLOTLY_CONFIG),
         "plotly_js": plotly_js(),
-        "baseline": _baseline(trends_today),
+        "baseline": _baseline(trends_today, data.trend_params.min_baseline_days),
+        "trend": data.trend_params,
+        "offender_params": data.offender_params,
         "observed_days": observed_days,
         "trend_days": figures.TREND_DAYS + 1,
         "has_trends": trends_today.height > 0,
         "anomalies": _anomalies(trends_today),
-        "risers": _risers(trends_today),
-        "riser_min": RISER_MIN_ACTIONED,
+        "risers": _risers(trends_today, data.trend_params.min_volume),
+        "riser_min": data.trend_params.min_volume,
         "queue_summary": _queue_summary(_today(data.queue_daily, ds)),
         "reviewers": _reviewer_summary(_today(data.reviewer_daily, ds)),
         "offenders": _offenders(data),

@@ -157,8 +157,28 @@ def test_a_day_whose_first_run_fails_gets_a_page_and_an_index_row(tmp_path):
     out = tmp_path / "out"
     assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS)) == 3
     page = _page(out)
-    assert 'id="not-published"' in page and "quarantine_rate" in page and "bad_mode" in page
+    assert 'id="not-published"' in page and "quarantine_rate" in page
+    # What the run found, from its manifest (no quarantine table was published) ...
+    quarantined = re.search(r'<table id="quarantine-table">(.*?)</table>', page, re.S).group(1)
+    assert '<td>decisions</td><td>bad_mode</td><td class="num">5</td>' in quarantined
+    # ... and nothing it computed as if it were published: no offender figures, no "nothing happened".
+    assert 'id="offender-category-table"' not in page and "reviewers active" not in page
+    assert "Nothing was published for 2024-03-14." in page
     assert '<span class="badge fail">fail</span>' in _index_row(out)
+
+
+def test_the_page_uses_the_runs_thresholds(tmp_path, monkeypatch):
+    """The manifest records the trend and offender parameters the tables were computed with; the
+    page's notes use them, not the defaults it once had written in."""
+    (tmp_path / "c.toml").write_text("[trends]\nzscore_threshold = 2.5\nwindow_days = 21\n[offenders]\nmin_violations = 6\nwindow_days = 10\n")
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--config", str(tmp_path / "c.toml")) == 0
+    params = json.loads((wh.runs_dir(out, DS) / "manifest.json").read_text())["params"]
+    assert params["trends"]["zscore_threshold"] == 2.5 and params["offenders"] == {"min_violations": 6, "window_days": 10}
+    text = re.sub(r"\s+", " ", _page(out))
+    assert "|z| &ge; 2.5 against the 21-day baseline" in text
+    assert re.search(r"\d+ creators with 6 or more violations in the 10 days up to 2024-03-14", text)
 
 
 def test_the_configs_pseudonym_key_keys_the_report(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from jobs.generate import generate
 from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.nightly import run_days
 from jobs.report import _count_offender_categories
+from transforms.params import OffenderParams
 from transforms.schemas import OUTPUT_TABLES
 
 START = dt.date(2024, 2, 1)
@@ -66,7 +67,7 @@ def test_offender_categories_in_the_manifest_match_the_published_tables(warehous
     for ds in DAYS:
         figures = json.loads((wh.runs_dir(out, ds) / "manifest.json").read_text())[OFFENDER_CATEGORIES]
         offenders = read_output_table(out, "repeat_offenders", ds)
-        counted = _count_offender_categories(out, ds, offenders)
+        counted = _count_offender_categories(out, ds, offenders, OffenderParams().window_days)
         expected = [] if counted is None or offenders.height == 0 else counted.sort("policy_category").to_dicts()
         assert figures == expected, ds
         assert sum(r["violations"] for r in figures) == offenders["violations_30d"].sum()

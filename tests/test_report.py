@@ -19,6 +19,7 @@ from reports import figures
 from reports.pseudonym import DEMO_KEY, pseudonymise
 from reports.render import render_day, render_index
 from reports.model import IndexEntry
+from transforms.params import OffenderParams
 
 KEY = b"test-key-1"
 RUN_TS = "2024-03-15T02:00:03Z"
@@ -167,9 +168,49 @@ def test_unpublished_day_renders_with_explanation() -> None:
     assert 'id="kpis-empty"' in page and 'id="run-empty"' in page
     for fid in ("fig-heatmap", "fig-queues", "fig-reviewers", "fig-offenders"):
         assert f'id="{fid}-empty"' in page and f'<div id="{fid}" class="chart' not in page
+        # Not "no decisions were taken": the run may have staged a whole day before the gate held it.
+        assert re.search(rf'<div id="{fid}-empty" class="empty">Nothing was published for 2024-03-17.</div>', page)
+    assert "reviewers active" not in page and "No combination with at least" not in page
     # The days before it are still context worth seeing, with today as a gap.
     assert '<div id="fig-trend" class="chart' in page
     assert "21 of the last 29 days have published data" in page
+
+
+def test_the_page_states_the_thresholds_its_tables_were_computed_with() -> None:
+    """The baseline and anomaly notes, the risers' floor and the offenders' threshold, window and
+    buckets come from the run's parameters (its manifest), not the defaults the page once wrote in."""
+    from transforms.params import TrendParams
+
+    tables, manifest, dq = tiny_tables()
+    data = dataclasses.replace(
+        report_data(tables, DS, manifest, dq),
+        trend_params=TrendParams(min_baseline_days=25, zscore_threshold=2.5, min_volume=5.0, window_days=21),
+        offender_params=OffenderParams(min_violations=5, window_days=10),
+    )
+    page = _strip_plotly(render_day(data, run_ts=RUN_TS, pseudonym_key=KEY))
+    text = re.sub(r"\s+", " ", page)
+    assert "Anomaly detection needs 25 observed days of baseline" in text
+    assert "|z| &ge; 2.5 against the 21-day baseline, with at least 5 actioned" in text
+    assert "creators with 5 or more violations in the 10 days up to 2024-03-14" in text
+    html = render_day(data, run_ts=RUN_TS, pseudonym_key=KEY)
+    spec = next(json.loads(s) for s in _spec_texts(html) if '"Creators"' in s)
+    assert spec["data"][0]["x"][:4] == ["5", "6", "7", "8–9"] and "Violations in the last 10 days" in html
+    # At the defaults, the page reads as it always did.
+    default = re.sub(r"\s+", " ", _strip_plotly(render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)))
+    assert "|z| &ge; 3.0 against the 28-day baseline, with at least 20 actioned" in default
+    assert "creators with 3 or more violations in the 30 days" in default
+
+
+@pytest.mark.parametrize(("threshold", "labels"), [
+    (3, ["3", "4", "5", "6–9", "10–19", "20–49", "50+"]),
+    (1, ["1", "2", "3", "4–9", "10–19", "20–49", "50+"]),
+    (8, ["8", "9", "10", "11–19", "20–49", "50+"]),
+    (60, ["60", "61", "62", "63+"]),
+])
+def test_offender_buckets_start_at_the_threshold(threshold: int, labels: list[str]) -> None:
+    assert [label for label, _, _ in figures.offender_bucket_bounds(threshold)] == labels
+    ro = pl.DataFrame({"violations_30d": list(range(threshold, threshold + 80))})
+    assert sum(n for _, n in figures.offender_buckets(ro, threshold)) == 80  # every offender in one bucket
 
 
 def test_empty_warehouse_day_has_no_charts_at_all() -> None:
@@ -353,7 +394,7 @@ def test_offender_categories_count_the_window_a_range_of_offenders_at_a_time(tmp
     day(29, [("c2", "hate_speech", 5), ("c5", "spam", 2)])
     day(30, [("c1", "violence", 9), ("c3", "violence", 9)])  # outside ds-29 .. ds
     offenders = pl.DataFrame({"creator_id": ["c1", "c2", "c3", "c4", "c5"]})
-    got = job._offender_categories(tmp_path, DS, offenders, None).sort("policy_category").to_dicts()
+    got = job._offender_categories(tmp_path, DS, offenders, None, OffenderParams()).sort("policy_category").to_dicts()
     assert [(r["policy_category"], r["creators"], r["violations"]) for r in got] == [
         ("hate_speech", 3, 10),  # c1 1, c2 5, c3 4
         ("spam", 4, 9),  # c1 2+1, c2 1, c4 3, c5 2; c9 is no offender
