@@ -1,7 +1,7 @@
 """The one I/O layer over the warehouse directories: partition paths, markers, the lock and publication.
 
 Compute code asks this module for partitions by (table, ds) and never builds a path itself.
-Publication of a ds: every table is written aside under `_candidates/ds=D/`, then moved into a new
+Publication of a ds: every table is written aside under `_candidates/ds=D/`, then hard-linked into a new
 version and made visible by one atomic symlink flip (see `publish`).
 """
 
@@ -225,20 +225,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(src, dst)
+
+
 def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], run_files: dict[str, Path]) -> None:
-    """Move the finished candidate into a new version of ds and flip `current` to it.
+    """Link the finished candidate into a new version of ds and flip `current` to it.
 
     `tables` maps table -> finished candidate partition dir; `run_files` maps a file name of
-    `_runs/ds=D/` -> finished candidate file. Must be called under ds_lock.
+    `_runs/ds=D/` -> finished candidate file. Must be called under ds_lock. The version's files are
+    hard links to the candidate's, not the candidate moved: the candidate stays whole until the
+    caller removes it after the flip, so a publish killed or failed at any point can be run again
+    (an Airflow retry of the publish task). Moved, a publish killed after its first rename left a
+    candidate that no retry could load, and the day had to be prepared again.
     """
     output = Path(output)
     versions = versions_dir(output, ds)
     new = versions / version
     (new / "_runs").mkdir(parents=True)
     for table, src in sorted(tables.items()):
-        os.rename(src, new / table)
+        shutil.copytree(src, new / table, copy_function=_link_or_copy)
     for name, src in sorted(run_files.items()):
-        os.rename(src, new / "_runs" / name)
+        _link_or_copy(src, new / "_runs" / name)
     _fsync_dir(new)
     faults.point("publish:version_written")
     current = versions / CURRENT

@@ -59,7 +59,7 @@ LOCK_PROBE = (
 )
 
 PREPARE_POINTS = ["after_staging"] + [f"after_write:{t}" for t in OUTPUT_TABLES]
-# publish() moves the candidate into a new version, makes sure the fixed links exist, then flips
+# publish() links the candidate into a new version, makes sure the fixed links exist, then flips
 # `current`: the flip is the one step that publishes.
 PUBLISH_POINTS = ["publish:version_written", "publish:links_ready", "publish:flipped"]
 CASES = (
@@ -292,6 +292,21 @@ def test_plain_rerun_after_the_kill_publishes_the_new_data(base: Base, killed: K
     report = (out / "reports" / f"{D}.html").read_text(encoding="utf-8")
     assert report.encode() != base.a_report and RUN_TS_B in report
     assert f'href="{D}.html"' in (out / "reports" / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("killed", [(p, "publish_task") for p in PUBLISH_POINTS], indirect=True, ids=_case_id)
+def test_the_publish_task_retried_after_a_kill_publishes_the_candidate(base: Base, killed: Killed) -> None:
+    """What Airflow does when the publish task dies: it runs the same task again, on the same
+    candidate. publish() once moved the candidate into the new version, so a retry after a kill
+    found no candidate to load (and, before the flip, the next lock's recovery deleted the moved
+    tables): the day had to be prepared again. The candidate now stays whole until after the flip."""
+    out = killed.out
+    proc = subprocess.run([sys.executable, "-c", PUBLISH_TASK, str(out), D.isoformat()], cwd=REPO,
+                          env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(whole(base, out).values()) == {"B"}, whole(base, out)
+    assert not wh.candidate_dir(out, D).exists()
+    assert len(wh.recover(out, D)) == 0
 
 
 @pytest.mark.parametrize("killed", [("after_staging", "cli")], indirect=True, ids=_case_id)
