@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
@@ -184,8 +185,12 @@ def _expected_errors(ds: str) -> Iterator[None]:
 
 def _load_config(run: dict[str, Any]) -> Any:
     from jobs.config import load_config
+    from jobs.errors import UsageError
 
-    return load_config(run["config"])
+    try:
+        return load_config(run["config"])
+    except UsageError as exc:  # a retry reads the same file: fail at once, as `riskinsight run` exits 2
+        raise AirflowFailException(f"bad configuration: {_one_line(exc)}") from exc
 
 
 def _spark_prepare(run: dict[str, Any], ds: str) -> None:
@@ -206,10 +211,23 @@ def _spark_prepare(run: dict[str, Any], ds: str) -> None:
     if run["config"]:
         cmd += ["--config", run["config"]]
     log.info("running %s", shlex.join(cmd))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    # spark-submit finds its Spark home, and runs the driver, with $PYSPARK_DRIVER_PYTHON, else
+    # whatever `python3` is first on the worker's PATH, which need not have pyspark or jobs (exit 127).
+    env = {**os.environ, "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:  # streamed so the task log shows Spark's progress live
-            log.info("spark: %s", line.rstrip())
+        try:
+            for line in proc.stdout:  # streamed so the task log shows Spark's progress live
+                log.info("spark: %s", line.rstrip())
+        except BaseException:
+            # execution_timeout (raised in this loop) or the task being killed: spark-submit must not
+            # outlive it, and Popen's exit would otherwise wait for it to finish on its own.
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
     # Exit codes per DESIGN §6: 2 usage and 4 input missing are not fixed by a retry; anything
     # else (executor lost, cluster hiccup) may be.
     if proc.returncode in (2, 4):
@@ -229,11 +247,37 @@ def _prepare_one(run: dict[str, Any], ds: str, config: Any) -> Any:
                                    engine="polars", config=config)
 
 
-def _candidate(run: dict[str, Any], ds: str) -> Any:
-    """The candidate prepare wrote: re-derived from (output, ds), never passed through XCom."""
+def _candidate(run: dict[str, Any], prepared: dict[str, str]) -> Any:
+    """The candidate this run's prepare wrote: found from (output, ds), and checked to be still its own.
+
+    Two DAG runs of one ds (a manual trigger with conf ds beside the scheduled run) share the
+    candidate's place; each task takes the ds lock, but not the run as a whole. Without the check
+    one run's publish could publish the other's candidate, or its gate pass a candidate it never
+    checked.
+    """
     from jobs import nightly
 
-    return nightly.load_candidate(run["output_dir"], date.fromisoformat(ds))
+    candidate = nightly.load_candidate(run["output_dir"], date.fromisoformat(prepared["ds"]))
+    found = candidate.manifest().get("run_id")
+    if prepared.get("run_id") and found != prepared["run_id"]:
+        raise AirflowFailException(
+            f"the candidate of ds={prepared['ds']} is run {found}'s, not this DAG run's ({prepared['run_id']}): "
+            "another run of that day prepared it since; this run publishes nothing"
+        )
+    return candidate
+
+
+def _gate(run: dict[str, Any], ds: str, candidate: Any, config: Any) -> dict:
+    """The DQ gate; after a failure the day's page and the index say so (no report task follows)."""
+    from jobs import nightly
+    from jobs.errors import DQGateFailed
+
+    with _expected_errors(ds):
+        try:
+            return nightly.gate_day(candidate, config)
+        except DQGateFailed:
+            nightly.report_failed_gate(Path(run["output_dir"]), date.fromisoformat(ds), config)
+            raise
 
 
 DOC_MD = f"""
@@ -252,7 +296,8 @@ and nothing is published) → `publish` (atomic swap) → `report` (HTML per day
 `prepare` waits for the previous scheduled run's `prepare`, `dq_gate` and `publish`
 (`depends_on_past` + `wait_for_downstream`): catchup runs may overlap while their sensors wait, but days
 are computed in date order, so trends never see a half-finished earlier day. After a failed gate the
-next days wait until the day is fixed and rerun (or its `publish` marked success/skipped on purpose).
+next days wait until the day is fixed and its scheduled run cleared and rerun (a manual trigger with
+conf `ds` does not count for the next day), or its `dq_gate` and `publish` marked success/skipped on purpose.
 
 **Trigger conf** (all optional): `ds` (YYYY-MM-DD, default: the data interval's day), `lookback`
 (0..{MAX_LOOKBACK} days before ds to reprocess too), `engine` (`polars` | `spark`), `input_dir`,
@@ -310,6 +355,7 @@ def risk_insight_nightly() -> None:
             raise AirflowFailException(
                 f"input_dir {run['input_dir']} is not a directory; set Variable {VAR_INPUT_DIR} or conf input_dir"
             )
+        _load_config(run)  # a bad config fails here, once, not after the sensors' wait
         log.info("run plan: %s", json.dumps(run, sort_keys=True))
         return run
 
@@ -343,8 +389,7 @@ def risk_insight_nightly() -> None:
         done: list[str] = []
         for day in run["days"][:-1]:
             candidate = _prepare_one(run, day, config)
-            with _expected_errors(day):
-                nightly.gate_day(candidate, config)
+            _gate(run, day, candidate, config)
             nightly.publish_day(candidate)
             log.info("lookback day %s republished", day)
             done.append(day)
@@ -355,24 +400,13 @@ def risk_insight_nightly() -> None:
         # lookback_done only orders this after the window's earlier days are republished.
         ds = run["ds"]
         candidate = _prepare_one(run, ds, _load_config(run))
-        return {"ds": ds, "candidate_dir": str(candidate.path)}
+        return {"ds": ds, "candidate_dir": str(candidate.path), "run_id": str(candidate.manifest()["run_id"])}
 
     @task(execution_timeout=GATE_TIMEOUT)
     def dq_gate(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str | None]:
-        from jobs import nightly
-
-        from jobs.errors import DQGateFailed
-
         ds = prepared["ds"]
-        config = _load_config(run)
-        with _expected_errors(ds):
-            # The thresholds come from the same config prepare used; a critical failure raises.
-            try:
-                result = nightly.gate_day(_candidate(run, ds), config)
-            except DQGateFailed:
-                # The report task will not run: the day's page and the index say what failed now.
-                nightly.report_failed_gate(Path(run["output_dir"]), date.fromisoformat(ds), config)
-                raise
+        # The thresholds come from the same config prepare used; a critical failure raises.
+        result = _gate(run, ds, _candidate(run, prepared), _load_config(run))
         return {"ds": ds, "verdict": str(result["verdict"])}
 
     @task(execution_timeout=PUBLISH_TIMEOUT)
@@ -384,7 +418,7 @@ def risk_insight_nightly() -> None:
         ds = prepared["ds"]
         if gated["ds"] != ds:
             raise AirflowFailException(f"gate was for ds={gated['ds']}, candidate is ds={ds}")
-        manifest = nightly.publish_day(_candidate(run, ds))
+        manifest = nightly.publish_day(_candidate(run, prepared))
         return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
 
     @task(execution_timeout=REPORT_TIMEOUT)

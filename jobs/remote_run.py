@@ -80,7 +80,8 @@ class RemoteRun:
                     report=report, run_started_at=run_started_at, history=self.remote.published_partitions,
                 )
             except DQGateFailed:
-                self._push(ds, tables=False, reports=["index.html"] if report else [])
+                # run_day rendered the day's page of the failure (and the index that links to it).
+                self._push(ds, tables=False, reports=[f"{ds.isoformat()}.html", "index.html"] if report else [])
                 raise
             except BaseException:
                 self.remote.forget(self.mirror, ds)

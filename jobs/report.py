@@ -241,7 +241,10 @@ def render_day(
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         raise InputMissing(f"warehouse {output_dir} {missing_dir(output_dir)}")
-    if not (runs_dir(output_dir, ds).is_dir() or partition_dir(output_dir, "violation_daily", ds).is_dir()):
+    # A recorded run is its run files: `_runs/ds=D/` alone may hold only the Airflow failure record
+    # of a day whose sensors timed out, which is no run to report on.
+    recorded = any((runs_dir(output_dir, ds) / name).exists() for name in ("manifest.json", "dq.json"))
+    if not (recorded or partition_dir(output_dir, "violation_daily", ds).is_dir()):
         raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
     data = load_report_data(output_dir, ds)
     key = resolve_pseudonym_key(pseudonym_key)

@@ -235,19 +235,47 @@ def cmd_run(ns: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def cmd_spark_prepare(ns: argparse.Namespace) -> dict[str, Any]:
-    """Call the DAG's spark-submit step once per exit code the fake spark-submit is told to return.
-
-    The fake is whatever AIRFLOW_VAR_RISKINSIGHT_SPARK_SUBMIT names; it reads its exit code from
-    FAKE_SPARK_EXIT, which this sets before each call.
-    """
+def _dag_module() -> Any:
+    """The DAG file as a module of its own, to call its task helpers directly."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("risk_insight_nightly_probe", DAG_FILE)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def cmd_candidate(ns: argparse.Namespace) -> dict[str, Any]:
+    """The DAG's `_candidate(run, prepared)`: the candidate path, or what it raised."""
+    try:
+        candidate = _dag_module()._candidate(json.loads(ns.run), json.loads(ns.prepared))
+    except Exception as exc:  # noqa: BLE001 - the exception is the result
+        return {"raised": type(exc).__name__, "message": str(exc)}
+    return {"raised": None, "path": str(candidate.path)}
+
+
+def cmd_spark_prepare(ns: argparse.Namespace) -> dict[str, Any]:
+    """Call the DAG's spark-submit step once per exit code the fake spark-submit is told to return.
+
+    The fake is whatever AIRFLOW_VAR_RISKINSIGHT_SPARK_SUBMIT names; it reads its exit code from
+    FAKE_SPARK_EXIT, which this sets before each call.
+    """
+    module = _dag_module()
     run = json.loads(ns.run)
+    if ns.timeout:
+        # The task's execution_timeout, as Airflow raises it: in the task's thread, by a signal.
+        from airflow.sdk.execution_time.timeout import timeout
+
+        os.environ["FAKE_SPARK_EXIT"] = "hang"
+        started = time.monotonic()
+        try:
+            with timeout(int(ns.timeout)):
+                module._spark_prepare(run, run["ds"])
+            raised = None
+        except BaseException as exc:  # noqa: BLE001 - AirflowTaskTimeout is what is expected
+            raised = type(exc).__name__
+        return {"raised": raised, "seconds": time.monotonic() - started, "python": sys.executable}
     outcomes: dict[str, Any] = {}
     for code in ns.exit_codes.split(","):
         os.environ["FAKE_SPARK_EXIT"] = code
@@ -273,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     spark = sub.add_parser("spark_prepare")
     spark.add_argument("--run", required=True)
     spark.add_argument("--exit-codes", default="0")
+    spark.add_argument("--timeout", type=float, default=0.0, help="run once against a hanging spark-submit under this execution_timeout")
     spark.set_defaults(fn=cmd_spark_prepare)
+    cand = sub.add_parser("candidate")
+    cand.add_argument("--run", required=True)
+    cand.add_argument("--prepared", required=True)
+    cand.set_defaults(fn=cmd_candidate)
     ns = parser.parse_args(argv)
     _emit(ns.fn(ns))
     return 0

@@ -190,9 +190,12 @@ def test_spark_engine_runs_spark_submit_and_maps_exit_codes(tmp_path: Path) -> N
     fake = tmp_path / "fake-spark-submit"
     fake.write_text(
         "#!/usr/bin/env python3\n"
-        "import json, os, sys\n"
+        "import json, os, sys, time\n"
         f"open({str(argv_file)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
-        "print('fake spark: staging')\n"
+        f"open({str(tmp_path / 'env.json')!r}, 'w').write(json.dumps({{'pid': os.getpid(), 'driver_python': os.environ.get('PYSPARK_DRIVER_PYTHON')}}))\n"
+        "print('fake spark: staging', flush=True)\n"
+        "if os.environ['FAKE_SPARK_EXIT'] == 'hang':\n"
+        "    time.sleep(120)\n"
         "sys.exit(int(os.environ['FAKE_SPARK_EXIT']))\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
@@ -212,6 +215,16 @@ def test_spark_engine_runs_spark_submit_and_maps_exit_codes(tmp_path: Path) -> N
     assert Path(argv[4]) == af.REPO / "jobs" / "spark_entry.py"
     assert argv[5:] == ["--input", "/in", "--output", "/out", "--ds", "2024-03-01", "--phase", "prepare",
                         "--config", "/etc/ri.toml"]
+
+    # The driver's Python is the worker's own, not whatever `python3` comes first on its PATH.
+    seen = json.loads((tmp_path / "env.json").read_text())
+    hung = af.call("spark_prepare", env, "--run", json.dumps(run), "--timeout", "3", timeout=300)
+    assert seen["driver_python"] == hung["python"]
+    # execution_timeout ends a hung spark-submit: the task fails at once, and the process is gone
+    # (Popen's exit used to wait for it, so the timeout could not end the task, or the child).
+    assert hung["raised"] == "AirflowTaskTimeout" and hung["seconds"] < 60
+    pid = json.loads((tmp_path / "env.json").read_text())["pid"]
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
 # ------------------------------------------------------------- dag.test() without the jobs code
@@ -254,6 +267,20 @@ def test_bad_input_dir_fails_plan_once_and_records_failure(airflow_db: dict[str,
     record = failure_record(out, "2024-06-01")
     assert record["task_id"] == "plan"
     assert "input_dir" in record["exception"] and "nope" in record["exception"]
+
+
+def test_a_bad_config_fails_plan_once_before_any_wait(airflow_db: dict[str, str], tmp_path: Path) -> None:
+    # A retry reads the same file: it used to fail reprocess_lookback three times, 15 minutes of
+    # backoff after the sensors had waited for the day's logs.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "bad.toml").write_text("no_such_section = 1\n")
+    out = tmp_path / "out"
+    result = run_dag(airflow_db, "2024-06-03T00:00:00+00:00",
+                     {"input_dir": str(tmp_path / "in"), "output_dir": str(out), "config": str(tmp_path / "bad.toml")})
+    assert result["state"] == "failed"
+    assert result["tasks"]["plan"] == {"state": "failed", "try_number": 1}
+    record = failure_record(out, "2024-06-02")
+    assert record["exception"].startswith("AirflowFailException: bad configuration: UsageError: config: unknown section(s): no_such_section")
 
 
 # -------------------------------------------------------------- dag.test() end to end with jobs.*
@@ -324,6 +351,39 @@ def test_lookback_republishes_each_earlier_day_before_ds(airflow_db: dict[str, s
     trends = read_rows(out / "violation_trends" / "ds=2024-03-02" / "part-00000.parquet")
     (all_all,) = [r for r in trends if r["market"] == "ALL" and r["policy_category"] == "ALL"]
     assert all_all["baseline_days"] == 1
+
+
+@needs_jobs
+def test_a_lookback_day_that_fails_its_gate_gets_its_page(airflow_db: dict[str, str], tmp_path: Path) -> None:
+    inp, out = tmp_path / "in", tmp_path / "out"
+    generate(inp, "2024-03-01", 1, dirty_rate=0.03)
+    generate(inp, "2024-03-02", 1)
+    result = run_dag(airflow_db, "2024-07-02T00:00:00+00:00",
+                     {"ds": "2024-03-02", "lookback": 1, "input_dir": str(inp), "output_dir": str(out)})
+    assert result["state"] == "failed"
+    assert result["tasks"]["reprocess_lookback"] == {"state": "failed", "try_number": 1}
+    page = (out / "reports" / "2024-03-01.html").read_text(encoding="utf-8")
+    assert 'id="not-published"' in page and "quarantine_rate" in page
+    assert '<span class="badge fail">fail</span>' in (out / "reports" / "index.html").read_text(encoding="utf-8")
+
+
+@needs_jobs
+def test_a_task_refuses_a_candidate_another_run_of_the_day_prepared(tmp_path: Path) -> None:
+    """Two DAG runs of one ds (a manual trigger beside the scheduled run) share the candidate's
+    place: a gate or publish task must not take the other run's candidate for its own."""
+    from jobs.nightly import prepare_day
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    generate(inp, "2024-03-01", 1)
+    candidate = prepare_day(inp, out, date(2024, 3, 1))
+    mine = candidate.manifest()["run_id"]
+    run = {"ds": "2024-03-01", "output_dir": str(out)}
+    env = af.airflow_env(tmp_path / "home", {})
+    ok = af.call("candidate", env, "--run", json.dumps(run), "--prepared", json.dumps({"ds": "2024-03-01", "run_id": mine}))
+    assert ok["raised"] is None and ok["path"] == str(candidate.path)
+    other = af.call("candidate", env, "--run", json.dumps(run), "--prepared", json.dumps({"ds": "2024-03-01", "run_id": "20240301T000000Z-1"}))
+    assert other["raised"] == "AirflowFailException"
+    assert f"is run {mine}'s, not this DAG run's (20240301T000000Z-1)" in other["message"]
 
 
 @needs_jobs

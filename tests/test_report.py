@@ -351,6 +351,13 @@ def test_report_command(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("riskinsight: error: ds=2024-03-24: nothing to report") and err.count("\n") == 1
     assert not job.report_path(tmp_path, dt.date(2024, 3, 24)).exists() and index.read_bytes() == listed
+    # Only Airflow's failure record (sensors timed out, no run): still nothing to report.
+    never_run = dt.date(2024, 3, 25)
+    (tmp_path / "_runs" / f"ds={never_run}").mkdir(parents=True)
+    (tmp_path / "_runs" / f"ds={never_run}" / "airflow_failure.json").write_text('{"task_id": "wait_for_decisions"}')
+    assert cli.main(["report", "--output", str(tmp_path), "--ds", str(never_run)]) == 4
+    assert "nothing to report" in capsys.readouterr().err
+    assert not job.report_path(tmp_path, never_run).exists() and index.read_bytes() == listed
 
 
 def test_several_days_render_the_index_once_when_asked(tmp_path: Path) -> None:

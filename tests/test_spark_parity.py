@@ -166,6 +166,22 @@ def test_a_uri_warehouse_has_the_local_layout_in_real_directories(runs: dict[str
     assert not list((remote / "_locks").glob("*.lock")), "every lease released"
 
 
+def test_a_uri_warehouse_gets_the_page_of_a_day_that_failed_its_gate(spark_session, tmp_path: Path) -> None:
+    """As on a local warehouse: the failed day's page (and the index row linking to it) reach the
+    remote; only the index did, so the index linked to a page that was not there."""
+    from jobs.engines.spark_engine import SparkEngine
+    from jobs.errors import DQGateFailed
+    from jobs.generate import generate
+
+    generate(tmp_path / "input", START, 1, 600, seed=3, dirty_rate=0.03)
+    remote = tmp_path / "remote"
+    with pytest.raises(DQGateFailed):
+        run_days(tmp_path / "input", remote.as_uri(), [START], engine=SparkEngine())
+    page = (remote / "reports" / f"{START}.html").read_text(encoding="utf-8")
+    assert 'id="not-published"' in page and "quarantine_rate" in page
+    assert f'href="{START}.html"' in (remote / "reports" / "index.html").read_text(encoding="utf-8")
+
+
 # ------------------------------------------------------------------ the reader on awkward files
 def test_checkpoint_is_plain_unverified_parquet_that_reads_back_the_same_rows(spark_engine: Engine, tmp_path: Path) -> None:
     # The scratch options are parquet-mr Hadoop keys: a misspelt or renamed key is ignored silently,
