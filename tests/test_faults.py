@@ -294,13 +294,14 @@ def test_plain_rerun_after_the_kill_publishes_the_new_data(base: Base, killed: K
     assert f'href="{D}.html"' in (out / "reports" / "index.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("killed", [(p, "publish_task") for p in PUBLISH_POINTS], indirect=True, ids=_case_id)
-def test_the_publish_task_retried_after_a_kill_publishes_the_candidate(base: Base, killed: Killed) -> None:
+@pytest.mark.parametrize("point", PUBLISH_POINTS)
+def test_the_publish_task_retried_after_a_kill_publishes_the_candidate(base: Base, point: str, tmp_path: Path) -> None:
     """What Airflow does when the publish task dies: it runs the same task again, on the same
     candidate. publish() once moved the candidate into the new version, so a retry after a kill
     found no candidate to load (and, before the flip, the next lock's recovery deleted the moved
-    tables): the day had to be prepared again. The candidate now stays whole until after the flip."""
-    out = killed.out
+    tables): the day had to be prepared again. The candidate now stays whole until after the flip.
+    A kill of its own: the shared `killed` cases are rerun in place by other tests."""
+    out = kill_run(base, point, "publish_task", tmp_path / "out").out
     proc = subprocess.run([sys.executable, "-c", PUBLISH_TASK, str(out), D.isoformat()], cwd=REPO,
                           env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
