@@ -245,6 +245,7 @@ def cmd_dsa_transparency(args: argparse.Namespace) -> int:
 
 def _add_dsa(sub: argparse._SubParsersAction) -> None:
     dsa = sub.add_parser("dsa", help="the EU DSA Transparency Database as a second source")
+    dsa.register("action", "parsers", _SubParsers)  # --verbose after `dsa daily` too
     dsub = dsa.add_subparsers(dest="dsa_command", required=True)
     i = dsub.add_parser("ingest", help="convert daily dumps (nested zips or CSVs) to Parquet, resumably")
     i.add_argument("--dump", required=True, nargs="+", help="dump zip(s), part .csv.zip(s) or chunk CSV(s)")

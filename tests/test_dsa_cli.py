@@ -68,3 +68,6 @@ def test_daily_without_ingested_data_is_one_line_exit_4(tmp_path, capsys):
     assert main(["dsa", "daily", "--output", str(tmp_path), "--ds", "2024-03-15"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dsa ingest" in err[0]
+    # --verbose wherever it is given, after the nested subcommand too.
+    assert main(["dsa", "daily", "--output", str(tmp_path), "--ds", "2024-03-15", "--verbose"]) == 4
+    assert "Traceback" in capsys.readouterr().err
