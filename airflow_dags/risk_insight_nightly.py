@@ -267,17 +267,12 @@ def _candidate(run: dict[str, Any], prepared: dict[str, str]) -> Any:
     return candidate
 
 
-def _gate(run: dict[str, Any], ds: str, candidate: Any, config: Any) -> dict:
+def _gate(ds: str, candidate: Any, config: Any) -> dict:
     """The DQ gate; after a failure the day's page and the index say so (no report task follows)."""
     from jobs import nightly
-    from jobs.errors import DQGateFailed
 
     with _expected_errors(ds):
-        try:
-            return nightly.gate_day(candidate, config)
-        except DQGateFailed:
-            nightly.report_failed_gate(Path(run["output_dir"]), date.fromisoformat(ds), config)
-            raise
+        return nightly.gate_day_reporting_failure(candidate, config)
 
 
 DOC_MD = f"""
@@ -389,7 +384,7 @@ def risk_insight_nightly() -> None:
         done: list[str] = []
         for day in run["days"][:-1]:
             candidate = _prepare_one(run, day, config)
-            _gate(run, day, candidate, config)
+            _gate(day, candidate, config)
             nightly.publish_day(candidate)
             log.info("lookback day %s republished", day)
             done.append(day)
@@ -406,7 +401,7 @@ def risk_insight_nightly() -> None:
     def dq_gate(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str | None]:
         ds = prepared["ds"]
         # The thresholds come from the same config prepare used; a critical failure raises.
-        result = _gate(run, ds, _candidate(run, prepared), _load_config(run))
+        result = _gate(ds, _candidate(run, prepared), _load_config(run))
         return {"ds": ds, "verdict": str(result["verdict"])}
 
     @task(execution_timeout=PUBLISH_TIMEOUT)

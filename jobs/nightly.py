@@ -370,12 +370,10 @@ def run_day(
 ) -> DayResult:
     with wh.ds_lock(output, ds, wait_s=lock_wait):
         candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at, history=history)
-        try:
+        if report:
+            gate_day_reporting_failure(candidate, config)
+        else:
             gate_day(candidate, config)
-        except DQGateFailed:
-            if report:
-                report_failed_gate(output, ds, config)
-            raise
         manifest = publish_day(candidate)
     report_path = None
     faults.point("before_report")
@@ -389,16 +387,21 @@ def run_day(
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 
 
-def report_failed_gate(output: Path, ds: dt.date, config: Config) -> Path:
-    """After a failed gate, the day's page (and the index) say so.
+def gate_day_reporting_failure(candidate: Candidate, config: Config) -> dict:
+    """gate_day; after a failed gate the day's page (and the index) say so before it raises.
 
     Over a publication in place, the page keeps showing it under a banner naming the failed run; a
     day that failed its first run gets the page explaining what the gate found, and so a row in the
-    index, which lists the days that have a page.
+    index, which lists the days that have a page. (`run` with a report, and the DAG's gate tasks,
+    after which no report task runs.)
     """
-    from jobs.report import render_day
+    try:
+        return gate_day(candidate, config)
+    except DQGateFailed:
+        from jobs.report import render_day
 
-    return render_day(output, ds, pseudonym_key=config.pseudonym_key)
+        render_day(candidate.output, candidate.ds, pseudonym_key=config.pseudonym_key)
+        raise
 
 
 def _record_published_stages(output: Path, ds: dt.date, timer: StageTimer) -> None:

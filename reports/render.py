@@ -175,10 +175,9 @@ def _dq_section(data: ReportData) -> dict[str, Any]:
     if not data.published:
         # No quarantine table was published; the run's own counts say what it found (the reason a
         # gate most often fails on).
-        counted = [(str(t), str(r), _num(n)) for t, reasons in _as_dict(manifest.get("quarantined")).items()
+        counted = [(str(t), str(r), int(n)) for t, reasons in _as_dict(manifest.get("quarantined")).items()
                    for r, n in _as_dict(reasons).items() if _num(n)]
-        qc = pl.DataFrame(counted, schema={"source_table": pl.String, "reason": pl.String, "rows": pl.Float64},
-                          orient="row").cast({"rows": pl.Int64}).sort(["source_table", "reason"])
+        qc = pl.DataFrame(counted, schema=data.quarantine_counts.schema, orient="row").sort(["source_table", "reason"])
     dups = sorted((str(k), _num(v)) for k, v in _as_dict(manifest.get("duplicates_dropped")).items())
     failed = []
     results = _as_dict(data.dq).get("results")

@@ -367,10 +367,14 @@ class PolarsEngine:
         # json_encode writes NaN and ±inf as null, which in a row quarantined for that very value
         # (bad_range: a NaN handle time) read as a missing value, another rule. Spent as the strings
         # Spark's to_json writes for them instead.
+        # One replace per float column whose text is the value's own (`null` stays null): a when/then
+        # per case would repeat the whole row expression in both branches, doubling it each time.
         for c in columns:
             if schema[c] in (pl.Float64, pl.Float32):
-                for non_finite, text in ((pl.col(c).is_nan(), "NaN"), (pl.col(c) == math.inf, "Infinity"), (pl.col(c) == -math.inf, "-Infinity")):
-                    row = pl.when(non_finite).then(row.str.replace(f'"{c}":null', f'"{c}":"{text}"', literal=True)).otherwise(row)
+                x = pl.col(c)
+                text = (pl.when(x.is_nan()).then(pl.lit('"NaN"')).when(x == math.inf).then(pl.lit('"Infinity"'))
+                        .when(x == -math.inf).then(pl.lit('"-Infinity"')).otherwise(pl.lit("null")))
+                row = row.str.replace(f'"{c}":null', pl.concat_str(pl.lit(f'"{c}":'), text), literal=True)
         return nw.from_native(native.with_columns(row.alias("row")))
 
     def collect(self, frames: dict[str, nw.LazyFrame]) -> dict[str, pl.DataFrame]:
