@@ -3,7 +3,8 @@
 Layout under <output> (besides what jobs.dsa_ingest writes):
   sor_daily/ds=D/part-00000.parquet    transforms.sor_daily
   sor_trends/ds=D/part-00000.parquet   transforms.trends.trend_table over sor_daily of D-28..D
-  _dsa_runs/ds=D/manifest.json         rows, duplicate uuids, quarantine counts
+  _dsa_runs/ds=D/manifest.json         rows read from the day's CSVs = statements + duplicated uuids
+                                       dropped + rows quarantined
   reports/dsa/D.html                   reports.dsa_report
 
 Every expected failure raises DsaError (a RiskInsightError with an exit code and a one-line message).
@@ -22,7 +23,7 @@ from pathlib import Path
 import narwhals.stable.v2 as nw
 import polars as pl
 
-from jobs.dsa_ingest import DsaError, DsaUsageError, IngestSummary, ingest
+from jobs.dsa_ingest import DsaError, DsaUsageError, IngestSummary, chunk_counts, ingest, ingesting_markers
 from jobs.warehouse import replacing, write_text
 from reports.dsa_report import DsaDayData, render_dsa_day
 from transforms.dsa_transparency import dsa_transparency
@@ -67,6 +68,12 @@ def read_sor(output: Path, days: Sequence[dt.date]) -> nw.LazyFrame:
 
     Raises DsaError when none of the days was ingested.
     """
+    for d in days:
+        if unfinished := ingesting_markers(output, d):
+            names = ", ".join(m.name.removeprefix("ingesting.") for m in unfinished)
+            raise DsaError(
+                f"the ingest of {d} did not finish ({names}); rerun `riskinsight dsa ingest` with it to complete the day"
+            )
     files = [f for d in days for f in _files(output, "sor", d)]
     if not files:
         span = days[0].isoformat() if len(days) == 1 else f"{min(days)}..{max(days)}"
@@ -78,6 +85,11 @@ def read_sor(output: Path, days: Sequence[dt.date]) -> nw.LazyFrame:
 def _write(frame: pl.DataFrame, target: Path) -> None:
     with replacing(target) as tmp:
         frame.write_parquet(tmp)
+
+
+def _dropped_at_ingest(output: Path, day: dt.date) -> int:
+    """Duplicated uuids the ingest dropped within the day's chunks (recorded beside each chunk)."""
+    return sum(c["duplicates_dropped"] for c in chunk_counts(output, day))
 
 
 def _quarantined(output: Path, day: dt.date) -> dict[str, int]:
@@ -132,15 +144,22 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     quarantined = _quarantined(output, day)
     total = daily.filter((pl.col("platform_name") == ALL) & (pl.col("category") == ALL))
     statements = int(total["statements"][0])
+    # Every row of the day's CSVs is a statement, a duplicate (dropped within a chunk at ingest, or
+    # across chunks here) or quarantined.
+    duplicates = _dropped_at_ingest(output, day) + int(dups["duplicate_uuids"])
+    rows_read = int(dups["rows"]) + _dropped_at_ingest(output, day) + sum(quarantined.values())
     report_path = output / "reports" / "dsa" / f"{day.isoformat()}.html"
     if report:
-        _write_report(report_path, daily, history, trends, day, int(dups["duplicate_uuids"]), quarantined, run_ts)
+        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, run_ts)
+    else:
+        # A page from an earlier run would describe the tables just replaced.
+        report_path.unlink(missing_ok=True)
 
     result = DailyResult(
         ds=day.isoformat(),
         statements=statements,
-        rows_read=int(dups["rows"]),
-        duplicate_uuids=int(dups["duplicate_uuids"]),
+        rows_read=rows_read,
+        duplicate_uuids=duplicates,
         quarantined=quarantined,
         sor_daily_rows=daily.height,
         trend_rows=trends.height,
@@ -148,8 +167,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
         report=str(report_path) if report else "",
     )
     manifest = output / "_dsa_runs" / f"ds={day.isoformat()}" / "manifest.json"
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text(manifest, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return result
 
 
@@ -187,7 +205,16 @@ def export_transparency(output: Path | str, start: dt.date | str, end: dt.date |
 
 def cmd_transparency(output: Path | str, start: dt.date | str, end: dt.date | str, csv_path: Path | str,
                      platforms: Sequence[str] | None = None) -> Path:  # fmt: skip
-    return export_transparency(output, start, end, csv_path, platforms=platforms)
+    """export_transparency, saying on stderr which days of the span had nothing ingested (the table
+    covers the others only, and nothing in the CSV shows it)."""
+    path = export_transparency(output, start, end, csv_path, platforms=platforms)
+    first, last = _date(start, "--start"), _date(end, "--end")
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if missing := [d.isoformat() for d in days if not _files(Path(output), "sor", d)]:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        print(f"note: {len(missing)} of the {len(days)} days have no ingested statements and are not in the table: {shown}",
+              file=sys.stderr)  # fmt: skip
+    return path
 
 
 def cmd_ingest(args: argparse.Namespace) -> IngestSummary:

@@ -12,7 +12,12 @@ files live under `<output>/_dsa_ingest/` rather than /tmp, which may be RAM-back
 Output:
   <output>/sor/ds=<day>/<chunk>.parquet             statements whose created_at falls on the dump's day
   <output>/sor_quarantine/ds=<day>/<chunk>.parquet  the other rows, with a `reason` column
-  <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part
+  <output>/_dsa_ingest/ds=<day>/<chunk>.json        the chunk's counts (rows read, duplicates dropped)
+  <output>/_dsa_ingest/ds=<day>/ingesting.<file>    present while a dump file of that day is being
+                                                    ingested; `dsa daily` refuses a day holding one
+  <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part;
+                                                    it names its source (size and checksum), and a
+                                                    changed source is converted again
 
 Files are named after their chunk, so re-ingesting the same chunk (from the zip or as a plain CSV)
 replaces its rows instead of adding them twice. Duplicated uuids are dropped within a chunk here;
@@ -31,6 +36,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -204,13 +210,19 @@ def _rewrite_backslash_quotes(src: Path, dst: Path) -> None:
         out.write(carry)
 
 
-def _read_header(path: Path, name: str) -> tuple[str, ...] | None:
+def _read_header(path: Path, name: str) -> tuple[str, ...]:
     with open(path, "rb") as f:
         line = f.readline(1 << 16)
     if not line.strip():
-        return None
+        # A dump chunk always has its header line, even without statements: an empty file is a
+        # download or copy that stopped short, and taking it as a day without statements would
+        # show a drop that never happened.
+        raise DsaIngestError(f"{name}: empty file, no header line (a truncated download?)")
     text = line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    header = tuple(next(csv.reader([text])))
+    try:
+        header = tuple(next(csv.reader([text])))
+    except csv.Error as exc:
+        raise DsaIngestError(f"{name}: not a CSV file ({exc})") from None
     if header not in (OLD_HEADER, NEW_HEADER):
         missing = sorted(set(OLD_HEADER) - set(header))
         extra = sorted(set(header) - set(NEW_HEADER))
@@ -267,31 +279,28 @@ def _sink(frame: pl.LazyFrame, target: Path) -> int:
 def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Path, tmp: Path) -> dict:
     raw_csv = tmp / "chunk.csv"
     typed_pq = tmp / "chunk.parquet"
-    has_backslash_quote = _copy_stream(src, raw_csv)
+    with _damaged_zip_is_one_line(chunk):
+        has_backslash_quote = _copy_stream(src, raw_csv)
     header = _read_header(raw_csv, chunk)
     rewritten = False
-    if header is None:
-        typed_pq.unlink(missing_ok=True)
-        pl.DataFrame(schema={**SOR_SCHEMA, "reason": pl.String}).write_parquet(typed_pq)
-    else:
+    try:
+        _typed(raw_csv, header, day).sink_parquet(typed_pq)
+    except pl.exceptions.PolarsError as exc:
+        # Some chunks escape quotes as \" instead of "": only then, and only when the RFC reading
+        # failed, rewrite them, so a field that legitimately ends in a backslash stays intact elsewhere.
+        if not has_backslash_quote:
+            raise DsaIngestError(f"{chunk}: unreadable CSV ({str(exc).splitlines()[0][:200]})") from None
+        fixed = tmp / "chunk.fixed.csv"
+        _rewrite_backslash_quotes(raw_csv, fixed)
         try:
-            _typed(raw_csv, header, day).sink_parquet(typed_pq)
-        except pl.exceptions.PolarsError as exc:
-            # Some chunks escape quotes as \" instead of "": only then, and only when the RFC reading
-            # failed, rewrite them, so a field that legitimately ends in a backslash stays intact elsewhere.
-            if not has_backslash_quote:
-                raise DsaIngestError(f"{chunk}: unreadable CSV ({str(exc).splitlines()[0][:200]})") from None
-            fixed = tmp / "chunk.fixed.csv"
-            _rewrite_backslash_quotes(raw_csv, fixed)
-            try:
-                _typed(fixed, header, day).sink_parquet(typed_pq)
-            except pl.exceptions.PolarsError as exc2:
-                raise DsaIngestError(
-                    f"{chunk}: unreadable CSV even after rewriting backslash-escaped quotes "
-                    f"({str(exc2).splitlines()[0][:200]})"
-                ) from None
-            rewritten = True
-            fixed.unlink()
+            _typed(fixed, header, day).sink_parquet(typed_pq)
+        except pl.exceptions.PolarsError as exc2:
+            raise DsaIngestError(
+                f"{chunk}: unreadable CSV even after rewriting backslash-escaped quotes "
+                f"({str(exc2).splitlines()[0][:200]})"
+            ) from None
+        rewritten = True
+        fixed.unlink()
     raw_csv.unlink()
 
     rows = pl.scan_parquet(typed_pq)
@@ -307,7 +316,7 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
     read = _parquet_rows(typed_pq)
     typed_pq.unlink()
     kept = written + sum(reasons.values())
-    return {
+    counts = {
         "chunks": 1,
         "rows_read": read,
         "rows_written": written,
@@ -315,6 +324,29 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
         "quarantined": reasons,
         "backslash_quote_chunks": int(rewritten),
     }
+    # Beside the chunk's rows and named like them, so the day's figures (`dsa daily`) count what
+    # was read and dropped here, and re-ingesting the chunk replaces its counts with its rows.
+    write_text(chunk_counts_path(output, day, chunk), json.dumps(counts, sort_keys=True))
+    return counts
+
+
+def _day_state(output: Path, day: dt.date) -> Path:
+    # Outside the sor partitions, whose readers take every file of a partition directory.
+    return Path(output) / "_dsa_ingest" / f"ds={day.isoformat()}"
+
+
+def chunk_counts_path(output: Path, day: dt.date, chunk: str) -> Path:
+    return _day_state(output, day) / f"{chunk}.json"
+
+
+def chunk_counts(output: Path, day: dt.date) -> list[dict]:
+    """The recorded counts of every chunk ingested for `day`."""
+    return [json.loads(f.read_text()) for f in sorted(_day_state(output, day).glob("*.json"))]
+
+
+def ingesting_markers(output: Path, day: dt.date) -> list[Path]:
+    """The markers of dump files of `day` whose ingest started and has not finished."""
+    return sorted(_day_state(output, day).glob("ingesting.*"))
 
 
 def _empty_counts() -> dict:
@@ -336,6 +368,30 @@ def _merge(total: dict, part: dict) -> None:
 class _Part:
     name: str  # marker name: the part's (or lone chunk's) stem
     open_chunks: Callable[[Path], Iterator[tuple[str, io.BufferedIOBase]]]
+    # What the part was made from (size and checksum): a download replaced by a complete or corrected
+    # one carries another, and is converted again instead of skipped as done.
+    source: Callable[[], str]
+
+
+def _file_identity(path: Path) -> Callable[[], str]:
+    return lambda: f"size={path.stat().st_size} sha1={_sha1_of(path)}"
+
+
+def _member_identity(info: zipfile.ZipInfo) -> str:
+    return f"size={info.file_size} crc32={info.CRC:08x}"
+
+
+# What reading a damaged zip member raises: a checksum or length mismatch, a broken deflate stream,
+# an unsupported compression or an encrypted member.
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
+@contextmanager
+def _damaged_zip_is_one_line(name: str) -> Iterator[None]:
+    try:
+        yield
+    except _ZIP_READ_ERRORS as exc:
+        raise DsaIngestError(f"{name}: damaged zip ({exc}); download it again") from None
 
 
 def _chunk_stem(member: str) -> str:
@@ -352,7 +408,7 @@ def _chunks_of_part_zip(part_zip: Path, name: str) -> Iterator[tuple[str, io.Buf
         if not members:
             raise DsaIngestError(f"{name}: holds no CSV chunk")
         for m in members:
-            with zf.open(m) as src:
+            with _damaged_zip_is_one_line(f"{name}: {m}"), zf.open(m) as src:
                 yield _chunk_stem(m), src
 
 
@@ -363,30 +419,33 @@ def _parts(path: Path, kind: str) -> Iterator[_Part]:
             with open(path, "rb") as src:
                 yield _chunk_stem(path.name), src
 
-        yield _Part(path.name.removesuffix(".csv"), open_csv)
+        yield _Part(path.name.removesuffix(".csv"), open_csv, _file_identity(path))
     elif kind == "part":
-        yield _Part(path.name.removesuffix(".csv.zip"), lambda _tmp: _chunks_of_part_zip(path, path.name))
+        yield _Part(
+            path.name.removesuffix(".csv.zip"), lambda _tmp: _chunks_of_part_zip(path, path.name), _file_identity(path)
+        )
     else:
         try:
             outer = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
             raise DsaIngestError(f"{path.name}: not a valid zip file") from None
         with outer:
-            names = sorted(i.filename for i in outer.infolist() if i.filename.endswith(".csv.zip"))
-            if not names:
+            infos = sorted((i for i in outer.infolist() if i.filename.endswith(".csv.zip")), key=lambda i: i.filename)
+            if not infos:
                 raise DsaIngestError(f"{path.name}: holds no sor-...-NNNNN.csv.zip part")
-            for member in names:
+            for info in infos:
+                member = info.filename
 
                 def open_part(tmp: Path, member: str = member) -> Iterator[tuple[str, io.BufferedIOBase]]:
                     local = tmp / "part.csv.zip"
-                    with outer.open(member) as src:
+                    with _damaged_zip_is_one_line(f"{path.name}: {member}"), outer.open(member) as src:
                         _copy_stream(src, local)
                     try:
                         yield from _chunks_of_part_zip(local, Path(member).name)
                     finally:
                         local.unlink(missing_ok=True)
 
-                yield _Part(Path(member).name.removesuffix(".csv.zip"), open_part)
+                yield _Part(Path(member).name.removesuffix(".csv.zip"), open_part, lambda info=info: _member_identity(info))
 
 
 @contextmanager
@@ -403,7 +462,9 @@ def _scratch(output: Path) -> Iterator[Path]:
 def ingest(dumps: list[Path], output: Path, *, progress: Callable[[str], None] | None = None) -> IngestSummary:
     """Convert DSA dump files (day zips, part zips or chunk CSVs) to typed Parquet under `output`.
 
-    Resumable: a part whose `.done` marker exists is skipped, its recorded counts still summed.
+    Resumable: a part whose `.done` marker names the same source is skipped, its recorded counts
+    still summed. While a file is being converted its day holds an `_ingesting.<file>` marker, so that
+    a day left half-converted by a failure is refused by `dsa daily` until a rerun completes it.
     Raises DsaIngestError with a one-line message on a missing, misnamed, corrupt or unreadable dump.
     """
     say = progress or (lambda _msg: None)
@@ -420,25 +481,49 @@ def ingest(dumps: list[Path], output: Path, *, progress: Callable[[str], None] |
             summary.dumps.append(path.name)
             if dump.day.isoformat() not in summary.days:
                 summary.days.append(dump.day.isoformat())
-            markers = output / "_dsa_ingest" / dump.stem
-            markers.mkdir(parents=True, exist_ok=True)
-            if kind == "day" and verify_sha1(path):
-                summary.sha1_verified.append(path.name)
-                say(f"{path.name}: sha1 verified")
-            for part in _parts(path, kind):
-                marker = markers / f"{part.name}.done"
-                if marker.exists():
-                    summary.parts_skipped += 1
-                    summary.add_part(json.loads(marker.read_text()))
-                    say(f"{part.name}: already converted, skipped")
-                    continue
-                counts = _empty_counts()
-                for chunk, src in part.open_chunks(tmp):
-                    c = _convert_chunk(src, chunk, dump.day, output, tmp)
-                    _merge(counts, c)
-                    say(f"{chunk}: {c['rows_read']} rows, {c['rows_written']} written")
-                write_text(marker, json.dumps(counts, sort_keys=True))
-                summary.parts_converted += 1
-                summary.add_part(counts)
+            in_progress = _day_state(output, dump.day) / f"ingesting.{path.name}"
+            write_text(in_progress, "")
+            _ingest_file(path, dump, kind, output, tmp, summary, say)
+            in_progress.unlink()
     summary.days.sort()
     return summary
+
+
+def _ingest_file(path: Path, dump: _DumpName, kind: str, output: Path, tmp: Path, summary: IngestSummary,
+                 say: Callable[[str], None]) -> None:  # fmt: skip
+    markers = output / "_dsa_ingest" / dump.stem
+    markers.mkdir(parents=True, exist_ok=True)
+    if kind == "day" and verify_sha1(path):
+        summary.sha1_verified.append(path.name)
+        say(f"{path.name}: sha1 verified")
+    for part in _parts(path, kind):
+        marker = markers / f"{part.name}.done"
+        source = part.source()
+        done = json.loads(marker.read_text()) if marker.exists() else None
+        if done is not None and done.get("source") == source:
+            summary.parts_skipped += 1
+            summary.add_part(done)
+            say(f"{part.name}: already converted, skipped")
+            continue
+        if done is not None:
+            say(f"{part.name}: its source changed since it was converted; converting it again")
+        _forget_chunks(output, dump.day, part.name, kind)
+        counts = _empty_counts()
+        for chunk, src in part.open_chunks(tmp):
+            c = _convert_chunk(src, chunk, dump.day, output, tmp)
+            _merge(counts, c)
+            say(f"{chunk}: {c['rows_read']} rows, {c['rows_written']} written")
+        write_text(marker, json.dumps({**counts, "source": source}, sort_keys=True))
+        summary.parts_converted += 1
+        summary.add_part(counts)
+
+
+def _forget_chunks(output: Path, day: dt.date, part: str, kind: str) -> None:
+    """Remove what an earlier conversion of a part wrote, so a chunk its new source lacks does not stay."""
+    if kind == "chunk":
+        return  # a lone chunk's files are replaced by name
+    ds_dir = f"ds={day.isoformat()}"
+    for pattern in (f"sor/{ds_dir}/{part}-?????.parquet", f"sor_quarantine/{ds_dir}/{part}-?????.parquet",
+                    f"_dsa_ingest/{ds_dir}/{part}-?????.json"):  # fmt: skip
+        for stale in output.glob(pattern):
+            stale.unlink()

@@ -17,6 +17,7 @@ import narwhals.stable.v2 as nw
 
 from transforms.params import US_PER_S
 from transforms.schemas import ALL
+from transforms.sor_daily import sor_key
 from transforms.schemas import F64 as _F64
 from transforms.schemas import I64 as _I64
 from transforms.schemas import STR as _STR
@@ -47,8 +48,8 @@ def dsa_transparency(sor: nw.LazyFrame, *, platforms: Sequence[str] | None = Non
         sor.select("uuid", "category", "source_type", "automated_decision", "content_date_us", "application_date_us")
         .unique(subset=["uuid"], keep="any")
         .select(
-            nw.col("category").fill_null("(null)").cast(_STR),
-            nw.col("source_type").fill_null("(null)").cast(_STR),
+            sor_key("category"),
+            sor_key("source_type"),
             nw.when((nw.col("automated_decision") == "AUTOMATED_DECISION_FULLY").fill_null(False))
             .then(nw.lit(1, _I64))
             .otherwise(nw.lit(0, _I64))

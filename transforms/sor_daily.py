@@ -2,7 +2,8 @@
 
 Rows exist for every (platform_name, category) with a statement, for the rollups platform_name = "ALL",
 category = "ALL", and both; the ALL/ALL row exists even on a day without statements, so that the day
-counts as observed by the trends (transforms.trends).
+counts as observed by the trends (transforms.trends). A null platform or category is "(null)", and one
+spelled "ALL" is "(ALL)" (`sor_key`).
 
 Input: the day's `sor` rows with the `<ts>_us` epoch-microsecond companions of content_date,
 application_date and created_at added by the reader (narwhals has no duration-to-seconds on Spark).
@@ -74,6 +75,13 @@ def _count(cond: nw.Expr) -> nw.Expr:
     return nw.when(cond.fill_null(False)).then(nw.lit(1, _I64)).otherwise(nw.lit(0, _I64))
 
 
+def sor_key(column: str) -> nw.Expr:
+    """A grouping column of the DSA tables: null is "(null)", and a value spelled like the rollup's ALL
+    is "(ALL)", so that it is not merged into a rollup row (which would make the grain repeat)."""
+    value = nw.col(column)
+    return nw.when(value == nw.lit(ALL)).then(nw.lit(f"({ALL})")).otherwise(value).fill_null("(null)").cast(_STR).alias(column)
+
+
 def _delay(later_us: str, earlier_us: str) -> nw.Expr:
     return nw.col(later_us) - nw.col(earlier_us)
 
@@ -95,8 +103,8 @@ def _rows(sor: nw.LazyFrame) -> nw.LazyFrame:
     mod = _delay("application_date_us", "content_date_us")
     dis = _delay("created_at_us", "application_date_us")
     return sor.select(
-        nw.col("platform_name").fill_null("(null)").cast(_STR),
-        nw.col("category").fill_null("(null)").cast(_STR),
+        sor_key("platform_name"),
+        sor_key("category"),
         *[_count(cond).alias(flag) for flag, cond in _FLAGS.items()],
         _count(mod < 0).alias("negative_moderation_delay"),
         _count(dis < 0).alias("negative_disclosure_delay"),

@@ -1,0 +1,169 @@
+"""The DSA source under damaged, partial and replaced downloads (each case a real operator's mishap).
+
+Every case runs on the real sample rows (../shared/data/dsa_sor) with one thing broken, and checks
+that the operator gets a one-line error (exit 4) or the day's true figures, never a half day or a
+silently stale one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import narwhals.stable.v2 as nw
+import polars as pl
+import pytest
+
+from jobs.cli import main
+from jobs.dsa import DsaError, cmd_daily
+from jobs.dsa_ingest import DsaIngestError, ingest
+from transforms.dsa_transparency import dsa_transparency
+from transforms.sor_daily import sor_daily
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsa_sor"
+if not DATA.exists():  # the checkout may sit elsewhere; the shared data lives beside it
+    DATA = Path("/work/shared/data/dsa_sor")
+ZIP = DATA / "2024-03-14" / "sor-global-2024-03-14-full.zip"
+NEW_CSV = DATA / "2025-07-01" / "sor-global-2025-07-01-full-00000-00000.csv"
+
+
+def _run(*argv: str) -> int:
+    return main(["dsa", *argv])
+
+
+def _damage_first_member(data: bytes) -> bytes:
+    """Flip one byte in the middle of the first member's compressed data: the zip still lists it,
+    and only reading it finds the damage (its CRC)."""
+    b = bytearray(data)
+    i = zipfile.ZipFile(io.BytesIO(data)).infolist()[0]
+    b[i.header_offset + 30 + len(i.filename) + len(i.extra) + i.compress_size // 2] ^= 0xFF
+    return bytes(b)
+
+
+def test_a_damaged_zip_member_is_a_one_line_error(tmp_path, capsys):
+    dump = tmp_path / ZIP.name
+    dump.write_bytes(_damage_first_member(ZIP.read_bytes()))  # no .sha1 beside it to catch it first
+    assert _run("ingest", "--quiet", "--dump", str(dump), "--output", str(tmp_path / "out")) == 4
+    err = capsys.readouterr().err.strip()
+    assert "damaged zip" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_zip_saved_under_a_chunk_name_is_a_one_line_error(tmp_path, capsys):
+    dump = tmp_path / "sor-global-2024-03-14-full-00000-00000.csv"
+    dump.write_bytes(ZIP.read_bytes())
+    assert _run("ingest", "--quiet", "--dump", str(dump), "--output", str(tmp_path / "out")) == 4
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_zero_byte_chunk_is_an_error_not_a_day_without_statements(tmp_path):
+    empty = tmp_path / "sor-global-2024-03-15-full-00000-00000.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DsaIngestError, match="empty file"):
+        ingest([empty], tmp_path / "out")
+    assert not (tmp_path / "out" / "sor" / "ds=2024-03-15").exists()
+
+
+def _zip_with_a_bad_cell_in_part_1(target: Path) -> Path:
+    """The sample's day zip with one unparsable list cell in part 00001: part 00000 converts, 00001 fails."""
+    with zipfile.ZipFile(ZIP) as z, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as o:
+        for info in sorted(z.infolist(), key=lambda i: i.filename):
+            data = z.read(info.filename)
+            if info.filename.endswith("00001.csv.zip"):
+                src, buf = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as p:
+                    for m in sorted(src.namelist()):
+                        t = src.read(m)
+                        if m.endswith("00001-00000.csv"):
+                            t = t.replace(b'"[""DECISION_VISIBILITY_', b'"[DECISION_VISIBILITY_', 1)
+                        p.writestr(m, t)
+                data = buf.getvalue()
+            o.writestr(info.filename, data)
+    return target
+
+
+def test_a_day_whose_ingest_failed_is_refused_until_a_rerun_completes_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    (tmp_path / "broken").mkdir()
+    broken = _zip_with_a_bad_cell_in_part_1(tmp_path / "broken" / ZIP.name)
+    with pytest.raises(DsaIngestError):
+        ingest([broken], out)
+    assert list((out / "sor" / "ds=2024-03-14").glob("*.parquet"))  # part 00000 is on disk ...
+    with pytest.raises(DsaError, match="did not finish"):  # ... and is not taken for the whole day
+        cmd_daily(out, "2024-03-14", report=False)
+    assert _run("daily", "--output", str(out), "--ds", "2024-03-14", "--no-report") == 4
+    assert "did not finish" in capsys.readouterr().err
+
+    # The good download: part 00000 is the same (skipped), part 00001 differs and is converted.
+    s = ingest([ZIP], out)
+    assert (s.parts_skipped, s.parts_converted) == (1, 1)
+    r = cmd_daily(out, "2024-03-14", report=False)
+    assert (r.statements, r.rows_read, r.duplicate_uuids) == (199, 202, 1)
+
+
+def test_reingesting_a_complete_file_replaces_a_short_one(tmp_path):
+    rows = list(csv.reader(io.StringIO(NEW_CSV.read_text(encoding="utf-8"), newline="")))
+    short = tmp_path / "dl1" / NEW_CSV.name
+    short.parent.mkdir()
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows[:21])  # a download cut after 20 rows, at a row end
+    short.write_text(buf.getvalue(), encoding="utf-8")
+    out = tmp_path / "out"
+    assert ingest([short], out).rows_read == 20
+    again = ingest([NEW_CSV], out)
+    assert (again.parts_converted, again.parts_skipped) == (1, 0)
+    assert pl.read_parquet(out / "sor" / "ds=2025-07-01" / "*.parquet").height == len(rows) - 1 == 50
+    # The same complete file once more is skipped as done.
+    assert ingest([NEW_CSV], out).parts_skipped == 1
+
+
+def test_the_day_manifest_counts_every_row_read(tmp_path):
+    assert ingest([ZIP], tmp_path).duplicates_dropped == 1  # within chunk 00000-00000
+    r = cmd_daily(tmp_path, "2024-03-14", report=False)
+    manifest = json.loads((tmp_path / "_dsa_runs" / "ds=2024-03-14" / "manifest.json").read_text())
+    assert manifest["duplicate_uuids"] == r.duplicate_uuids == 1
+    assert manifest["rows_read"] == manifest["statements"] + manifest["duplicate_uuids"] + sum(manifest["quarantined"].values()) == 202
+
+
+def test_daily_without_a_report_removes_the_stale_page(tmp_path):
+    ingest([ZIP], tmp_path)
+    page = Path(cmd_daily(tmp_path, "2024-03-14").report)
+    assert page.exists()
+    assert cmd_daily(tmp_path, "2024-03-14", report=False).report == ""
+    assert not page.exists()
+
+
+def test_transparency_names_the_days_with_nothing_ingested(tmp_path, capsys):
+    ingest([ZIP], tmp_path / "out")
+    csv_path = tmp_path / "t.csv"
+    assert _run("transparency", "--output", str(tmp_path / "out"), "--start", "2024-03-13", "--end", "2024-03-15",
+                "--csv", str(csv_path)) == 0  # fmt: skip
+    assert "2 of the 3 days have no ingested statements and are not in the table: 2024-03-13, 2024-03-15" in capsys.readouterr().err
+
+
+def _statements(**overrides: object) -> nw.LazyFrame:
+    base = {"uuid": "u", "platform_name": "P", "category": "C", "automated_detection": "Yes",
+            "automated_decision": "AUTOMATED_DECISION_FULLY", "source_type": "SOURCE_VOLUNTARY",
+            "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT", "decision_visibility": None,
+            "decision_monetary": None, "decision_provision": None, "decision_account": None,
+            "content_date_us": 0, "application_date_us": 0, "created_at_us": 0}  # fmt: skip
+    schema = {c: pl.List(pl.String) if c == "decision_visibility" else pl.Int64 if c.endswith("_us") else pl.String
+              for c in base}  # fmt: skip
+    rows = [{**base, "uuid": "a", **overrides}, {**base, "uuid": "b", "platform_name": "TikTok"},
+            {**base, "uuid": "c", "platform_name": "TikTok"}]  # fmt: skip
+    return nw.from_native(pl.DataFrame(rows, schema=schema).lazy())
+
+
+def test_a_platform_or_category_named_all_is_not_merged_into_a_rollup():
+    d = sor_daily(_statements(platform_name="ALL", category="ALL")).collect().to_native()
+    assert d.select("platform_name", "category").is_duplicated().sum() == 0
+    total = d.filter((pl.col("platform_name") == "ALL") & (pl.col("category") == "ALL"))
+    assert total["statements"].to_list() == [3]
+    assert d.filter(pl.col("platform_name") == "(ALL)")["statements"].to_list() == [1, 1]  # (ALL)/(ALL), (ALL)/ALL
+
+    t = dsa_transparency(_statements(category="ALL", source_type="ALL")).collect().to_native()
+    assert t.select("category", "source_type").is_duplicated().sum() == 0
+    assert t.filter((pl.col("category") == "ALL") & (pl.col("source_type") == "ALL"))["actions"].to_list() == [3]
