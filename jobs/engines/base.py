@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +13,17 @@ import polars as pl
 
 from transforms._expr import Quantiles
 from transforms.params import Params
+
+
+def accept_any_time_zone_label() -> None:
+    """Let Polars read a zone-aware Parquet timestamp whatever its zone's label.
+
+    Parquet stores such a timestamp as a UTC instant; the zone is a label the readers convert away
+    (to UTC, DESIGN §2). Polars panics, a traceback past every handler, on a label its zone database
+    lacks: the fixed offsets ("+05:30", "Z") that pandas and pyarrow write for a datetime.timezone.
+    Its own switch turns that check off; every value is still the instant stored.
+    """
+    os.environ["POLARS_IGNORE_TIMEZONE_PARSE_ERROR"] = "1"
 
 
 class Engine(Protocol):

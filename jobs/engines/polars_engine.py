@@ -14,6 +14,7 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs import warehouse as wh
+from jobs.engines.base import accept_any_time_zone_label
 from jobs.engines.polars_quantiles import ranked_quantiles
 from jobs.errors import InputUnreadable, UsageError
 from transforms import _expr, staging
@@ -189,6 +190,7 @@ class PolarsEngine:
         files = self.input_files(partition)
         if not files:
             return nw.from_native(empty_input(table))
+        accept_any_time_zone_label()
         parts = []
         for file in files:
             try:

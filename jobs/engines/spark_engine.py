@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import warehouse as wh
+from jobs.engines.base import accept_any_time_zone_label
 from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.polars_quantiles import _OFFSET, _PER_OCTAVE, _TOP
@@ -222,6 +223,7 @@ class SparkEngine:
         files = self.input_files(partition)
         if not files:
             return nw.from_native(_with_epoch_us(self.spark.createDataFrame([], _input_struct(table)), table))
+        accept_any_time_zone_label()  # for the footers; Spark's own reader takes any label
         # Files with the same contract types are read in one scan; a partition whose writers
         # disagreed (int32 vs int64 views, ms vs us timestamps) is normalised per group and unioned.
         groups: dict[tuple[tuple[str, pl.DataType], ...], list[Path | str]] = {}
