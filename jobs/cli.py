@@ -104,14 +104,43 @@ def _progress(days: list[dt.date], verbose: bool):
     return bar, on_day
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def _generate_progress(days: int, verbose: bool):
+    """A bar over the days being generated (stderr), its note the latest step; every step's line
+    with --verbose. A day of millions of decisions takes a while, and is written in chunks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(message: str) -> None:
+        if verbose:
+            bar.write(message, file=sys.stderr)
+        bar.set_postfix_str(message.removeprefix("generate "), refresh=False)
+        if _DAY_DONE.search(message):
+            bar.update(1)
+        else:
+            bar.refresh()
+
+    return bar, on_step
+
+
+_DAY_DONE = re.compile(r"\(\d+/\d+\):")  # generate's line for a finished day: "generate D (i/N): counts"
+
+
+def _generate(output: Path | str, start: dt.date, days: int, rows_per_day: int, seed: int, dirty_rate: float,
+              verbose: bool) -> dict:  # fmt: skip
     from jobs.generate import generate
 
-    summary = generate(
-        args.output, args.start, args.days, args.rows_per_day, args.seed, dirty_rate=args.dirty_rate
-    )
-    total = sum(sum(t.values()) if isinstance(t, dict) else 0 for t in summary.get("rows", {}).values()) if isinstance(summary, dict) else 0
-    print(f"generated {args.days} day(s) from {args.start} into {args.output}" + (f" ({total} rows)" if total else ""))
+    bar, on_step = _generate_progress(days, verbose)
+    try:
+        return generate(output, start, days, rows_per_day, seed, dirty_rate=dirty_rate, progress=on_step)
+    finally:
+        bar.close()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    summary = _generate(args.output, args.start, args.days, args.rows_per_day, args.seed, args.dirty_rate, args.verbose)
+    total = sum(t["rows"] for day in summary["days"].values() for t in day.values())
+    print(f"generated {args.days} day(s) from {args.start} into {args.output} ({total:,} rows)")
     return 0
 
 
@@ -184,7 +213,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs.generate import generate
     from jobs.nightly import run_days
     from jobs.summary import day_summary
 
@@ -192,7 +220,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     inputs = output / "input"
     days = [DEMO_START + dt.timedelta(days=i) for i in range(args.days)]
     print(f"generating {len(days)} days of synthetic moderation logs into {inputs} ...", file=sys.stderr)
-    generate(inputs, DEMO_START, len(days), args.rows_per_day, seed=7, dirty_rate=0.002)
+    _generate(inputs, DEMO_START, len(days), args.rows_per_day, 7, 0.002, args.verbose)
     warehouse = output / "warehouse"
     bar, on_day = _progress(days, args.verbose)
     try:

@@ -533,3 +533,39 @@ def test_progress_reports_each_day(tmp_path: Path) -> None:
     lines: list[str] = []
     gen.generate(tmp_path, START, 2, 200, seed=1, progress=lines.append)
     assert len(lines) == 2 and "2024-01-02" in lines[1] and "decisions=" in lines[1]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_injected_dirty_rows_are_what_the_real_staging_quarantines(table: str, tmp_path: Path) -> None:
+    """The test above checks the generator against this file's own reading of DESIGN §3; this one
+    against the job's staging itself (the Polars engine's checkpointing stage)."""
+    from jobs.engines import get_engine
+    from transforms.params import Params
+
+    world = gm.build_world(seed=2, rows_per_day=600_000)
+    day = dt.date(2024, 2, 1)
+    frame = _clean_frames(world, day)[table]
+    injected = inject(table, frame, len(frame), 0.05, gm.rng_for(1), world.n_reviewers)
+    raw = pl.from_arrow(gen._to_arrow_with(table, injected.frame, injected.appended))
+    engine = get_engine("polars")
+    try:
+        staged = engine.stage(engine.input_frame(table, raw), table, Params(ds=day), tmp_path / "s", source=table)
+        day_rows = staged.to_native().collect()
+    finally:
+        engine.close()
+    assert dict(day_rows.group_by("reason").len().drop_nulls("reason").iter_rows()) == {
+        reason: n for reason, n in injected.dirty.items() if n
+    }
+    assert raw.height - day_rows.height == injected.exact_duplicates >= 1
+
+
+def test_the_command_shows_each_day_and_counts_the_rows(tmp_path: Path, capsys) -> None:
+    argv = ["generate", "--output", str(tmp_path / "g"), "--start", "2024-01-01", "--days", "3",
+            "--rows-per-day", "200", "--seed", "1"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr()
+    assert "3/3" in out.err and "2024-01-03 (3/3)" in out.err  # the bar, with its latest day
+    written = sum(pl.read_parquet(f).height for f in (tmp_path / "g").rglob("*.parquet"))
+    assert out.out.strip().endswith(f"({written:,} rows)")
+    assert cli.main([*argv, "--verbose"]) == 0
+    assert "generate 2024-01-02 (2/3): decisions=" in capsys.readouterr().err
