@@ -245,14 +245,16 @@ def cmd_dsa_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_dsa_daily(args: argparse.Namespace) -> int:
+    from jobs.config import load_config
     from jobs.dsa import cmd_daily
 
     days = run_window(args.ds, args.start, args.end, 0)
+    params = load_config(args.config).job.trends  # the same [trends] thresholds as violation_trends
     failures: list[tuple[object, RiskInsightError]] = []
     for ds in days:
         # Like `run`, a day that fails (not ingested, say) does not stop the days after it.
         try:
-            result = cmd_daily(args.output, ds, report=not args.no_report)
+            result = cmd_daily(args.output, ds, params=params, report=not args.no_report)
         except RiskInsightError as exc:
             failures.append((ds, exc))
             if len(days) > 1:
@@ -286,6 +288,7 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--start", type=iso_date)
     d.add_argument("--end", type=iso_date)
     d.add_argument("--no-report", action="store_true")
+    d.add_argument("--config", help="TOML config; its [trends] section sets the trend thresholds (DESIGN §9)")
     d.set_defaults(func=cmd_dsa_daily)
     t = dsub.add_parser("transparency", help="DSA Art. 15 style table for a period, as CSV")
     t.add_argument("--output", required=True)

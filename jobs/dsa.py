@@ -167,7 +167,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
         report=str(report_path) if report else "",
     )
     manifest = output / "_dsa_runs" / f"ds={day.isoformat()}" / "manifest.json"
-    write_text(manifest, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    write_text(manifest, json.dumps({**asdict(result), "params": asdict(params)}, indent=2, sort_keys=True) + "\n")
     return result
 
 

@@ -7,6 +7,7 @@ CSVs (duplicated uuid dropped, the two rows created on 2024-08-29 left out).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from jobs.cli import main
 from jobs.dsa import DsaError, DsaUsageError, cmd_daily, export_transparency, read_sor
 from jobs.dsa_ingest import ingest
 from reports.dsa_report import DsaDayData, render_dsa_day
@@ -216,3 +218,24 @@ def test_clear_errors(out, tmp_path):
     assert e.value.exit_code == 2
     with pytest.raises(DsaUsageError, match="before --start"):
         export_transparency(out, "2024-03-14", "2024-03-01", tmp_path / "x.csv")
+
+
+def test_the_command_takes_its_trend_thresholds_from_the_config(tmp_path, capsys):
+    end = dt.date(2024, 4, 20)
+    rng = np.random.default_rng(3)
+    for i in range(20, 0, -1):
+        _write_day(tmp_path, end - dt.timedelta(days=i), int(rng.integers(45, 56)))
+        cmd_daily(tmp_path, end - dt.timedelta(days=i), report=False)
+    _write_day(tmp_path, end, 150)
+    argv = ["dsa", "daily", "--output", str(tmp_path), "--ds", end.isoformat(), "--no-report"]
+    assert main(argv) == 0
+    assert "4 anomalies" in capsys.readouterr().out  # the default thresholds, as in the test above
+    config = tmp_path / "riskinsight.toml"
+    config.write_text("[trends]\nmin_volume = 1000\n")  # no key reaches 1000 statements
+    assert main([*argv, "--config", str(config)]) == 0
+    assert "0 anomalies" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "_dsa_runs" / f"ds={end}" / "manifest.json").read_text())
+    assert manifest["params"]["min_volume"] == 1000
+    config.write_text("[trends]\nmin_volume = -1\n")
+    assert main([*argv, "--config", str(config)]) == 2
+    assert "min_volume" in capsys.readouterr().err
