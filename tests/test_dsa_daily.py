@@ -171,13 +171,19 @@ def _write_day(out: Path, day: dt.date, tiktok: int) -> None:
     frame.write_parquet(target)
 
 
-def test_trends_flag_a_tiktok_spike(tmp_path):
+def _spike_day(tmp_path: Path) -> dt.date:
+    """20 days of 45-55 statements built, then a day of 150 ingested (not yet built)."""
     end = dt.date(2024, 4, 20)
     rng = np.random.default_rng(3)
     for i in range(20, 0, -1):
         _write_day(tmp_path, end - dt.timedelta(days=i), int(rng.integers(45, 56)))
         cmd_daily(tmp_path, end - dt.timedelta(days=i), report=False)
     _write_day(tmp_path, end, 150)
+    return end
+
+
+def test_trends_flag_a_tiktok_spike(tmp_path):
+    end = _spike_day(tmp_path)
     r = cmd_daily(tmp_path, end)
     trends = pl.read_parquet(tmp_path / "sor_trends" / f"ds={end}" / "part-00000.parquet")
     flagged = trends.filter(pl.col("is_anomaly")).select("platform_name", "category", "direction").sort(pl.all())
@@ -221,12 +227,7 @@ def test_clear_errors(out, tmp_path):
 
 
 def test_the_command_takes_its_trend_thresholds_from_the_config(tmp_path, capsys):
-    end = dt.date(2024, 4, 20)
-    rng = np.random.default_rng(3)
-    for i in range(20, 0, -1):
-        _write_day(tmp_path, end - dt.timedelta(days=i), int(rng.integers(45, 56)))
-        cmd_daily(tmp_path, end - dt.timedelta(days=i), report=False)
-    _write_day(tmp_path, end, 150)
+    end = _spike_day(tmp_path)
     argv = ["dsa", "daily", "--output", str(tmp_path), "--ds", end.isoformat(), "--no-report"]
     assert main(argv) == 0
     assert "4 anomalies" in capsys.readouterr().out  # the default thresholds, as in the test above
