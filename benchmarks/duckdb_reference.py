@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
+import json
 import math
 import os
 import sys
@@ -608,21 +609,60 @@ def _to_polars_with_ds(con: duckdb.DuckDBPyConnection, sql: str, table: str, par
 
 # ---------------------------------------------------------------- comparison (the oracle's use)
 
-_QUARANTINE_SORT = ("source_table", "reason", "record_id", "decision_id")
+# `row` last: rows that share the other four (conflicting duplicates) pair up by their content.
+_QUARANTINE_SORT = ("source_table", "reason", "record_id", "decision_id", "row")
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
-def diff_table(
-    table: str, expected: pl.DataFrame, actual: pl.DataFrame, *, rel_tol: float = 1e-9, abs_tol: float = 1e-9
-) -> list[str]:
-    """Human-readable differences between two versions of one output table (empty when equal).
+class MissingPartition(FileNotFoundError):
+    """An output table's partition for the ds is not there (DESIGN §4: a run writes every one)."""
 
-    Rows are matched after sorting by the grain (quarantine: every column but `row`, which
-    each implementation serialises its own way); floats compare with a relative tolerance.
-    """
-    problems: list[str] = []
+
+def _canonical_value(dtype: nw.dtypes.DType | None, value: object) -> object:
+    """One spelling of a raw value as the engines write it into quarantine JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # DuckDB writes bare NaN / Infinity tokens; the job writes the strings Spark's to_json uses.
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    if dtype == nw.Float64 and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if dtype == nw.Datetime and isinstance(value, str):
+        # DuckDB: `2024-01-01 18:49:46.33475+00` (zeros trimmed, no offset when the file's column is
+        # naive); the job: `2024-01-01T18:49:46.334750Z`. Naive means UTC (DESIGN §2).
+        try:
+            t = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+        return t.isoformat(timespec="microseconds")
+    return value
+
+
+def canonical_row(source_table: str | None, row: str | None) -> str | None:
+    """A quarantine `row` as sorted-key JSON with its timestamps and non-finite floats spelled one way,
+    so two engines' encodings of the same rejected row compare equal and different rows do not."""
+    if row is None:
+        return None
+    try:
+        parsed = json.loads(row)
+    except ValueError:
+        return f"<not JSON> {row}"
+    if not isinstance(parsed, dict):
+        return f"<not a JSON object> {row}"
+    schema = INPUT_SCHEMAS.get(source_table or "", {})
+    return json.dumps({k: _canonical_value(schema.get(k), v) for k, v in parsed.items()}, sort_keys=True)
+
+
+def _comparable(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    if table != "quarantine":
+        return df
+    rows = [canonical_row(t, r) for t, r in zip(df["source_table"].to_list(), df["row"].to_list(), strict=True)]
+    return df.with_columns(pl.Series("row", rows, dtype=pl.String))
+
+
+def _schema_problems(table: str, actual: pl.DataFrame) -> list[str]:
     schema = OUTPUT_SCHEMAS[table]
-    cols = [c for c in schema if not (table == "quarantine" and c == "row")]
     want_types = {c: _polars_type(t) for c, t in schema.items()}
+    problems = []
     for c in schema:
         if c not in actual.columns:
             problems.append(f"{table}: missing column {c}")
@@ -630,13 +670,40 @@ def diff_table(
             problems.append(f"{table}.{c}: dtype {actual.schema[c]} != {want_types[c]}")
     if list(actual.columns) != list(schema):
         problems.append(f"{table}: columns {list(actual.columns)} != {list(schema)}")
-    if problems:
+    return problems
+
+
+def _float_mismatches(es: pl.Series, as_: pl.Series, rel_tol: float, abs_tol: float) -> list[int]:
+    """Positions where two float columns differ: null only equals null, NaN only NaN."""
+    bad = []
+    for i, (x, y) in enumerate(zip(es.to_list(), as_.to_list(), strict=True)):
+        if x is None or y is None:
+            if x is not y:
+                bad.append(i)
+        elif math.isnan(x) or math.isnan(y):
+            if not (math.isnan(x) and math.isnan(y)):
+                bad.append(i)
+        elif not math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol):
+            bad.append(i)
+    return bad
+
+
+def diff_table(
+    table: str, expected: pl.DataFrame, actual: pl.DataFrame, *, rel_tol: float = 1e-9, abs_tol: float = 1e-9
+) -> list[str]:
+    """Human-readable differences between two versions of one output table (empty when equal).
+
+    Rows are matched after sorting by the grain (quarantine: every column, its `row` JSON compared
+    as parsed values, see `canonical_row`); floats compare with a relative tolerance.
+    """
+    if problems := _schema_problems(table, actual):
         return problems
+    cols = list(OUTPUT_SCHEMAS[table])
     if expected.height != actual.height:
         problems.append(f"{table}: {actual.height} rows, expected {expected.height}")
     keys = list(_QUARANTINE_SORT if table == "quarantine" else OUTPUT_GRAINS[table])
-    e = expected.select(cols).sort(keys, nulls_last=False)
-    a = actual.select(cols).sort(keys, nulls_last=False)
+    e = _comparable(table, expected.select(cols)).sort(keys, nulls_last=False)
+    a = _comparable(table, actual.select(cols)).sort(keys, nulls_last=False)
     if e.height != a.height:
         ek = e.select(keys).unique()
         ak = a.select(keys).unique()
@@ -644,35 +711,35 @@ def diff_table(
         only_a = ak.join(ek, on=keys, how="anti", nulls_equal=True).head(5).rows()
         problems.append(f"{table}: keys only in expected {only_e}; only in actual {only_a}")
         return problems
+    # The row JSON is a sort key, not a name for the row in a message.
+    shown = [k for k in keys if k != "row"]
     for c in cols:
         es, as_ = e[c], a[c]
         if es.dtype == pl.Float64:
-            bad = []
-            for i, (x, y) in enumerate(zip(es.to_list(), as_.to_list())):
-                if x is None or y is None:
-                    if x is not y:
-                        bad.append(i)
-                elif math.isnan(x) or math.isnan(y):
-                    if not (math.isnan(x) and math.isnan(y)):
-                        bad.append(i)
-                elif not math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol):
-                    bad.append(i)
+            bad = _float_mismatches(es, as_, rel_tol, abs_tol)
         else:
             neq = (es != as_) | (es.is_null() != as_.is_null())
             bad = neq.fill_null(False).arg_true().to_list()
         for i in bad[:5]:
-            key = tuple(e.row(i, named=True)[k] for k in keys)
+            key = tuple(e.row(i, named=True)[k] for k in shown)
             problems.append(f"{table}.{c} at {key}: expected {es[i]!r}, got {as_[i]!r}")
         if len(bad) > 5:
             problems.append(f"{table}.{c}: {len(bad) - 5} more differences")
     return problems
 
 
-def read_output_table(output_dir: str | Path, table: str, ds: dt.date) -> pl.DataFrame:
-    files = sorted(glob.glob(str(Path(output_dir) / table / f"ds={ds.isoformat()}" / "*.parquet")))
+def read_partition(part: str | Path, table: str) -> pl.DataFrame:
+    """One table's partition directory; MissingPartition when it is not there or holds no file
+    (every writer, the job and `write_tables`, writes a file even for no rows)."""
+    files = sorted(glob.glob(str(Path(part) / "*.parquet")))
     if not files:
-        return _to_empty(table)
+        raise MissingPartition(f"{table}: missing partition {part}")
     return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+
+
+def read_output_table(output_dir: str | Path, table: str, ds: dt.date) -> pl.DataFrame:
+    """A published table's partition for ds; MissingPartition when the run did not write it."""
+    return read_partition(Path(output_dir) / table / f"ds={ds.isoformat()}", table)
 
 
 def write_tables(output_dir: str | Path, tables: dict[dt.date, dict[str, pl.DataFrame]]) -> None:

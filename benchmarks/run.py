@@ -6,20 +6,23 @@
     python -m benchmarks.run --input DIR --ds 2024-01-01 ...  # benchmark logs that already exist
     python -m benchmarks.run --work /tmp/rbench ...           # keep (and reuse) generated logs and outputs
 
-Contenders (see benchmarks/README.md): `scan` (the floor), `riskinsight` (`riskinsight run`, DQ gate,
-publish and HTML report included), `riskinsight_no_report` (`run --no-report`), `riskinsight_no_dq`
-(`run --phase prepare`: the tables written aside, without the DQ gate, publish and report), `spark`
-(`run --engine spark` in local mode; skipped with a note when the Spark engine or Java is missing)
-and `duckdb` (benchmarks/duckdb_reference.py, an analyst's SQL). The job's own stage breakdown is
-read from `<output>/_runs/ds=D/manifest.json` (`stage_seconds`; the candidate's manifest for
+Contenders (see benchmarks/README.md): `scan` (the floor), `riskinsight` (`riskinsight run`, run as
+`python -m jobs.cli` from this checkout, the one fingerprinted; DQ gate, publish and HTML report
+included), `riskinsight_no_report` (`run --no-report`), `riskinsight_no_dq` (`run --phase prepare`:
+the tables written aside, without the DQ gate, publish and report), `spark` (`run --engine spark` in
+local mode; skipped with a note when the Spark engine or Java is missing) and `duckdb`
+(benchmarks/duckdb_reference.py, an analyst's SQL). The job's own stage breakdown is read from
+`<output>/_runs/ds=D/manifest.json` (`stage_seconds`; the candidate's manifest for
 `riskinsight_no_dq`, which publishes nothing).
 
 For each size it generates one day of logs (`jobs.generate.generate`, in its own process so the
 generator's memory never sits under a measured one), then runs each contender as a separate
-subprocess and records wall time, CPU time (user + system) and peak RSS from `wait4`, so
-nothing the harness itself holds is ever counted. After timing it compares the job's tables
-with the DuckDB reference's (`benchmarks.duckdb_reference.diff_table`), so a fast wrong answer
-shows up as such. Results go to `<out>/results.json` and `<out>/results.md`.
+subprocess and records wall time (spawn to reap, timed by the launcher), CPU time (user + system)
+and peak RSS from `wait4`, so nothing the harness itself holds is ever counted. After timing it
+compares the job's tables with the DuckDB reference's (`benchmarks.duckdb_reference.diff_table`),
+so a fast wrong answer shows up as such; a step kept from an earlier invocation (`--merge`) is not
+compared. Results go to `<out>/results.json` and `<out>/results.md`, rewritten after every size with
+the earlier runs not rerun (`--merge` keeps only those measured on the same input).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
     from jobs.nightly import Candidate
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 INPUT_TABLES = ("decisions", "appeals", "qa_audits", "shifts")
 TINY_SIZE = 2_000
 DEFAULT_DS = dt.date(2024, 1, 1)
@@ -86,9 +90,13 @@ generate(sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(
 # bookkeeping, so the launcher also samples the whole process tree (RSS summed over processes, CPU
 # per process) every 0.2 s. `tree_*` are those samples: a lower bound on CPU, and a peak that may miss
 # a spike shorter than the interval.
+#
+# Wall time is taken by the launcher too, from just before it spawns the command to wait4's return:
+# timed from the harness it would include the launcher's own interpreter start and psutil import.
 _LAUNCHER = """
 import json, os, subprocess, sys, threading, time
 import psutil
+t0 = time.perf_counter()
 p = subprocess.Popen(sys.argv[2:])
 peak = [0]
 cpu = {}
@@ -114,17 +122,22 @@ def sample():
 th = threading.Thread(target=sample, daemon=True)
 th.start()
 _, status, ru = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
 done.set()
 th.join(timeout=2)
 with open(sys.argv[1], "w") as f:
-    json.dump({"rc": os.waitstatus_to_exitcode(status), "cpu_s": ru.ru_utime + ru.ru_stime,
+    json.dump({"rc": os.waitstatus_to_exitcode(status), "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
                "maxrss_kib": ru.ru_maxrss, "tree_peak_rss_bytes": peak[0],
                "tree_cpu_s": sum(cpu.values())}, f)
 """
 
 
-def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = None) -> dict:
-    """Run one command; its wall time, CPU seconds (user + system) and peak RSS."""
+def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> dict:
+    """Run one command; its wall time, CPU seconds (user + system) and peak RSS.
+
+    `wall_s` is the launcher's (spawn to reap); `wall_s_with_launcher` is the harness's, which adds
+    the launcher's start and is the only figure when the launcher was killed (a timeout)."""
     with tempfile.TemporaryDirectory(prefix="bench_measure_") as tmp:
         usage_file = Path(tmp) / "usage.json"
         err_file = Path(tmp) / "stderr"
@@ -136,6 +149,7 @@ def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = No
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,  # its own process group, so a timeout kills exactly what it started
             )
             timed_out = False
@@ -145,7 +159,7 @@ def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = No
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        wall = time.perf_counter() - start
+        outer_wall = time.perf_counter() - start
         usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
         tail = err_file.read_bytes()[-2000:].decode("utf-8", "replace")
     rc = usage.get("rc", proc.returncode)
@@ -161,7 +175,8 @@ def measure(cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = No
         "rc": rc,
         "ok": ok,
         "timed_out": timed_out,
-        "wall_s": wall,
+        "wall_s": usage.get("wall_s", outer_wall),
+        "wall_s_with_launcher": outer_wall,
         "cpu_s": max(x for x in (cpu_wait4, cpu_tree, 0.0) if x is not None) if usage else None,
         "peak_rss_mib": max(x for x in (rss_wait4, rss_tree, 0.0) if x is not None) if usage else None,
         "cpu_s_wait4": cpu_wait4,
@@ -185,8 +200,18 @@ def input_rows(root: Path, ds: dt.date) -> dict[str, int]:
 
 
 def _riskinsight_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("riskinsight")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "jobs.cli"]
+    # Not the `riskinsight` console script: it imports whatever checkout the venv's editable install
+    # points at, which need not be the one code_fingerprint() hashes. `-m` with cwd = REPO_ROOT
+    # (checkout_env) imports this one; jobs/cli.py runs console() under its main guard.
+    return [sys.executable, "-m", "jobs.cli"]
+
+
+def checkout_env(base: dict[str, str]) -> dict[str, str]:
+    """`base` with this checkout first on PYTHONPATH. Contenders also run with cwd = REPO_ROOT (which
+    `python -m` puts before PYTHONPATH), so every one imports the code that is fingerprinted."""
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), base.get("PYTHONPATH")) if p)
+    return env
 
 
 def spark_unavailable() -> str | None:
@@ -219,7 +244,7 @@ def code_fingerprint(root: Path | None = None) -> dict[str, str]:
     """Which code a measurement ran: HEAD and a hash of the job's sources (the tree is shared and moves)."""
     import hashlib
 
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or REPO_ROOT
     h = hashlib.sha256()
     # Every package the job runs, the report's included (it is a stage of the run).
     packages = ("jobs", "transforms", "expectations", "reports")
@@ -242,14 +267,13 @@ def _candidate(output: Path, ds: dt.date) -> Candidate:
 
 
 def _job_table(output: Path, table: str, ds: dt.date, *, published: bool) -> pl.DataFrame:
-    """A job run's output table: from the warehouse when published, else from the candidate."""
-    import polars as pl
-
-    from benchmarks.duckdb_reference import read_output_table
+    """A job run's output table: from the warehouse when published, else from the candidate.
+    A partition the run did not write raises MissingPartition: a parity difference."""
+    from benchmarks.duckdb_reference import read_output_table, read_partition
 
     if published:
         return read_output_table(output, table, ds)
-    return pl.read_parquet(_candidate(output, ds).table_dir(table) / "*.parquet")
+    return read_partition(_candidate(output, ds).table_dir(table), table)
 
 
 def _parity(ref_out: Path, job_out: Path, ds: dt.date, *, published: bool = True) -> dict:
@@ -299,7 +323,7 @@ def _measure_contender(name: str, cmd: list[str], env: dict[str, str], output: P
                        total_rows: int, timeout_s: float) -> dict:
     """One timed run of one contender, with what its manifest says about its stages."""
     code = code_fingerprint()
-    m = measure(cmd, timeout_s=timeout_s, env=env)
+    m = measure(cmd, timeout_s=timeout_s, env=env, cwd=REPO_ROOT)
     m["skipped"] = False
     m["code"] = code
     # A DQ gate failure (exit 3) still computed every table: time it, but do not call it a failure.
@@ -340,6 +364,101 @@ def _median_run(runs: list[dict]) -> dict:
     return chosen
 
 
+# Every ratio of a run: (numerator contender, denominator contender, figure).
+RATIOS = {
+    "riskinsight_over_duckdb_wall": ("riskinsight", "duckdb", "wall_s"),
+    "riskinsight_over_scan_wall": ("riskinsight", "scan", "wall_s"),
+    "riskinsight_no_report_over_duckdb_wall": ("riskinsight_no_report", "duckdb", "wall_s"),
+    "riskinsight_no_report_over_scan_wall": ("riskinsight_no_report", "scan", "wall_s"),
+    "riskinsight_no_dq_over_duckdb_wall": ("riskinsight_no_dq", "duckdb", "wall_s"),
+    "riskinsight_no_dq_over_scan_wall": ("riskinsight_no_dq", "scan", "wall_s"),
+    "duckdb_over_scan_wall": ("duckdb", "scan", "wall_s"),
+    "spark_over_riskinsight_wall": ("spark", "riskinsight", "wall_s"),
+    "riskinsight_over_duckdb_rss": ("riskinsight", "duckdb", "peak_rss_mib"),
+    "riskinsight_over_duckdb_cpu": ("riskinsight", "duckdb", "cpu_s"),
+}
+CARRIED_MARK = "*"
+DQ_FAILED_MARK = "†"
+
+
+def _dq_gate_failed(step: dict) -> bool:
+    """A job run whose DQ gate failed (exit 3): timed, but it published nothing and is not a passing run."""
+    return bool(step.get("ok")) and step.get("rc") == 3
+
+
+def ratio_marks(*steps: dict) -> str:
+    """What a ratio over these steps needs flagged: a step from an earlier invocation (another moment
+    of the shared machine, maybe other code) or a run whose DQ gate failed."""
+    marks = CARRIED_MARK if any(s.get("from_earlier_invocation") for s in steps) else ""
+    return marks + (DQ_FAILED_MARK if any(_dq_gate_failed(s) for s in steps) else "")
+
+
+def _files_digest(input_dir: Path, ds: dt.date) -> str:
+    """Names and sizes of the day's input files: a cheap identity of logs we did not generate."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for table in INPUT_TABLES:
+        for f in sorted((input_dir / table / f"ds={ds.isoformat()}").glob("*")):
+            if f.is_file():
+                h.update(f"{table}/{f.name}:{f.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def input_identity(input_dir: Path, ds: dt.date, rows: dict[str, int], *, rows_per_day: int | None,
+                   seed: int | None) -> dict:
+    """What a run measured: --merge keeps an earlier step only when this is equal. Generated logs
+    are named by their generator arguments (their folder is a temp one); given ones by path and files."""
+    if rows_per_day is not None:
+        source: dict[str, object] = {"generated": {"rows_per_day": rows_per_day, "seed": seed}}
+    else:
+        source = {"input": str(input_dir.resolve()), "files": _files_digest(input_dir, ds)}
+    return {**source, "ds": ds.isoformat(), "input_rows": rows}
+
+
+def _matching_previous(label: str, previous: dict | None, identity: dict) -> dict | None:
+    """`previous` when it was measured on the same input; else None, with a note on stderr."""
+    if previous is None or previous.get("input_identity") == identity:
+        return previous
+    print(f"[bench] {label}: the earlier run (results.json, {previous.get('started_at', '?')}) was measured on"
+          f" other input ({previous.get('input_identity') or 'not recorded'} against {identity}): dropped, not"
+          " merged", file=sys.stderr, flush=True)
+    return None
+
+
+def _carried(step: dict, previous: dict) -> dict:
+    # The invocation that measured it, not the one that last carried it (a step can pass through several --merge runs).
+    return {**step, "from_earlier_invocation": step.get("from_earlier_invocation") or previous.get("started_at", True)}
+
+
+def _compare_outputs(steps: dict[str, dict], outputs: dict[str, Path], ds: dt.date) -> tuple[dict | None, list[str]]:
+    """Parity of each job run that exited 0 with the reference, and why any pair was not compared.
+
+    A step carried from an earlier invocation has no output of this invocation (its folder is gone,
+    or holds another run's tables), so it is never compared."""
+    duck = steps["duckdb"]
+    if not duck.get("ok"):
+        return None, []
+    if duck.get("from_earlier_invocation"):
+        return None, ["not compared: the DuckDB reference was measured in an earlier invocation (--merge)"]
+    if not outputs["duckdb"].exists():
+        return None, [f"not compared: the DuckDB reference's output {outputs['duckdb']} is missing"]
+    parity: dict[str, object] = {}
+    notes = []
+    for name in JOB_CONTENDERS:
+        s = steps[name]
+        # The run without the report publishes the same tables as the full one.
+        if name == "riskinsight_no_report" or s.get("skipped") or s.get("rc") != 0:
+            continue
+        if s.get("from_earlier_invocation"):
+            notes.append(f"{name}: not compared (measured in an earlier invocation, --merge)")
+        elif not outputs[name].exists():
+            notes.append(f"{name}: not compared (its output {outputs[name]} is missing)")
+        else:
+            parity[name] = _parity(outputs["duckdb"], outputs[name], ds, published=name not in UNPUBLISHED)
+    return parity or None, notes
+
+
 def bench_one(
     label: str,
     input_dir: Path,
@@ -352,15 +471,23 @@ def bench_one(
     spark_driver_memory: str = SPARK_DRIVER_MEMORY,
     previous: dict | None = None,
     repeat: int = 1,
+    rows_per_day: int | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Time every selected contender on one input, `repeat` times each (the median run is reported).
 
     With `previous` (this label's run from an earlier invocation, --merge), a contender not selected
-    now keeps its earlier measurement, marked as such."""
+    now keeps its earlier measurement, marked as such, when `previous` was measured on the same
+    input (`input_identity`); otherwise `previous` is dropped. `rows_per_day` and `seed`: the
+    generator's arguments, when the harness generated `input_dir`."""
+    # Absolute: contenders run with cwd = REPO_ROOT.
+    input_dir, work = input_dir.resolve(), work.resolve()
     rows = input_rows(input_dir, ds)
     total = sum(rows.values())
+    identity = input_identity(input_dir, ds, rows, rows_per_day=rows_per_day, seed=seed)
+    previous = _matching_previous(label, previous, identity)
     py = sys.executable
-    env = dict(os.environ)
+    env = checkout_env(dict(os.environ))
     run = ["run", "--input", str(input_dir), "--ds", ds.isoformat()]
     outputs = {"riskinsight": work / "out_job", "riskinsight_no_report": work / "out_job_no_report",
                "riskinsight_no_dq": work / "out_job_no_dq", "spark": work / "out_spark", "duckdb": work / "out_duckdb"}
@@ -383,7 +510,7 @@ def bench_one(
         if name not in contenders:
             earlier = (previous or {}).get("steps", {}).get(name)
             if earlier and not earlier.get("skipped"):
-                steps[name] = {**earlier, "from_earlier_invocation": previous.get("started_at", True)}
+                steps[name] = _carried(earlier, previous)
             else:
                 steps[name] = _skipped(cmds[name], "not selected (--contenders)")
             continue
@@ -406,37 +533,18 @@ def bench_one(
                   f"rss={m['peak_rss_mib'] or 0:.0f}MiB", file=sys.stderr, flush=True)
     for name in runnable:
         steps[name] = _median_run(samples[name])
-    full, no_report, no_dq, spark, duck, scan = (
-        steps[n] for n in ("riskinsight", "riskinsight_no_report", "riskinsight_no_dq", "spark", "duckdb", "scan")
-    )
-    ratios = {
-        "riskinsight_over_duckdb_wall": _ratio(full, duck, "wall_s"),
-        "riskinsight_over_scan_wall": _ratio(full, scan, "wall_s"),
-        "riskinsight_no_report_over_duckdb_wall": _ratio(no_report, duck, "wall_s"),
-        "riskinsight_no_report_over_scan_wall": _ratio(no_report, scan, "wall_s"),
-        "riskinsight_no_dq_over_duckdb_wall": _ratio(no_dq, duck, "wall_s"),
-        "riskinsight_no_dq_over_scan_wall": _ratio(no_dq, scan, "wall_s"),
-        "duckdb_over_scan_wall": _ratio(duck, scan, "wall_s"),
-        "spark_over_riskinsight_wall": _ratio(spark, full, "wall_s"),
-        "riskinsight_over_duckdb_rss": _ratio(full, duck, "peak_rss_mib"),
-        "riskinsight_over_duckdb_cpu": _ratio(full, duck, "cpu_s"),
-    }
-    parity: dict[str, object] | None = None
-    if duck["ok"]:
-        parity = {}
-        for name in JOB_CONTENDERS:
-            # A run that exited 0 has every table (published, or in its candidate); the run without the
-            # report publishes the same tables as the full one.
-            if steps[name].get("rc") == 0 and name != "riskinsight_no_report" and outputs[name].exists():
-                parity[name] = _parity(outputs["duckdb"], outputs[name], ds, published=name not in UNPUBLISHED)
-        parity = parity or None
-    return {"label": label, "ds": ds.isoformat(), "input_rows": rows, "total_input_rows": total, "steps": steps,
-            "ratios": ratios, "parity": parity, "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    ratios = {key: _ratio(steps[a], steps[b], fig) for key, (a, b, fig) in RATIOS.items()}
+    marks = {key: m for key, (a, b, _) in RATIOS.items() if ratios[key] is not None and (m := ratio_marks(steps[a], steps[b]))}
+    parity, parity_notes = _compare_outputs(steps, outputs, ds)
+    return {"label": label, "ds": ds.isoformat(), "seed": seed, "input": str(input_dir), "input_identity": identity,
+            "input_rows": rows, "total_input_rows": total, "steps": steps, "ratios": ratios, "ratio_marks": marks,
+            "parity": parity, "parity_notes": parity_notes,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def _generate(input_dir: Path, ds: dt.date, size: int, seed: int, timeout_s: float) -> dict:
-    cmd = [sys.executable, "-c", _GENERATE_CODE, str(input_dir), ds.isoformat(), "1", str(size), str(seed)]
-    m = measure(cmd, timeout_s=timeout_s)
+    cmd = [sys.executable, "-c", _GENERATE_CODE, str(input_dir.resolve()), ds.isoformat(), "1", str(size), str(seed)]
+    m = measure(cmd, timeout_s=timeout_s, env=checkout_env(dict(os.environ)), cwd=REPO_ROOT)
     if not m["ok"]:
         raise RuntimeError(f"generate failed (rc={m['rc']}): {m['stderr_tail']}")
     return m
@@ -537,11 +645,34 @@ def _status(s: dict) -> str:
     if s.get("skipped"):
         return "skipped"
     status = "yes" if s["ok"] else f"NO (rc {s['rc']})"
+    status += " (DQ gate failed)" if _dq_gate_failed(s) else ""
     return status + (" (earlier run)" if s.get("from_earlier_invocation") else "")
+
+
+def _ratio_cell(value: float | None, *steps: dict) -> str:
+    """A ratio with its marks (see ratio_marks); no marks on a ratio that is not there."""
+    return "—" if value is None else _fmt(value) + ratio_marks(*steps)
+
+
+# The Ratios table's columns read from the run's ratios (the CPU ones are computed from its steps).
+_RATIO_COLUMNS = ("riskinsight_over_duckdb_wall", "riskinsight_over_scan_wall", "riskinsight_no_report_over_duckdb_wall",
+                  "riskinsight_no_report_over_scan_wall", "riskinsight_no_dq_over_duckdb_wall",
+                  "riskinsight_no_dq_over_scan_wall", "spark_over_riskinsight_wall", "riskinsight_over_duckdb_rss")
+
+
+def _stored_ratio_cell(run: dict, key: str) -> str:
+    a, b, _ = RATIOS[key]
+    return _ratio_cell(run["ratios"].get(key), run["steps"].get(a, {}), run["steps"].get(b, {}))
+
+
+def _measured(result: dict) -> list[dict]:
+    """The runs that measured something (not a size whose logs could not be generated)."""
+    return [r for r in result["runs"] if not r.get("error")]
 
 
 def render_markdown(result: dict) -> str:
     meta = result["meta"]
+    runs = _measured(result)
     lines = [
         "# riskinsight benchmark",
         "",
@@ -562,8 +693,9 @@ def render_markdown(result: dict) -> str:
         "| run | input rows | contender | ok | wall s | CPU s | peak RSS MiB | rows/s | ÷ DuckDB | ÷ scan | load |",
         "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for run in result["runs"]:
+    for run in runs:
         steps = run["steps"]
+        duck, scan = steps.get("duckdb", {}), steps.get("scan", {})
         for name in CONTENDERS:
             s = steps.get(name)
             if s is None:
@@ -571,27 +703,23 @@ def render_markdown(result: dict) -> str:
             lines.append(
                 f"| {run['label']} | {run['total_input_rows']:,} | {name} | {_status(s)}"
                 f" | {_wall(s)} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], '.0f')}"
-                f" | {_fmt(s['rows_per_s'], ',.0f')} | {_fmt(_ratio(s, steps['duckdb'], 'wall_s'))}"
-                f" | {_fmt(_ratio(s, steps['scan'], 'wall_s'))} | {_load(s)} |"
+                f" | {_fmt(s['rows_per_s'], ',.0f')} | {_ratio_cell(_ratio(s, duck, 'wall_s'), s, duck)}"
+                f" | {_ratio_cell(_ratio(s, scan, 'wall_s'), s, scan)} | {_load(s)} |"
             )
     lines += ["", "## Ratios", "",
               ("Wall-time ratios unless marked CPU. On a shared machine the CPU ratios are the steadier figure: a"
-               " contender that got one core instead of two doubles its wall time, not its CPU time."), "",
+               " contender that got one core instead of two doubles its wall time, not its CPU time."
+               f" `{CARRIED_MARK}`: a ratio over a step kept from an earlier invocation (`--merge`): another moment"
+               f" of the machine, maybe other code. `{DQ_FAILED_MARK}`: over a job run whose DQ gate failed (exit 3):"
+               " its tables were computed but nothing was published, so it is not a passing run's time."), "",
               ("| run | riskinsight ÷ DuckDB | riskinsight ÷ scan | no-report ÷ DuckDB | no-report ÷ scan"
                " | no-DQ ÷ DuckDB | no-DQ ÷ scan"
                " | Spark ÷ Polars (full runs) | RSS riskinsight ÷ DuckDB | CPU riskinsight ÷ DuckDB | CPU Spark ÷ Polars |"),
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in result["runs"]:
-        r, st = run["ratios"], run["steps"]
-        lines.append(
-            f"| {run['label']} | {_fmt(r.get('riskinsight_over_duckdb_wall'))} | {_fmt(r.get('riskinsight_over_scan_wall'))}"
-            f" | {_fmt(r.get('riskinsight_no_report_over_duckdb_wall'))}"
-            f" | {_fmt(r.get('riskinsight_no_report_over_scan_wall'))}"
-            f" | {_fmt(r.get('riskinsight_no_dq_over_duckdb_wall'))} | {_fmt(r.get('riskinsight_no_dq_over_scan_wall'))}"
-            f" | {_fmt(r.get('spark_over_riskinsight_wall'))} | {_fmt(r.get('riskinsight_over_duckdb_rss'))}"
-            f" | {_fmt(_ratio(st['riskinsight'], st['duckdb'], 'cpu_s'))}"
-            f" | {_fmt(_ratio(st['spark'], st['riskinsight'], 'cpu_s'))} |"
-        )
+    for run in runs:
+        cpu = [(run["steps"].get(a, {}), run["steps"].get(b, {})) for a, b in (("riskinsight", "duckdb"), ("spark", "riskinsight"))]
+        lines.append(f"| {run['label']} | " + " | ".join(_stored_ratio_cell(run, k) for k in _RATIO_COLUMNS)
+                     + "".join(f" | {_ratio_cell(_ratio(a, b, 'cpu_s'), a, b)}" for a, b in cpu) + " |")
     def wall_cells(s: dict) -> list[str]:
         st = s["stage_seconds"]
         return [*(_fmt(st.get(k)) for k in STAGES), _fmt(s.get("outside_stages_s")), _fmt(s["wall_s"]),
@@ -618,10 +746,13 @@ def render_markdown(result: dict) -> str:
         ("all stages", "whole process"), cpu_cells,
     )
     lines += ["", "## Parity with the DuckDB reference (`benchmarks.duckdb_reference.diff_table`, every output table)", ""]
-    for run in result["runs"]:
+    for run in runs:
         p = run["parity"]
+        for note in run.get("parity_notes") or []:
+            lines.append(f"- {run['label']}: {note}")
         if p is None:
-            lines.append(f"- {run['label']}: not compared (the reference or every job run failed)")
+            if not run.get("parity_notes"):
+                lines.append(f"- {run['label']}: not compared (the reference or every job run failed)")
             continue
         for name, verdict in p.items():
             bad = [t for t, v in verdict.items() if isinstance(v, dict) and not v["equal"]]
@@ -629,16 +760,17 @@ def render_markdown(result: dict) -> str:
             for t in bad:
                 for d in verdict[t]["differences"][:5]:
                     lines.append(f"  - `{d}`")
-    codes = sorted({f"{s['code']['head']} / sources {s['code']['sources_sha256']}" for r in result["runs"]
+    codes = sorted({f"{s['code']['head']} / sources {s['code']['sources_sha256']}" for r in runs
                     for s in r["steps"].values() if s.get("code")})
     if codes:
         lines += ["", "Code measured (HEAD / hash of jobs, transforms, expectations, reports sources): "
                   + "; ".join(f"`{c}`" for c in codes)]
-    notes = [(r["label"], n, s["note"]) for r in result["runs"] for n, s in r["steps"].items() if s.get("note")]
+    notes = [(r["label"], n, s["note"]) for r in runs for n, s in r["steps"].items() if s.get("note")]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {label} / {name}: {note}" for label, name, note in notes]
-    failures = [(r["label"], n, s["stderr_tail"]) for r in result["runs"] for n, s in r["steps"].items()
+    failures = [(r["label"], n, s["stderr_tail"]) for r in runs for n, s in r["steps"].items()
                 if not s["ok"] and not s.get("skipped")]
+    failures += [(r["label"], "generate", r["error"]) for r in result["runs"] if r.get("error")]
     if failures:
         lines += ["", "## Failures", ""]
         for label, name, tail in failures:
@@ -673,7 +805,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each contender, in turns; the run of median wall time is reported, with every run's figures")
     p.add_argument("--merge", action="store_true",
-                   help="keep the measurements of the contenders not selected now from <out>/results.json (same run label)")
+                   help="keep the measurements of the contenders not selected now from <out>/results.json (same run"
+                   " label, ds, seed and input; an earlier run on other input is dropped)")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -682,9 +815,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     keep = args.work is not None
-    work_root = Path(args.work) if keep else Path(tempfile.mkdtemp(prefix="riskinsight_bench_"))
+    if keep and args.input and _overlaps(Path(args.work) / _work_name(None), Path(args.input)):
+        p.error(f"--work {args.work}: its folder {Path(args.work) / _work_name(None)} is or contains --input"
+                f" {args.input}, and the harness empties that folder before each run")
+    work_root = Path(args.work).resolve() if keep else Path(tempfile.mkdtemp(prefix="riskinsight_bench_"))
+    plan = _plan(args)
+    out.mkdir(parents=True, exist_ok=True)
     result = {"meta": _meta(), "runs": []}
     earlier: dict[str, dict] = {}
     if args.merge and (out / "results.json").exists():
@@ -692,54 +829,91 @@ def main(argv: list[str] | None = None) -> int:
         earlier = {r["label"]: r for r in old.get("runs", [])}
         result["meta"]["merged_from"] = old.get("meta", {}).get("started_at")
     try:
-        if args.input:
-            plan = [("input", None)]
-        elif args.tiny:
-            plan = [(f"{TINY_SIZE:,} rows", TINY_SIZE)]
-        else:
-            plan = [(f"{int(s):,} rows", int(s)) for s in args.sizes.split(",") if s.strip()]
         for label, size in plan:
-            work = work_root / (f"n{size}" if size else "input")
-            reuse = size is not None and keep and _reusable_input(work, size, args.seed, args.ds)
-            if work.exists() and not reuse:
-                shutil.rmtree(work)
-            work.mkdir(parents=True, exist_ok=True)
-            gen = None
-            if size is None:
-                input_dir = Path(args.input)
-            else:
-                input_dir = work / "input"
-                if reuse:
-                    print(f"[bench] reusing the generated {size:,} rows in {input_dir}", file=sys.stderr, flush=True)
-                else:
-                    print(f"[bench] generating {size:,} rows ...", file=sys.stderr, flush=True)
-                    gen = _generate(input_dir, args.ds, size, args.seed, args.timeout)
-                    (input_dir / "_generated.json").write_text(
-                        json.dumps({"rows_per_day": size, "seed": args.seed, "ds": args.ds.isoformat()})
-                    )
-            run = bench_one(label, input_dir, args.ds, work, timeout_s=args.timeout,
-                            duckdb_memory=args.duckdb_memory_limit, contenders=contenders,
-                            spark_driver_memory=args.spark_driver_memory, previous=earlier.pop(label, None),
-                            repeat=args.repeat)
-            run["rows_per_day"] = size
-            if gen is not None:
-                run["generate_wall_s"] = gen["wall_s"]
+            work = work_root / _work_name(size)
+            run = _bench_size(label, size, work, args, contenders, previous=earlier.get(label), keep=keep)
+            if not run.get("error"):
+                # Merged, or dropped as measured on other input: either way no longer an earlier run to keep.
+                earlier.pop(label, None)
             result["runs"].append(run)
-            # Write after every size so a long run that dies still leaves what it measured.
-            (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-            (out / "results.md").write_text(render_markdown(result))
+            # After every size, with the earlier runs not rerun yet: a long run that dies (or is killed)
+            # still leaves what it measured and everything that was in the file before.
+            _write_results(out, result, earlier)
             if not keep:
                 shutil.rmtree(work, ignore_errors=True)
     finally:
         if not keep:
             shutil.rmtree(work_root, ignore_errors=True)
-    result["runs"] += list(earlier.values())  # sizes measured earlier and not rerun now stay in the file
-    result["runs"].sort(key=lambda run: run.get("total_input_rows") or 0)
     result["meta"]["loadavg_at_end"] = list(os.getloadavg())
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / "results.md").write_text(render_markdown(result))
+    _write_results(out, result, earlier)
     print(out / "results.md")
-    return 0
+    # Contender failures are measurements (in the tables); a size whose logs could not be made is not.
+    return 1 if any(r.get("error") for r in result["runs"]) else 0
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, int | None]]:
+    """(run label, decisions per day to generate; None for --input) of each run."""
+    if args.input:
+        return [("input", None)]
+    if args.tiny:
+        return [(f"{TINY_SIZE:,} rows", TINY_SIZE)]
+    return [(f"{int(s):,} rows", int(s)) for s in args.sizes.split(",") if s.strip()]
+
+
+def _work_name(size: int | None) -> str:
+    # Not "input": `--input DIR/input --work DIR` would then empty the user's logs.
+    return f"n{size}" if size else "given_input"
+
+
+def _overlaps(work: Path, input_dir: Path) -> bool:
+    """Whether emptying `work` would remove any of `input_dir`."""
+    work, input_dir = work.resolve(), input_dir.resolve()
+    return work == input_dir or work in input_dir.parents
+
+
+def _write_results(out: Path, result: dict, earlier: dict[str, dict]) -> None:
+    """results.json and results.md: this invocation's runs and the earlier ones (--merge) not rerun."""
+    runs = sorted([*result["runs"], *earlier.values()],
+                  key=lambda r: r.get("total_input_rows") or r.get("rows_per_day") or 0)
+    full = {**result, "runs": runs}
+    (out / "results.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
+    (out / "results.md").write_text(render_markdown(full))
+
+
+def _bench_size(label: str, size: int | None, work: Path, args: argparse.Namespace, contenders: tuple[str, ...],
+                *, previous: dict | None, keep: bool) -> dict:
+    """One run: the size's logs generated (or reused, or --input), then every contender timed on them.
+    Logs that cannot be generated give a run holding only that `error`."""
+    reuse = size is not None and keep and _reusable_input(work, size, args.seed, args.ds)
+    if work.exists() and not reuse:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    gen = None
+    if size is None:
+        input_dir = Path(args.input)
+    else:
+        input_dir = work / "input"
+        if reuse:
+            print(f"[bench] reusing the generated {size:,} rows in {input_dir}", file=sys.stderr, flush=True)
+        else:
+            print(f"[bench] generating {size:,} rows ...", file=sys.stderr, flush=True)
+            try:
+                gen = _generate(input_dir, args.ds, size, args.seed, args.timeout)
+            except RuntimeError as exc:
+                print(f"[bench] {label}: {exc}", file=sys.stderr, flush=True)
+                return {"label": label, "ds": args.ds.isoformat(), "seed": args.seed, "rows_per_day": size,
+                        "error": str(exc), "steps": {}, "ratios": {}, "parity": None,
+                        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            (input_dir / "_generated.json").write_text(
+                json.dumps({"rows_per_day": size, "seed": args.seed, "ds": args.ds.isoformat()})
+            )
+    run = bench_one(label, input_dir, args.ds, work, timeout_s=args.timeout, duckdb_memory=args.duckdb_memory_limit,
+                    contenders=contenders, spark_driver_memory=args.spark_driver_memory, previous=previous,
+                    repeat=args.repeat, rows_per_day=size, seed=args.seed if size is not None else None)
+    run["rows_per_day"] = size
+    if gen is not None:
+        run["generate_wall_s"] = gen["wall_s"]
+    return run
 
 
 if __name__ == "__main__":

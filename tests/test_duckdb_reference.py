@@ -13,10 +13,19 @@ import math
 import statistics
 from pathlib import Path
 
+import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
 
-from benchmarks.duckdb_reference import _polars_type, diff_table, reference_tables
+from benchmarks.duckdb_reference import (
+    MissingPartition,
+    _polars_type,
+    canonical_row,
+    diff_table,
+    read_output_table,
+    reference_tables,
+    write_tables,
+)
 from transforms.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
 
 UTC = dt.timezone.utc
@@ -607,5 +616,100 @@ def test_diff_table_reports_differences(tmp_path: Path) -> None:
                           .alias("decisions"))
     assert any("decisions" in p and "r2" in p for p in diff_table("reviewer_daily", rd, bad))
     assert diff_table("reviewer_daily", rd, rd.with_columns(pl.col("decisions").cast(pl.Int32)))
-    q = tables["quarantine"]
-    assert diff_table("quarantine", q, q.with_columns(pl.lit("{}").alias("row"))) == []
+    q = one_day(tmp_path / "q", [dec(None)])["quarantine"]
+    assert q.height == 1
+    # The rejected row itself is part of the table (DESIGN §3): an empty JSON object is a difference.
+    assert any("quarantine.row" in p for p in diff_table("quarantine", q, q.with_columns(pl.lit("{}").alias("row"))))
+
+
+# Each mutation is one way diff_table could go lenient: a float off by far or by a little more than
+# the 1e-9 tolerance (a 1e-3 tolerance would pass it), a null or NaN against a value either way, a
+# row missing or added.
+_FLOAT_AND_ROW_MUTATIONS = {
+    "float_off": lambda df: df.with_columns(pl.col("aht_s") * 1.5),
+    "float_off_by_1e-6": lambda df: df.with_columns(pl.col("aht_s") * (1 + 1e-6)),
+    "float_null_for_value": lambda df: df.with_columns(pl.lit(None, pl.Float64).alias("aht_s")),
+    "float_value_for_null": lambda df: df.with_columns(pl.col("occupancy").fill_null(0.5)),
+    "float_nan_for_value": lambda df: df.with_columns(
+        pl.when(pl.col("aht_s").is_not_null()).then(float("nan")).alias("aht_s")),  # nulls stay null
+    "float_value_for_nan": lambda df: df.with_columns(pl.col("aht_s").fill_nan(1.0)),
+    "row_missing": lambda df: df.head(1),
+    "row_added": lambda df: pl.concat([df, df.head(1)]),
+}
+
+
+@pytest.mark.parametrize("mutation", list(_FLOAT_AND_ROW_MUTATIONS))
+def test_diff_table_catches_float_and_row_count_differences(tmp_path: Path, mutation: str) -> None:
+    rd = one_day(tmp_path, [viol("v1"), dec("n1", reviewer_id="r2")], shifts=[shift("r1"), shift("r3")])["reviewer_daily"]
+    assert rd.height == 3 and rd["occupancy"].null_count() > 0  # r2 has no shift
+    expected = rd.with_columns(pl.col("aht_s").fill_null(float("nan"))) if mutation == "float_value_for_nan" else rd
+    assert diff_table("reviewer_daily", expected, expected) == []
+    assert diff_table("reviewer_daily", expected, _FLOAT_AND_ROW_MUTATIONS[mutation](expected)), mutation
+
+
+def _job_spelling(source_table: str, row: str) -> str:
+    """The same rejected row as the job's encoder writes it: ISO timestamps with `T`, six digits and `Z`,
+    NaN and ±Infinity as strings, and (JSON objects being unordered) the keys in another order."""
+    ts = {c for c, t in INPUT_SCHEMAS[source_table].items() if t == nw.Datetime}
+    out = {}
+    for k, v in reversed(json.loads(row).items()):
+        if k in ts and v is not None:
+            v = dt.datetime.fromisoformat(v).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+        out[k] = v
+    return json.dumps(out)
+
+
+def _rejected_rows(tmp_path: Path) -> pl.DataFrame:
+    q = one_day(tmp_path, [dec(None), dec("v1", outcome="bogus", decided_at=T.replace(microsecond=120000)),
+                           dec("v2", handle_time_s=float("nan")), dec("v3", handle_time_s=float("inf")),
+                           dec("v4", handle_time_s=-math.inf)],
+                shifts=[shift("s1", logged_in_s=float("nan"))])["quarantine"]
+    assert q.height == 6
+    return q
+
+
+def test_quarantine_rows_compare_as_parsed_json(tmp_path: Path) -> None:
+    q = _rejected_rows(tmp_path)
+    # DuckDB's spelling (`2024-03-10 12:00:00.12+00`, bare NaN) and the job's are the same rows.
+    assert any(" " in r and "+00" in r and "NaN" in r for r in q["row"])
+    job = q.with_columns(pl.Series("row", [_job_spelling(t, r) for t, r in zip(q["source_table"], q["row"])]))
+    assert diff_table("quarantine", q, job.reverse()) == []
+    # Every row's JSON replaced by the first one's: the other four columns still match.
+    assert diff_table("quarantine", q, q.with_columns(pl.lit(q["row"][0]).alias("row")))
+    # One value of one row.
+    i = q["record_id"].to_list().index("v1")
+    other = json.loads(q["row"][i]) | {"views_before_action": 11}
+    assert diff_table("quarantine", q, q.with_columns(q["row"].scatter(i, json.dumps(other))))
+    # A NaN written as null (json_encode's own spelling) reads as a missing value: not the same row.
+    j = q["record_id"].to_list().index("v2")
+    as_null = json.loads(q["row"][j]) | {"handle_time_s": None}
+    assert diff_table("quarantine", q, q.with_columns(q["row"].scatter(j, json.dumps(as_null))))
+    # A timestamp a microsecond off, and text that is not JSON.
+    t = json.loads(_job_spelling("decisions", q["row"][i])) | {"decided_at": "2024-03-10T12:00:00.120001Z"}
+    assert diff_table("quarantine", q, q.with_columns(q["row"].scatter(i, json.dumps(t))))
+    assert diff_table("quarantine", q, q.with_columns(q["row"].scatter(i, "not json")))
+
+
+def test_canonical_row_spellings() -> None:
+    duck = '{"decided_at":"2024-01-01 18:49:46.33475+00","enqueued_at":"2024-01-01 18:00:00","handle_time_s":NaN}'
+    job = '{"handle_time_s":"NaN","enqueued_at":"2024-01-01T18:00:00.000000Z","decided_at":"2024-01-01T18:49:46.334750Z"}'
+    assert canonical_row("decisions", duck) == canonical_row("decisions", job)
+    assert canonical_row("shifts", '{"logged_in_s":-Infinity}') == canonical_row("shifts", '{"logged_in_s":"-Infinity"}')
+    assert canonical_row("shifts", '{"logged_in_s":null}') != canonical_row("shifts", '{"logged_in_s":NaN}')
+    assert canonical_row("decisions", None) is None
+
+
+def test_a_missing_output_partition_raises(tmp_path: Path) -> None:
+    # DESIGN §4: "A run always writes every table's partition for its ds, even when it has no rows."
+    tables = one_day(tmp_path / "in", [viol("v1")])
+    assert tables["quarantine"].height == 0
+    write_tables(tmp_path / "out", {D: tables})
+    assert read_output_table(tmp_path / "out", "quarantine", D).height == 0  # written, empty: fine
+    with pytest.raises(MissingPartition, match="quarantine: missing partition"):
+        read_output_table(tmp_path / "no_such_output", "quarantine", D)
+    for f in (tmp_path / "out" / "quarantine" / f"ds={D}").glob("*.parquet"):
+        f.unlink()
+    with pytest.raises(MissingPartition):  # the folder without its file is no partition either
+        read_output_table(tmp_path / "out", "quarantine", D)

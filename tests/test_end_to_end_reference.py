@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import math
 
 import pytest
 
-from benchmarks.duckdb_reference import diff_table, read_output_table, reference_tables
+from benchmarks.duckdb_reference import diff_table, read_output_table, read_partition, reference_tables
+from jobs.errors import DQGateFailed
 from jobs import warehouse as wh
 from jobs.generate import generate
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.nightly import run_days
+from jobs.nightly import Candidate, run_days
 from jobs.report import _count_offender_categories
 from transforms.params import OffenderParams
 from transforms.schemas import OUTPUT_TABLES
@@ -74,3 +77,28 @@ def test_offender_categories_in_the_manifest_match_the_published_tables(warehous
         assert sum(r["creators"] for r in figures) == offenders["distinct_categories"].sum()
         seen += len(figures)
     assert seen > len(DAYS)  # offenders in several categories on most days
+
+
+@pytest.mark.parametrize(("unit", "naive"), [("ns", True), ("ms", False), ("us", False)])
+def test_quarantined_rows_json_equals_the_reference(tmp_path, unit, naive):
+    """The quarantine's `row` of each engine, compared as parsed values: timestamps of every unit (naive
+    meaning UTC), sub-second digits, NaN and ±Infinity, a large float. Nearly every row is rejected, so
+    the gate fails and the tables are read from the run's candidate."""
+    from tests.test_duckdb_reference import D, T, appeal, audit, dec, shift, viol, write
+
+    rows = [viol("v1"), dec(None), dec("v2", handle_time_s=float("nan")), dec("v3", handle_time_s=math.inf),
+            dec("v4", handle_time_s=-math.inf), dec("v5", decided_at=T + dt.timedelta(days=3, microseconds=1)),
+            dec("v6", outcome="x", decided_at=T.replace(microsecond=123456)),
+            dec("v7", decision_mode="robot", handle_time_s=1e20)]
+    write(tmp_path / "in", "decisions", D, rows, unit=unit, naive=naive)
+    write(tmp_path / "in", "appeals", D, [appeal("a1", appeal_outcome="x")], unit=unit, naive=naive)
+    write(tmp_path / "in", "qa_audits", D, [audit("q1", original_outcome="x")], unit=unit, naive=naive)
+    write(tmp_path / "in", "shifts", D, [shift("r1", logged_in_s=float("nan")), shift("r2", logged_in_s=-1.0)])
+    expected = reference_tables(tmp_path / "in", [D])[D]["quarantine"]
+    assert expected.height == 11
+    with contextlib.suppress(DQGateFailed):
+        run_days(tmp_path / "in", tmp_path / "out", [D], engine="polars", report=False)
+    published = tmp_path / "out" / "quarantine" / f"ds={D}"
+    actual = read_partition(published if published.exists() else Candidate(tmp_path / "out", D).table_dir("quarantine"),
+                            "quarantine")
+    assert diff_table("quarantine", expected, actual) == []
