@@ -66,8 +66,12 @@ def a_le_b(name: str, a: str, b: str, severity: Severity = CRITICAL) -> Expectat
     )
 
 
-def between(name: str, column: str, low: float | None, high: float | None, severity: Severity) -> Expectation:
-    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, meta=tag(name, severity))
+def between(
+    name: str, column: str, low: float | None, high: float | None, severity: Severity, details: str = ""
+) -> Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=column, min_value=low, max_value=high, meta=tag(name, severity, details)
+    )
 
 
 def in_set(column: str, values: Sequence[str], severity: Severity = CRITICAL) -> Expectation:
@@ -125,7 +129,8 @@ def reconcile_sum(
 def figure_between(
     name: str, column: str, low: float | None, high: float | None, severity: Severity, details: str
 ) -> Expectation:
-    """For the one-row frames of input figures: GE's observed value is then the figure itself."""
+    """For one-row frames of figures (the inputs', the counts taken in Polars): GE's observed value
+    is then the figure itself."""
     return gxe.ExpectColumnMaxToBeBetween(
         column=column, min_value=low, max_value=high, meta=tag(name, severity, details)
     )

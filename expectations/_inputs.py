@@ -15,12 +15,14 @@ from expectations._checks import Check, decided, figure_between
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL, WARNING
 from expectations.thresholds import DQThresholds
+from transforms.input_profile import ACTIONS
 
 _UNKNOWN_LABEL = {
     "unknown_market": "market null or not ISO 3166-1 alpha-2",
     "unknown_category": "policy category outside the taxonomy",
     "unknown_queue": "queue without a configured SLA",
-    "action_mismatch": "action does not fit the outcome",
+    "unknown_action": f"action null or outside {', '.join(ACTIONS)}",
+    "action_mismatch": "known action does not fit the outcome (none iff no_violation)",
 }
 
 

@@ -1,4 +1,4 @@
-"""Input suite for decisions: quarantine and duplicate rates, unknown markets, categories and queues, actions that do not fit the outcome, and the day's volume against the trailing observed days."""
+"""Input suite for decisions: quarantine and duplicate rates, unknown markets, categories, queues and actions, known actions that do not fit the outcome, and the day's volume against the trailing observed days."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from expectations.figures import InputFigures
 from expectations.thresholds import DQThresholds
 
 TABLE = "decisions"
-FLAGS: tuple[str, ...] = ("unknown_market", "unknown_category", "unknown_queue", "action_mismatch")
+FLAGS: tuple[str, ...] = (
+    "unknown_market", "unknown_category", "unknown_queue", "unknown_action", "action_mismatch",
+)
 CHECK_VOLUME = True
 
 

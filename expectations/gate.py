@@ -2,7 +2,10 @@
 
 `evaluate` runs each table's suite once, on one ephemeral GE context per call: output tables
 are validated as pandas frames (they are small), input tables through a one-row frame of the
-figures the engine computed (a day of raw input never reaches pandas).
+figures the engine computed (a day of raw input never reaches pandas). What pandas cannot show
+is counted in Polars first and validated as a one-row frame of counts the same way
+(`expectations._counted`): NaN and ±inf in every output table's float columns, and all of
+creator_category_daily, too large to convert.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import polars as pl
 
 from expectations import (
     appeals,
+    creator_category_daily,
     decisions,
     qa_audits,
     quarantine,
@@ -31,6 +35,7 @@ from expectations import (
     violation_trends,
 )
 from expectations._checks import Check, decided, tag
+from expectations._counted import counts_frame, finite_counts
 from expectations._gx import (
     DataContextConfig,
     Expectation,
@@ -42,6 +47,7 @@ from expectations._gx import (
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL, ExpectationResult, GateResult
 from expectations.thresholds import DQThresholds
+from transforms.params import EPOCH, Params
 from transforms.schemas import OUTPUT_SCHEMAS
 
 __all__ = ["InputFigures", "ExpectationResult", "GateResult", "DQThresholds", "evaluate", "validate_table",
@@ -49,8 +55,16 @@ __all__ = ["InputFigures", "ExpectationResult", "GateResult", "DQThresholds", "e
 
 INPUT_SUITES: tuple[ModuleType, ...] = (decisions, appeals, qa_audits, shifts)
 OUTPUT_SUITES: tuple[ModuleType, ...] = (
-    reviewer_daily, queue_daily, violation_daily, violation_trends, repeat_offenders, quarantine,
+    reviewer_daily, queue_daily, violation_daily, violation_trends, repeat_offenders, creator_category_daily,
+    quarantine,
 )
+# Output tables whose suite checks counts taken in Polars (`module.counted`), never their rows as pandas.
+COUNTED_SUITES: tuple[ModuleType, ...] = (creator_category_daily,)
+# An output table as the job hands it over (Polars), or as a test builds it (pandas, where a NaN
+# float is indistinguishable from a null, so only a Polars table has its NaN found).
+Table = pl.DataFrame | pd.DataFrame
+# One great-expectations validation: the frame and the checks run on it.
+Batch = tuple[pd.DataFrame | None, list[Check]]
 
 # BASIC keeps a few failing values for the details without SUMMARY's per-value counting.
 _RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
@@ -90,48 +104,71 @@ def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
 
 
 def evaluate(
-    outputs: Mapping[str, pd.DataFrame],
+    outputs: Mapping[str, Table],
     figures: InputFigures,
     thresholds: DQThresholds | None = None,
+    params: Params | None = None,
 ) -> GateResult:
-    """Run every input and output suite on one context; the verdict fails on any critical failure."""
+    """Run every input and output suite on one context; the verdict fails on any critical failure.
+
+    `params`: those the output tables were computed with (default: the defaults)."""
     thresholds = thresholds or DQThresholds()
     context = _context()
     results: list[ExpectationResult] = []
     for module in INPUT_SUITES:
-        results += validate_table(module.TABLE, None, figures, thresholds, context=context)
+        results += validate_table(module.TABLE, None, figures, thresholds, params, context=context)
     for module in OUTPUT_SUITES:
-        results += validate_table(module.TABLE, outputs.get(module.TABLE), figures, thresholds, context=context)
+        results += validate_table(module.TABLE, outputs.get(module.TABLE), figures, thresholds, params, context=context)
     return GateResult(results)
 
 
 def validate_table(
     table: str,
-    frame: pd.DataFrame | None,
+    frame: Table | None,
     figures: InputFigures,
     thresholds: DQThresholds | None = None,
+    params: Params | None = None,
     *,
     only: Collection[str] | None = None,
     context: Any = None,
 ) -> list[ExpectationResult]:
     """One table's suite. Input tables validate their figures (pass frame=None); `only` keeps the named checks."""
     thresholds = thresholds or DQThresholds()
+    params = params or Params(ds=EPOCH)
     context = context if context is not None else _context()
     module = SUITES[table]
     if module in INPUT_SUITES:
-        frame = module.frame(figures, thresholds)
-        checks = module.suite(figures, thresholds)
+        batches: list[Batch] = [(module.frame(figures, thresholds), module.suite(figures, thresholds))]
     elif frame is None:
-        checks = [decided("table_present", CRITICAL, False, None, f"{table} was not passed to the gate")]
+        batches = [(None, [decided("table_present", CRITICAL, False, None, f"{table} was not passed to the gate")])]
     else:
-        schema_check = gx.expectations.ExpectTableColumnsToMatchSet(
-            column_set=list(OUTPUT_SCHEMAS[table]), exact_match=True,
-            meta=tag("columns_match_schema", CRITICAL, "exactly the OUTPUT_SCHEMAS columns"),
-        )
-        checks = [schema_check, *module.suite(figures, thresholds)]
+        batches = _output_batches(module, frame, figures, thresholds, params)
     if only is not None:
-        checks = [c for c in checks if _name(c) in only]
-    return _run(context, table, frame, checks)
+        batches = [(f, [c for c in checks if _name(c) in only]) for f, checks in batches]
+    _names_once(table, [c for _, checks in batches for c in checks])
+    return [result for f, checks in batches for result in _run(context, table, f, checks)]
+
+
+def _output_batches(
+    module: ModuleType, frame: Table, figures: InputFigures, thresholds: DQThresholds, params: Params
+) -> list[Batch]:
+    """Two validations: the table's rows as pandas, and a one-row frame of what Polars counted in it."""
+    rows = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+    suite = module.suite(figures, thresholds, params)
+    schema = _schema_check(module.TABLE)
+    counts, on_counts = finite_counts(module.TABLE, rows)
+    if module in COUNTED_SUITES:
+        # Only its columns reach great-expectations, for columns_match_schema.
+        return [(to_pandas(rows.head(0)), [schema]), (counts_frame(counts | module.counted(rows)), [*on_counts, *suite])]
+    as_pandas = frame if isinstance(frame, pd.DataFrame) else to_pandas(frame)
+    return [(as_pandas, [schema, *suite]), (counts_frame(counts), on_counts)]
+
+
+def _schema_check(table: str) -> Expectation:
+    return gx.expectations.ExpectTableColumnsToMatchSet(
+        column_set=list(OUTPUT_SCHEMAS[table]), exact_match=True,
+        meta=tag("columns_match_schema", CRITICAL, "exactly the OUTPUT_SCHEMAS columns"),
+    )
 
 
 def _batch_definition(context: Any, table: str) -> Any:
@@ -155,11 +192,16 @@ def _name(check: Check) -> str:
     return check.meta["name"] if isinstance(check, Expectation) else check.expectation
 
 
-def _run(context: Any, table: str, frame: pd.DataFrame | None, checks: list[Check]) -> list[ExpectationResult]:
+def _names_once(table: str, checks: list[Check]) -> None:
+    # A name is the result's key in dq.json and the manifest.
     names = [_name(c) for c in checks]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:
         raise ValueError(f"suite {table} names {sorted(duplicated)} more than once")
+
+
+def _run(context: Any, table: str, frame: pd.DataFrame | None, checks: list[Check]) -> list[ExpectationResult]:
+    names = [_name(c) for c in checks]
     expectations = [c for c in checks if isinstance(c, Expectation)]
     by_name: dict[str, ExpectationResult] = {}
     if expectations:

@@ -7,6 +7,7 @@ from expectations._gx import gxe
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL
 from expectations.thresholds import DQThresholds
+from transforms.params import Params
 from transforms.schemas import INPUT_TABLES
 
 TABLE = "quarantine"
@@ -14,7 +15,7 @@ REASONS = ("missing_key", "bad_timestamp", "wrong_partition", "bad_mode", "bad_o
            "conflicting_duplicate")
 
 
-def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+def suite(figures: InputFigures, thresholds: DQThresholds, params: Params) -> list[Check]:
     checks: list[Check] = [
         not_null("source_table"),
         not_null("reason"),

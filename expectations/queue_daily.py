@@ -7,6 +7,7 @@ from expectations._checks import (
 )
 from expectations.figures import InputFigures
 from expectations.thresholds import DQThresholds
+from transforms.params import Params
 
 TABLE = "queue_daily"
 COUNTS = ("decisions", "automated", "violations", "sla_met")
@@ -14,11 +15,12 @@ SECONDS = ("wait_p50_s", "wait_p90_s", "wait_max_s", "sla_s")
 RATES = ("automation_rate", "violation_rate", "sla_rate")
 
 
-def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+def suite(figures: InputFigures, thresholds: DQThresholds, params: Params) -> list[Check]:
     return [
         grain_unique(("queue", "market")),
-        # An unknown (null) queue or market is staged, not quarantined (DESIGN §3): it already
-        # warns in the decisions suite, so a null key here is a warning too.
+        # An unknown or null queue or market is staged, not quarantined (DESIGN §3), and warned about
+        # by the decisions suite; staging groups a null one as UNKNOWN, so a null key here is a
+        # broken table: critical.
         not_null("queue"),
         not_null("market"),
         *counts(COUNTS),

@@ -8,6 +8,7 @@ from expectations._checks import (
 from expectations.figures import InputFigures
 from expectations.results import WARNING
 from expectations.thresholds import DQThresholds
+from transforms.params import Params
 
 TABLE = "reviewer_daily"
 COUNTS = ("decisions", "violations", "sla_met", "qa_audits", "qa_agreed", "appeals_resolved", "appeals_overturned")
@@ -15,7 +16,7 @@ SECONDS = ("handle_time_total_s", "aht_s", "handle_p50_s", "handle_p90_s", "logg
 RATES = ("sla_rate", "qa_accuracy", "overturn_rate")
 
 
-def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+def suite(figures: InputFigures, thresholds: DQThresholds, params: Params) -> list[Check]:
     return [
         grain_unique(("reviewer_id",)),
         not_null("reviewer_id"),

@@ -14,9 +14,9 @@ class DQThresholds:
     volume_low: float = 0.5
     volume_high: float = 2.0
     volume_trailing_days: int = 7
-    # Share of staged rows with an unknown market, category or queue; 0.0 means any one warns.
+    # Share of staged rows with an unknown market, category, queue or action; 0.0 means any one warns.
     unknown_rate_warning: float = 0.0
-    # Share of staged decisions whose action does not fit the outcome (DESIGN §3: a warning, not quarantine).
+    # Share of staged decisions whose (known) action does not fit the outcome (DESIGN §3: a warning, not quarantine).
     action_mismatch_rate_warning: float = 0.0
     # Share of raw rows dropped as exact duplicates.
     duplicates_rate_warning: float = 0.001

@@ -7,6 +7,7 @@ from expectations._checks import (
 )
 from expectations.figures import InputFigures
 from expectations.thresholds import DQThresholds
+from transforms.params import Params
 
 TABLE = "violation_daily"
 COUNTS = ("actioned", "proactive", "automated", "zero_view", "within_24h", "removed",
@@ -14,7 +15,7 @@ COUNTS = ("actioned", "proactive", "automated", "zero_view", "within_24h", "remo
 RATES = ("proactive_rate", "automated_rate", "zero_view_rate", "within_24h_rate", "overturn_rate")
 
 
-def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+def suite(figures: InputFigures, thresholds: DQThresholds, params: Params) -> list[Check]:
     return [
         *market_category_grain(),
         *counts(COUNTS),

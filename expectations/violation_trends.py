@@ -8,11 +8,12 @@ from expectations._checks import (
 from expectations.figures import InputFigures
 from expectations.results import CRITICAL
 from expectations.thresholds import DQThresholds
+from transforms.params import Params
 
 TABLE = "violation_trends"
 
 
-def suite(figures: InputFigures, thresholds: DQThresholds) -> list[Check]:
+def suite(figures: InputFigures, thresholds: DQThresholds, params: Params) -> list[Check]:
     return [
         *market_category_grain(),
         *counts(("actioned", "baseline_days")),

@@ -182,8 +182,13 @@ RULES: dict[str, Number | Strings | Text] = {
     "report.pseudonym_key": Text(),  # "" would silently mean the public demo key
 }
 # (smaller, larger) keys of one section: otherwise no z-score can ever be computed (so no anomaly
-# flagged), or every day's volume is out of its range.
-ORDERED = (("trends.min_baseline_days", "trends.window_days"), ("dq.volume_low", "dq.volume_high"))
+# flagged), every day's volume is out of its range, or a quarantine rate fails the day before it
+# ever warns.
+ORDERED = (
+    ("trends.min_baseline_days", "trends.window_days"),
+    ("dq.volume_low", "dq.volume_high"),
+    ("dq.quarantine_rate_warning", "dq.quarantine_rate_critical"),
+)
 DEFAULTS: dict[str, Any] = {
     **{f"trends.{f.name}": f.default for f in dataclasses.fields(TrendParams)},
     **{f"offenders.{f.name}": f.default for f in dataclasses.fields(OffenderParams)},

@@ -273,15 +273,17 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
 
 def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
     """Validate the candidate; record dq.json; raise DQGateFailed (nothing published) on a critical failure."""
-    from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate, to_pandas
+    from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate
+    from transforms.params import OffenderParams
 
     config = config or Config()
     manifest = candidate.manifest()
     with wh.ds_lock(candidate.output, candidate.ds):
         timer = StageTimer()
         with timer.stage("dq"):
-            # Only tables with a suite go to pandas (creator_category_daily can hold millions of rows).
-            outputs = {m.TABLE: to_pandas(candidate.read_table(m.TABLE)) for m in OUTPUT_SUITES}
+            # As Polars tables: the gate counts NaN, and all of creator_category_daily (millions of
+            # rows), in Polars, and converts to pandas only the tables it validates row by row.
+            outputs = {m.TABLE: candidate.read_table(m.TABLE) for m in OUTPUT_SUITES}
             figures = InputFigures(
                 raw_rows={t: v["rows"] for t, v in manifest["inputs"].items()},
                 distinct_rows=manifest["distinct_rows"],
@@ -290,7 +292,12 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
                 profile={(p["table"], p["figure"]): p["value"] for p in manifest["profile"]},
                 trailing_volumes=_trailing_volumes(candidate.output, candidate.ds),
             )
-            result = evaluate(outputs, figures, config.dq_thresholds())
+            # The offender minimum the tables were computed with, as prepare recorded it, even if the
+            # config changed since (a candidate prepared before manifests held params: the config's).
+            params = config.params(candidate.ds)
+            if recorded := manifest.get("params", {}).get("offenders"):
+                params = dataclasses.replace(params, offenders=OffenderParams(**recorded))
+            result = evaluate(outputs, figures, config.dq_thresholds(), params)
         dq = {"ds": candidate.ds.isoformat(), **result.to_json()}
         manifest["dq"] = {
             "verdict": result.verdict,

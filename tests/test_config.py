@@ -213,10 +213,31 @@ def test_every_rule_is_exercised_by_a_refusal():
         ("[trends]\nwindow_days = 10\n", "trends.min_baseline_days = 14 is out of range (allowed: at most trends.window_days = 10)"),
         ("[dq]\nvolume_low = 2.5\n", "dq.volume_low = 2.5 is out of range (allowed: at most dq.volume_high = 2.0)"),
         ("[dq]\nvolume_high = 0.4\n", "dq.volume_low = 0.5 is out of range (allowed: at most dq.volume_high = 0.4)"),
+        # A warning threshold above its critical one: the day would fail before it ever warned.
+        ("[dq]\nquarantine_rate_warning = 0.02\n",
+         "dq.quarantine_rate_warning = 0.02 is out of range (allowed: at most dq.quarantine_rate_critical = 0.01)"),
+        ("[dq]\nquarantine_rate_critical = 0.0005\n",
+         "dq.quarantine_rate_warning = 0.001 is out of range (allowed: at most dq.quarantine_rate_critical = 0.0005)"),
     ],
 )
 def test_keys_that_bound_each_other(tmp_path, text, fragment):
     assert fragment in _refused(tmp_path, text)
+
+
+def test_bounding_keys_may_be_equal(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[dq]\nquarantine_rate_warning = 0.05\nquarantine_rate_critical = 0.05\nvolume_low = 1\nvolume_high = 1\n")
+    thresholds = load_config(path).dq_thresholds()
+    assert thresholds.quarantine_rate_warning == thresholds.quarantine_rate_critical == 0.05
+
+
+def test_every_warning_threshold_is_bounded_by_its_critical_one():
+    """A `<x>_warning` key with a `<x>_critical` sibling must not exceed it (jobs.config.ORDERED)."""
+    keys = {f"dq.{f.name}" for f in dataclasses.fields(DQThresholds)}
+    pairs = {(k, k.removesuffix("_warning") + "_critical") for k in keys if k.endswith("_warning")}
+    pairs = {p for p in pairs if p[1] in keys}
+    assert pairs == {("dq.quarantine_rate_warning", "dq.quarantine_rate_critical")}
+    assert pairs <= set(jobs.config.ORDERED)
 
 
 def test_boundary_values_are_accepted(tmp_path):

@@ -1,5 +1,6 @@
 """The DQ gate inside the job, on generated days: 3 % dirty fails (exit 3, nothing published),
-0.5 % dirty publishes with warnings, and dq.json lists every expectation with its observed value."""
+0.5 % dirty publishes with warnings, and dq.json lists every expectation with its observed value;
+on hand-built days, what gate_day finds in the tables as written, and the volume check's window."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import json
 import polars as pl
 import pytest
 
+from jobs import nightly
 from jobs import warehouse as wh
 from jobs.cli import main
+from jobs.config import Config, load_config
+from jobs.errors import DQGateFailed
 from jobs.generate import generate
+from tests.builders import clean, decision
+from tests.inputs import write_day
 from transforms.schemas import OUTPUT_TABLES
 
 DS = dt.date(2024, 5, 2)
@@ -110,3 +116,119 @@ def test_a_run_id_never_names_an_attempt_already_recorded(published, tmp_path):
     mine = json.loads((wh.runs_dir(out, DS) / "manifest.json").read_text())
     assert mine["run_id"] == f"{taken.name}-2" and mine["published"] is True
     assert (wh.runs_dir(out, DS) / "attempts" / mine["run_id"] / "manifest.json").exists()
+
+
+# ------------------------------------------------------------------ hand-built days through gate_day
+HAND_DS = dt.date(2024, 3, 14)  # tests.conftest.DS, the day tests.builders' timestamps fall on
+
+
+def _prepared(root, rows: list[dict], config_text: str = "") -> nightly.Candidate:
+    write_day(root / "in", HAND_DS, {"decisions": rows})
+    return nightly.prepare_day(root / "in", root / "out", HAND_DS, config=_config(root, "prepare", config_text))
+
+
+def _config(root, name: str, text: str) -> Config:
+    path = root / f"{name}.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def _tamper(candidate: nightly.Candidate, table: str, change) -> None:
+    path = candidate.table_dir(table) / nightly.PART
+    change(pl.read_parquet(path)).write_parquet(path)
+
+
+def _failed(dq: dict) -> dict[str, dict]:
+    return {f"{r['table']}.{r['expectation']}": r for r in dq["results"] if not r["success"]}
+
+
+def _offenders(tmp_path) -> nightly.Candidate:
+    # c1 with 2 violations and c2 with 4: both repeat offenders under a minimum of 2.
+    rows = [decision(creator_id="c1") for _ in range(2)] + [decision(creator_id="c2") for _ in range(4)]
+    return _prepared(tmp_path, rows, "[offenders]\nmin_violations = 2\n")
+
+
+def test_gate_checks_offenders_against_the_minimum_the_tables_were_computed_with(tmp_path):
+    candidate = _offenders(tmp_path)
+    # A config edited after prepare does not apply to tables computed before it.
+    later = _config(tmp_path, "later", "[offenders]\nmin_violations = 5\n")
+    dq = nightly.gate_day(candidate, later)
+    check = next(r for r in dq["results"] if r["expectation"] == "violations_30d_ge_min_violations")
+    assert check["success"] and "offenders.min_violations = 2" in check["details"]
+    assert dq["verdict"] == "pass", _failed(dq)
+
+
+def test_gate_fails_a_repeat_offender_under_the_configured_minimum(tmp_path):
+    """DESIGN §4: repeat_offenders holds creators with at least min_violations (here 2); 1 is above
+    the old fixed floor of 1, and must still fail."""
+    candidate = _offenders(tmp_path)
+    _tamper(candidate, "repeat_offenders", lambda f: f.with_columns(
+        pl.when(pl.col("creator_id") == "c1").then(1).otherwise(pl.col("violations_30d")).alias("violations_30d")))
+    with pytest.raises(DQGateFailed, match="repeat_offenders.violations_30d_ge_min_violations"):
+        nightly.gate_day(candidate)
+    failed = _failed(json.loads(candidate.dq_path.read_text()))
+    assert list(failed) == ["repeat_offenders.violations_30d_ge_min_violations"]
+
+
+def test_gate_fails_a_nan_rate_in_a_written_table(tmp_path):
+    """The table as written: Parquet keeps NaN apart from null, and so does the gate."""
+    candidate = _prepared(tmp_path, [decision(), decision(), clean()])
+    _tamper(candidate, "queue_daily", lambda f: f.with_columns(pl.lit(float("nan")).alias("violation_rate")))
+    with pytest.raises(DQGateFailed, match="queue_daily.floats_finite"):
+        nightly.gate_day(candidate)
+    failed = _failed(json.loads(candidate.dq_path.read_text()))
+    assert list(failed) == ["queue_daily.floats_finite"]
+    assert failed["queue_daily.floats_finite"]["observed_value"] == 1
+    assert "violation_rate 1" in failed["queue_daily.floats_finite"]["details"]
+
+
+def test_gate_checks_creator_category_daily(tmp_path):
+    candidate = _prepared(tmp_path, [decision(creator_id="c1"), decision(creator_id="c2", policy_category="hate_speech")])
+    dq = nightly.gate_day(candidate)
+    passed = {r["expectation"]: r["observed_value"] for r in dq["results"] if r["table"] == "creator_category_daily"}
+    assert passed["reconcile:violations_eq_staged_violations"] == 2 and passed["grain_unique"] == 0
+    _tamper(candidate, "creator_category_daily", lambda f: pl.concat([f, f.head(1)]))
+    with pytest.raises(DQGateFailed):
+        nightly.gate_day(candidate)
+    failed = _failed(json.loads(candidate.dq_path.read_text()))
+    assert set(failed) == {"creator_category_daily.grain_unique",
+                           "creator_category_daily.reconcile:violations_eq_staged_violations"}
+    assert failed["creator_category_daily.grain_unique"]["observed_value"] == 2
+
+
+def test_unknown_actions_publish_with_a_warning(tmp_path):
+    """DESIGN §3: an action that does not fit is a DQ warning, not quarantine; one outside DESIGN §2's
+    set (here "banana" and "REMOVE" on violations) is not quarantined either, and warns as unknown."""
+    rows = [decision(action="banana"), decision(action="REMOVE"), decision(), clean()]
+    write_day(tmp_path / "in", HAND_DS, {"decisions": rows})
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(HAND_DS), "--no-report"]) == 0
+    dq = json.loads((wh.runs_dir(out, HAND_DS) / "dq.json").read_text())
+    assert dq["verdict"] == "warn"
+    failed = _failed(dq)
+    assert set(failed) == {"decisions.unknown_action_rate"}
+    assert failed["decisions.unknown_action_rate"]["severity"] == "warning"
+    assert failed["decisions.unknown_action_rate"]["observed_value"] == pytest.approx(2 / 4)
+
+
+# ------------------------------------------------------------------ the volume check's trailing window
+def _published_day(out, day: dt.date, rows: int) -> None:
+    """What _trailing_volumes reads of a publication: its violation_daily partition and its manifest."""
+    wh.partition_dir(out, "violation_daily", day).mkdir(parents=True)
+    runs = wh.versions_dir(out, day) / "current" / "_runs"
+    runs.mkdir(parents=True)
+    (runs / "manifest.json").write_text(json.dumps({"published": True, "inputs": {"decisions": {"rows": rows}}}))
+
+
+def test_trailing_volumes_are_the_newest_seven_observed_days_before_ds(tmp_path):
+    """DESIGN §5: volume against the trailing 7 observed days; an unobserved day is skipped, not zero."""
+    ds = dt.date(2024, 3, 20)
+    for back in range(1, 12):  # ds-1 .. ds-11, ds-4 unobserved
+        if back != 4:
+            _published_day(tmp_path, ds - dt.timedelta(days=back), rows=back * 100)
+    _published_day(tmp_path, ds, rows=1)  # ds itself (being rerun) is no history
+    _published_day(tmp_path, ds + dt.timedelta(days=1), rows=1)  # nor is a later day
+    assert nightly._trailing_volumes(tmp_path, ds) == [100, 200, 300, 500, 600, 700, 800]
+    assert nightly._trailing_volumes(tmp_path, ds, days=2) == [100, 200]
+    assert nightly._trailing_volumes(tmp_path, ds - dt.timedelta(days=10)) == [1100]
+    assert nightly._trailing_volumes(tmp_path, ds - dt.timedelta(days=11)) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ import pytest
 
 from expectations.gate import GateResult, InputFigures, evaluate, to_pandas, validate_table
 from expectations.thresholds import DQThresholds
+from transforms.params import EPOCH, OffenderParams, Params
 from transforms.schemas import OUTPUT_SCHEMAS
 
 
@@ -30,6 +32,7 @@ def clean_figures() -> InputFigures:
             ("decisions", "unknown_market"): 0.0,
             ("decisions", "unknown_category"): 0.0,
             ("decisions", "unknown_queue"): 0.0,
+            ("decisions", "unknown_action"): 0.0,
             ("decisions", "action_mismatch"): 0.0,
             ("appeals", "staged_rows"): 20.0,
             ("appeals", "human_appeals"): 12.0,
@@ -99,6 +102,12 @@ def clean_outputs() -> dict[str, pd.DataFrame]:
         {"creator_id": "c1", "violations_30d": 3, "distinct_categories": 1, "last_violation_at": ts},
         {"creator_id": "c2", "violations_30d": 7, "distinct_categories": 3, "last_violation_at": ts},
     ]
+    # The day's 300 staged violations, per (creator, category).
+    creator_categories = [
+        {"creator_id": "c1", "policy_category": "spam", "violations": 100, "last_violation_at": ts},
+        {"creator_id": "c2", "policy_category": "spam", "violations": 150, "last_violation_at": ts},
+        {"creator_id": "c2", "policy_category": "hate_speech", "violations": 50, "last_violation_at": ts},
+    ]
     quarantine = [{"source_table": "decisions", "reason": "bad_mode", "record_id": "d1", "decision_id": "d1",
                    "row": "{}"}]
     return {
@@ -107,6 +116,7 @@ def clean_outputs() -> dict[str, pd.DataFrame]:
         "violation_daily": _frame("violation_daily", violation_daily),
         "violation_trends": _frame("violation_trends", trends),
         "repeat_offenders": _frame("repeat_offenders", offenders),
+        "creator_category_daily": _frame("creator_category_daily", creator_categories),
         "quarantine": _frame("quarantine", quarantine),
     }
 
@@ -192,7 +202,7 @@ def input_breakers(table: str) -> dict[str, tuple[str, Breaker]]:
                                                     raw_rows={**base.raw_rows, table: 1000})),
         "reconcile:staged_eq_distinct_minus_quarantined": ("critical", profile_set(table, "staged_rows", staged - 1)),
     }
-    flags = {"decisions": ("unknown_market", "unknown_category", "unknown_queue", "action_mismatch"),
+    flags = {"decisions": ("unknown_market", "unknown_category", "unknown_queue", "unknown_action", "action_mismatch"),
              "appeals": ("unknown_market", "unknown_category"),
              "qa_audits": ("unknown_market", "unknown_category", "unknown_queue"), "shifts": ()}[table]
     for flag in flags:
@@ -200,6 +210,14 @@ def input_breakers(table: str) -> dict[str, tuple[str, Breaker]]:
     if table == "decisions":
         out["volume_vs_trailing_7d"] = ("warning", with_figures(raw_rows={**base.raw_rows, "decisions": 3000}))
     return out
+
+
+def infinite_float(frame, figures):
+    """+inf in the table's first float column (a pandas NaN would be a null: see the Polars tests)."""
+    frame = frame.copy()
+    column = next(c for c in frame.columns if pd.api.types.is_float_dtype(frame[c]))
+    frame.loc[0, column] = math.inf
+    return frame, figures
 
 
 def generic_breaker(table: str, name: str) -> tuple[str, Breaker] | None:
@@ -219,6 +237,8 @@ def generic_breaker(table: str, name: str) -> tuple[str, Breaker] | None:
         return "critical", duplicate_last_row
     if name == "columns_match_schema":
         return "critical", drop_column
+    if name == "floats_finite":
+        return "critical", infinite_float
     return None
 
 
@@ -237,9 +257,12 @@ SPECIFIC: dict[tuple[str, str], tuple[str, Breaker]] = {
     ("violation_trends", "rollup_all_all_present"): ("critical", drop_row(0)),
     ("violation_trends", "wow_change_ge_minus_1"): ("critical", set_cell("wow_change", -1.5)),
     ("violation_trends", "reconcile:actioned_eq_staged_violations"): ("critical", bump("actioned", 0)),
-    ("repeat_offenders", "violations_30d_ge_1"): ("critical", set_cell("violations_30d", 0)),
+    # 2 violations, 1 category: consistent, but under the configured minimum of 3.
+    ("repeat_offenders", "violations_30d_ge_min_violations"): ("critical", set_cell("violations_30d", 2)),
     ("repeat_offenders", "distinct_categories_ge_1"): ("critical", set_cell("distinct_categories", 0)),
     ("repeat_offenders", "distinct_categories_le_violations"): ("critical", set_cell("distinct_categories", 4)),
+    ("creator_category_daily", "violations_ge_1"): ("critical", set_cell("violations", 0)),
+    ("creator_category_daily", "reconcile:violations_eq_staged_violations"): ("critical", bump("violations")),
     ("quarantine", "reconcile:rows_eq_quarantined"): ("critical", drop_row(0)),
 }
 
@@ -290,9 +313,12 @@ def test_clean_tables_pass_through_the_gate_conversion_without_fingerprinting(mo
         raise AssertionError("GE fingerprinted a batch: hashing every value, which the gate never needs")
 
     monkeypatch.setattr(pandas_engine, "hash_pandas_dataframe", fingerprint)
-    outputs = {t: to_pandas(pl.from_pandas(f)) for t, f in clean_outputs().items()}
-    assert pd.api.types.is_string_dtype(outputs["reviewer_daily"]["reviewer_id"])
-    assert isinstance(outputs["reviewer_daily"]["reviewer_id"].dtype, pd.ArrowDtype)
+    converted = to_pandas(pl.from_pandas(clean_outputs()["reviewer_daily"]))
+    assert pd.api.types.is_string_dtype(converted["reviewer_id"])
+    assert isinstance(converted["reviewer_id"].dtype, pd.ArrowDtype)
+    # Polars tables, as gate_day hands them over: their null rates are nulls, not NaN.
+    outputs = {t: pl.from_pandas(f) for t, f in clean_outputs().items()}
+    assert outputs["reviewer_daily"]["sla_rate"].null_count() == 1
     result = evaluate(outputs, clean_figures(), DQThresholds())
     assert [(r.table, r.expectation, r.details) for r in result.results if not r.success] == []
 
@@ -368,7 +394,9 @@ def _quarantined(rate_per_10k: int) -> InputFigures:
     )
 
 
-@pytest.mark.parametrize(("per_10k", "verdict"), [(300, "fail"), (50, "warn"), (5, "pass")])
+# DESIGN §5: "critical above 1%, warning above 0.1%": exactly at a threshold is not above it.
+@pytest.mark.parametrize(("per_10k", "verdict"),
+                         [(300, "fail"), (101, "fail"), (100, "warn"), (50, "warn"), (11, "warn"), (10, "pass"), (5, "pass")])
 def test_quarantine_rate_verdicts(per_10k: int, verdict: str) -> None:
     result = _decisions_verdict(_quarantined(per_10k))
     assert result.verdict == verdict
@@ -387,7 +415,9 @@ def _volume(result: GateResult):
     return next(r for r in result.results if r.expectation == "volume_vs_trailing_7d")
 
 
-@pytest.mark.parametrize(("today", "success"), [(1000, True), (501, True), (1999, True), (499, False), (2001, False)])
+# DESIGN §5: "warning outside x0.5..x2": both bounds are inside.
+@pytest.mark.parametrize(("today", "success"),
+                         [(1000, True), (500, True), (501, True), (1999, True), (2000, True), (499, False), (2001, False)])
 def test_volume_against_trailing_mean(today: int, success: bool) -> None:
     base = clean_figures()
     figures = replace(base, raw_rows={**base.raw_rows, "decisions": today}, trailing_volumes=[1000] * 7)
@@ -555,3 +585,120 @@ def test_no_progress_bars_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
     captured = capfd.readouterr()
     assert "Calculating Metrics" not in captured.err
     assert "it/s" not in captured.err
+
+
+def test_unknown_action_warns_apart_from_a_mismatch() -> None:
+    """DESIGN §3: an action that does not fit the outcome is a DQ warning; an action outside DESIGN §2's
+    set ("banana", "REMOVE") is one too, reported as unknown like a market, category or queue."""
+    base = clean_figures()
+    figures = replace(base, profile={**base.profile, ("decisions", "unknown_action"): 2.0})
+    result = evaluate(clean_outputs(), figures)
+    assert result.verdict == "warn"
+    (warning,) = result.warnings()
+    assert warning.key == "decisions.unknown_action_rate"
+    assert warning.observed_value == pytest.approx(2 / 1000)
+    assert warning.details.startswith("2 of 1000 staged rows: action null or outside remove, restrict")
+    # Its tolerance is the unknown values' one, not the mismatches'.
+    assert _decisions_verdict(figures, DQThresholds(action_mismatch_rate_warning=1.0)).verdict == "warn"
+    assert _decisions_verdict(figures, DQThresholds(unknown_rate_warning=0.01)).verdict == "pass"
+
+
+# ------------------------------------------------------------------ NaN and ±inf, counted in Polars
+FLOAT_COLUMNS = [(t, c) for t, schema in OUTPUT_SCHEMAS.items() for c, dtype in schema.items() if dtype.is_float()]
+
+
+def _polars_with(table: str, column: str, value: float) -> pl.DataFrame:
+    frame = pl.from_pandas(clean_outputs()[table])
+    return frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(value).otherwise(pl.col(column)).alias(column))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("table", "column"), FLOAT_COLUMNS, ids=[f"{t}.{c}" for t, c in FLOAT_COLUMNS])
+def test_nan_or_inf_in_any_float_column_fails_critically(table: str, column: str, value: float) -> None:
+    """DESIGN §4: a rate over a zero denominator is null. pandas holds a null float as NaN and GE skips
+    it as missing, so the gate counts NaN and ±inf in Polars, before converting."""
+    (result,) = validate_table(table, _polars_with(table, column, value), clean_figures(), only={"floats_finite"})
+    assert (result.success, result.severity, result.observed_value) == (False, "critical", 1)
+    assert f"{column} 1" in result.details
+
+
+def test_nan_rate_is_not_a_null_rate() -> None:
+    """The reviewer's case: NaN in two rates of reviewer_daily passed every expectation."""
+    frame = _polars_with("reviewer_daily", "occupancy", math.nan)
+    frame = frame.with_columns(pl.when(pl.col("reviewer_id") == "r9").then(math.nan).otherwise("sla_rate").alias("sla_rate"))
+    failed = GateResult(validate_table("reviewer_daily", frame, clean_figures())).critical_failures()
+    assert [(r.key, r.observed_value) for r in failed] == [("reviewer_daily.floats_finite", 2)]
+    assert "occupancy 1" in failed[0].details and "sla_rate 1" in failed[0].details
+
+
+def test_only_tables_with_float_columns_get_floats_finite() -> None:
+    checked = {r.table for r in clean_result().results if r.expectation == "floats_finite"}
+    assert checked == {t for t, _ in FLOAT_COLUMNS}
+    assert checked >= {"reviewer_daily", "queue_daily", "violation_daily", "violation_trends"}
+
+
+# ------------------------------------------------------------------ repeat offenders' configured minimum
+@pytest.mark.parametrize(("minimum", "success"), [(1, True), (3, True), (4, False)])
+def test_repeat_offenders_follow_the_configured_minimum(minimum: int, success: bool) -> None:
+    """DESIGN §4: "at least 3 staged violations" (offenders.min_violations); the clean table's least is 3."""
+    params = Params(ds=EPOCH, offenders=OffenderParams(min_violations=minimum))
+    (result,) = validate_table("repeat_offenders", clean_outputs()["repeat_offenders"], clean_figures(), None, params,
+                               only={"violations_30d_ge_min_violations"})
+    assert (result.success, result.severity) == (success, "critical")
+    assert f"offenders.min_violations = {minimum}" in result.details
+    assert result.observed_value == (0 if success else 1)
+
+
+# ------------------------------------------------------------------ creator_category_daily, counted in Polars
+def test_creator_category_daily_never_reaches_pandas(monkeypatch) -> None:
+    """About 3 M rows at 10 M decisions: only its columns (no row) go to pandas, for the schema check."""
+    import expectations.gate as gate
+
+    heights: list[tuple[int, list[str]]] = []
+
+    def recording(frame: pl.DataFrame) -> pd.DataFrame:
+        heights.append((frame.height, frame.columns))
+        return to_pandas(frame)
+
+    monkeypatch.setattr(gate, "to_pandas", recording)
+    table = pl.from_pandas(clean_outputs()["creator_category_daily"])
+    results = validate_table("creator_category_daily", table, clean_figures())
+    assert heights == [(0, list(OUTPUT_SCHEMAS["creator_category_daily"]))]
+    assert [r.expectation for r in results] == [
+        "columns_match_schema", "grain_unique", "not_null:creator_id", "not_null:policy_category",
+        "not_null:last_violation_at", "violations_ge_1", "reconcile:violations_eq_staged_violations",
+    ]
+    assert all(r.success for r in results)
+    observed = {r.expectation: r.observed_value for r in results}
+    assert observed["reconcile:violations_eq_staged_violations"] == 300 and observed["grain_unique"] == 0
+
+
+def test_creator_category_daily_counts_what_it_found() -> None:
+    table = pl.from_pandas(clean_outputs()["creator_category_daily"])
+    # A repeated key (twice: both rows count, as GE counts them), a null creator, a 0-violation row.
+    broken = pl.concat([table, table.head(1), table.head(1).with_columns(creator_id=None, violations=pl.lit(0, pl.Int64))])
+    failed = {r.expectation: r for r in validate_table("creator_category_daily", broken, clean_figures()) if not r.success}
+    assert {k: (r.severity, r.observed_value) for k, r in failed.items()} == {
+        "grain_unique": ("critical", 2),
+        "not_null:creator_id": ("critical", 1),
+        "violations_ge_1": ("critical", 1),
+        "reconcile:violations_eq_staged_violations": ("critical", 400),
+    }
+    assert "staged decisions.violations = 300" in failed["reconcile:violations_eq_staged_violations"].details
+
+
+@pytest.mark.parametrize(("categories", "observed"), [(["spam", "spam"], 2), (["spam", "hate_speech"], 0)])
+def test_creator_category_daily_null_keys_are_a_group(categories: list[str], observed: int) -> None:
+    table = pl.from_pandas(clean_outputs()["creator_category_daily"])
+    nulls = table.head(2).with_columns(creator_id=pl.lit(None, pl.String), policy_category=pl.Series(categories))
+    (check,) = validate_table("creator_category_daily", pl.concat([table, nulls]), clean_figures(), only={"grain_unique"})
+    assert (check.success, check.observed_value) == (observed == 0, observed)
+
+
+def test_creator_category_daily_missing_column_is_a_reported_failure_not_a_crash() -> None:
+    table = pl.from_pandas(clean_outputs()["creator_category_daily"]).drop("violations")
+    results = {r.expectation: r for r in validate_table("creator_category_daily", table, clean_figures())}
+    assert results["columns_match_schema"].success is False
+    for name in ("violations_ge_1", "reconcile:violations_eq_staged_violations"):
+        assert results[name].success is False and results[name].severity == "critical"
+    assert results["grain_unique"].success is True

@@ -60,6 +60,10 @@ def _staged_frames() -> dict[str, pl.DataFrame]:
         _decision(decision_id="4", market="XX", queue="nonexistent", action="remove"),  # market, queue, mismatch
         _decision(decision_id="5", market="us", queue=None, decision_mode="human", reviewer_id="r2",
                   handle_time_s=5.0, outcome="violation", policy_category="hate_speech", action=None),
+        # DESIGN §2 spells actions in lower case from a fixed set: these are unknown, not mismatches.
+        _decision(decision_id="6", outcome="violation", policy_category="spam", action="banana"),
+        _decision(decision_id="7", outcome="violation", policy_category="spam", action="REMOVE"),
+        _decision(decision_id="8", action="banana"),  # no_violation: unknown once, not a mismatch too
     ])
     appeals = _rows("appeals", [
         {"appeal_id": "a1", "decision_id": "2", "decision_mode": "human", "reviewer_id": "r1",
@@ -81,14 +85,15 @@ def _staged_frames() -> dict[str, pl.DataFrame]:
 
 
 EXPECTED: dict[tuple[str, str], float] = {
-    ("decisions", "staged_rows"): 5,
+    ("decisions", "staged_rows"): 8,
     ("decisions", "human_decisions"): 2,
-    ("decisions", "automated_decisions"): 3,
-    ("decisions", "violations"): 3,
+    ("decisions", "automated_decisions"): 6,
+    ("decisions", "violations"): 5,
     ("decisions", "unknown_market"): 3,  # null, XX, lower-case us
     ("decisions", "unknown_category"): 1,
     ("decisions", "unknown_queue"): 2,  # nonexistent, null
-    ("decisions", "action_mismatch"): 3,  # violation+none, no_violation+remove, violation+null
+    ("decisions", "unknown_action"): 4,  # null, banana (violation), REMOVE, banana (no_violation)
+    ("decisions", "action_mismatch"): 2,  # violation+none, no_violation+remove
     ("appeals", "staged_rows"): 2,
     ("appeals", "human_appeals"): 1,
     ("appeals", "unknown_market"): 1,

@@ -2,7 +2,7 @@
 
 The gate never sees a day of raw input; the engine computes these few numbers in its own
 plan and the gate compares them with the outputs (reconciliation) and with thresholds
-(unknown markets, categories and queues, actions that do not fit the outcome).
+(unknown markets, categories, queues and actions, actions that do not fit the outcome).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ PROFILE_SCHEMA: dict[str, nw.dtypes.DType] = {
 }
 
 _ISO = sorted(ISO_3166_ALPHA2)
+# DESIGN §2: the actions a decision may take; "none" iff the outcome is no_violation.
+ACTIONS: tuple[str, ...] = ("remove", "restrict", "age_restrict", "warn", "end_live", "suspend_account", "none")
+_TAKEN = [a for a in ACTIONS if a != "none"]
 
 
 def _count(condition: nw.Expr) -> nw.Expr:
@@ -39,7 +42,6 @@ def _figures(table: str, params: Params) -> dict[str, nw.Expr]:
     if table == "decisions":
         violation = nw.col("outcome") == "violation"
         no_violation = nw.col("outcome") == "no_violation"
-        action = nw.col("action")
         figures |= {
             "human_decisions": _count(nw.col("decision_mode") == "human"),
             "automated_decisions": _count(nw.col("decision_mode") == "automated"),
@@ -47,9 +49,11 @@ def _figures(table: str, params: Params) -> dict[str, nw.Expr]:
             "unknown_market": _count(_outside("market", _ISO)),
             "unknown_category": _count(violation & _outside("policy_category", taxonomy)),
             "unknown_queue": _count(_outside("queue", queues)),
+            # Disjoint, so an odd row warns once: an action outside the set (null included) is
+            # unknown; a known one that contradicts the outcome is a mismatch.
+            "unknown_action": _count(_outside("action", list(ACTIONS))),
             "action_mismatch": _count(
-                (violation & (action.is_null() | (action == "none")))
-                | (no_violation & (action.is_null() | (action != "none")))
+                (violation & (nw.col("action") == "none")) | (no_violation & nw.col("action").is_in(_TAKEN))
             ),
         }
     elif table == "appeals":
@@ -74,7 +78,8 @@ def input_profile(staged: dict[str, nw.LazyFrame], params: Params) -> nw.LazyFra
     """Long frame (table, figure, value: float64) of counts over each staged input table.
 
     Figures: every table `staged_rows`; decisions `human_decisions`, `automated_decisions`,
-    `violations`, `unknown_market`, `unknown_category`, `unknown_queue`, `action_mismatch`;
+    `violations`, `unknown_market`, `unknown_category`, `unknown_queue`, `unknown_action` (null or
+    outside ACTIONS), `action_mismatch` (a known action that does not fit the outcome);
     appeals `human_appeals`, `unknown_market`, `unknown_category`; qa_audits `unknown_market`,
     `unknown_queue`, `unknown_category`.
     """
