@@ -382,16 +382,23 @@ def run_day(
         else:
             gate_day(candidate, config)
         manifest = publish_day(candidate)
-    report_path = None
-    faults.point("before_report")
-    if report:
-        from jobs.report import render_day
-
-        timer = StageTimer()
-        with timer.stage("report"):
-            report_path = render_day(output, ds, pseudonym_key=config.pseudonym_key)
-        _record_published_stages(output, ds, timer)
+        faults.point("before_report")
+        report_path = _report_published(output, ds, config) if report else None
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
+
+
+def _report_published(output: Path, ds: dt.date, config: Config) -> Path:
+    """Render the day just published and time it into that publication's manifest. Called under the
+    ds lock: after it, a run of ds that published meanwhile had its manifest rewritten with this
+    run's report time (or a `--no-report` run's manifest gained a report stage), and the page could
+    describe a publication other than this run's."""
+    from jobs.report import render_day
+
+    timer = StageTimer()
+    with timer.stage("report"):
+        path = render_day(output, ds, pseudonym_key=config.pseudonym_key)
+    _record_published_stages(output, ds, timer)
+    return path
 
 
 def gate_day_reporting_failure(candidate: Candidate, config: Config) -> dict:

@@ -1,9 +1,10 @@
 """The nightly run of a day into a warehouse behind a Hadoop filesystem URI (Spark engine).
 
 Each day runs exactly as on a local warehouse, in a local mirror, under the remote lease of ds:
-the earlier days its DQ check and report read are mirrored in first, the history its trends and
-offenders aggregate is read by the executors straight from the remote partitions, and the day's
-publication (or, after a failed gate, its attempt record) is pushed and swapped in last.
+the earlier days its DQ check and report read, and ds's own publication in place, are mirrored in
+first, the history its trends and offenders aggregate is read by the executors straight from the
+remote partitions, and the day's publication (or, after a failed gate, its attempt record) is pushed
+and swapped in last, then its page, then the index, re-rendered from what the remote holds.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class RemoteRun:
         self.output = output
         self.remote = RemoteWarehouse(fs, output)
         self.mirror = Path(tempfile.mkdtemp(prefix="riskinsight-mirror-"))
-        self._index_mirrored = False
+        # What the report index reads of every day with a page; apart from the mirror, which holds
+        # whole days, and only the ones this run reads.
+        self.index_dir = self.mirror / "_index"
 
     def run_day(
         self,
@@ -68,32 +71,34 @@ class RemoteRun:
         params = config.params(ds)
         window = mirror_window(ds, params, self.remote.published_days("violation_daily"))
         self.remote.settle(window, wait_s=lock_wait)
-        with self.remote.lease(ds, wait_s=lock_wait):
-            self.remote.mirror_days(self.mirror, window)
+        with self.remote.lease(ds, wait_s=lock_wait):  # which settles ds itself
+            # ds too: after a failed gate its page shows the publication in place under a banner, as
+            # on a local warehouse. Without it, the page of a failed rerun said ds was never
+            # published, and replaced the good page.
+            self.remote.mirror_days(self.mirror, [*window, ds])
             self.remote.mirror_attempts(self.mirror, ds)
-            if report and not self._index_mirrored:
-                self.remote.mirror_index(self.mirror)
-                self._index_mirrored = True
             try:
                 result = nightly.run_day(
                     input_dir, self.mirror, ds, engine, config,
                     report=report, run_started_at=run_started_at, history=self.remote.published_partitions,
                 )
             except DQGateFailed:
-                # run_day rendered the day's page of the failure (and the index that links to it).
-                self._push(ds, tables=False, reports=[f"{ds.isoformat()}.html", "index.html"] if report else [])
+                # run_day rendered the day's page of the failure (over the publication in place, if any).
+                self._push(ds, tables=False, report=report)
                 raise
             except BaseException:
                 self.remote.forget(self.mirror, ds)
                 raise
-            self._push(ds, tables=True, reports=[f"{ds.isoformat()}.html", "index.html"] if report else [])
+            self._push(ds, tables=True, report=report)
         report_uri = self.remote.uri("reports", f"{ds.isoformat()}.html") if result.report else None
         return dataclasses.replace(result, report=report_uri)
 
-    def _push(self, ds: dt.date, *, tables: bool, reports: list[str]) -> None:
+    def _push(self, ds: dt.date, *, tables: bool, report: bool) -> None:
         try:
             self.remote.publish(self.mirror, ds, tables=tables)
-            self.remote.put_reports(self.mirror, reports)
+            if report:
+                self.remote.put_reports(self.mirror, [f"{ds.isoformat()}.html"])
+                self.remote.put_index(self.index_dir)
         except BaseException:
             # The mirror must not keep what the remote did not get: later days would read it.
             self.remote.forget(self.mirror, ds)

@@ -12,6 +12,7 @@ tables it copies are the small aggregated outputs, never raw input. On the remot
     _versions/ds=D/<id>/<part>/    a publication being swapped in, or the previous one swapped out
     _versions/ds=D/_PUBLISHING     the swap journal: present only while a swap is under way
     _locks/ds=D.lock               the lease of the run that holds ds
+    _locks/index.lock              the lease of the run rewriting reports/index.html
 
 Publishing ds: every part (each table partition, then `_runs/ds=D`) is copied aside under
 `_versions/ds=D/<new>/`, the journal is written, and each live part is renamed out to
@@ -33,14 +34,14 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from jobs import faults
 from jobs import warehouse as wh
 from jobs.errors import LockHeld, WarehouseUnavailable
-from jobs.report import REPORT_NAME
+from jobs.report import INDEX_TABLES, REPORT_NAME, render_index
 from transforms.schemas import OUTPUT_TABLES
 
 # What a run reads of earlier days locally. creator_category_daily, by far the largest table, is
@@ -53,6 +54,8 @@ RUN_FILES = ("manifest.json", "dq.json")
 JOURNAL = "_PUBLISHING"
 CURRENT, PREVIOUS = "CURRENT", "PREVIOUS"
 LEASE_S = 600.0  # the holder renews every LEASE_S / 3; a lease not renewed for LEASE_S is stale
+# Reads of a lock file that may catch its holder's renewal midway (see RemoteWarehouse._lock_token).
+TORN_READS, TORN_READ_PAUSE_S = 6, 0.05
 
 
 class RemoteFS(Protocol):
@@ -109,6 +112,7 @@ class RemoteWarehouse:
         self.lease_s = lease_s
         self._mirrored: set[dt.date] = set()
         self._held: dict[dt.date, _Held] = {}
+        self._indexed: dict[dt.date, bytes | None] = {}  # day -> the `_runs/ds=D/manifest.json` its index copy is of
 
     # ------------------------------------------------------------ locations
     def uri(self, *parts: str) -> str:
@@ -150,6 +154,22 @@ class RemoteWarehouse:
         more: `_check_held` runs before the journal and before every rename. Recovers an interrupted
         swap of ds once held."""
         lock = self.uri("_locks", f"{_ds(ds)}.lock")
+
+        def busy(holder: str) -> str:
+            return f"ds={ds} of {self.root} is being run by {holder}; retry later or pass --lock-wait SECONDS"
+
+        with self._leased(lock, busy, wait_s) as held:
+            self._held[ds] = held
+            try:
+                self.recover(ds)
+                yield
+            finally:
+                self._held.pop(ds, None)
+
+    @contextlib.contextmanager
+    def _leased(self, lock: str, busy: Callable[[str], str], wait_s: float) -> Iterator[_Held]:
+        """Hold the lease of `lock` (see `lease`), renewed in the background until the block ends;
+        LockHeld with busy(holder) when another holder keeps it past wait_s."""
         held = _Held(lock, secrets.token_hex(8), f"pid {os.getpid()} on {socket.gethostname()}")
         deadline = time.monotonic() + wait_s
         while not self.fs.create_new(lock, held.body()):
@@ -160,22 +180,36 @@ class RemoteWarehouse:
                 self._break_stale(lock, seen)
                 continue
             if time.monotonic() >= deadline:
-                raise LockHeld(f"ds={ds} of {self.root} is being run by {_holder(seen)}; retry later or pass --lock-wait SECONDS")
+                raise LockHeld(busy(_holder(seen)))
             time.sleep(0.5)
-        self._held[ds] = held
         stop = threading.Event()
-        renew = threading.Thread(target=self._renew, args=(held, stop), daemon=True, name=f"lease {ds}")
+        renew = threading.Thread(target=self._renew, args=(held, stop), daemon=True, name=f"lease {lock}")
         try:
             renew.start()
-            self.recover(ds)
-            yield
+            yield held
         finally:
             stop.set()
             if renew.is_alive():
                 renew.join()
-            self._held.pop(ds, None)
-            if _token(self.fs.read_bytes(lock)) == held.token:
+            if self._lock_token(lock) == held.token:
                 self.fs.delete(lock)
+
+    def _lock_token(self, lock: str) -> object:
+        """The token in the lock file, or None where there is none. A renewal rewrites the file in place
+        (Hadoop's create with overwrite: truncate, then write, and HDFS shows nothing of it until the
+        stream is closed), so a read can catch the holder's own lock empty or half-written, and the
+        holder then judged that it had lost its lease mid-publish. A body that does not parse is read
+        again, a few times, before it counts as no token; a whole body always names one."""
+        for attempt in range(TORN_READS):
+            body = self.fs.read_bytes(lock)
+            if body is None:
+                return None
+            token = _token(body)
+            if token is not None:
+                return token
+            if attempt + 1 < TORN_READS:
+                time.sleep(TORN_READ_PAUSE_S * 2**attempt)
+        return None
 
     def _stale(self, lock: str, body: bytes) -> bool:
         renewed = _field(body, "renewed_at")
@@ -187,7 +221,7 @@ class RemoteWarehouse:
         last = time.time()
         while not stop.wait(self.lease_s / 3):
             try:
-                if _token(self.fs.read_bytes(held.lock)) != held.token:
+                if self._lock_token(held.lock) != held.token:
                     held.lost.set()  # taken over after this process stalled past its lease
                     return
                 self.fs.write_bytes(held.lock, held.body())
@@ -201,7 +235,7 @@ class RemoteWarehouse:
         held = self._held.get(ds)
         if held is None:
             raise RuntimeError(f"ds={ds}: publishing to {self.root} needs its lease")
-        if held.lost.is_set() or _token(self.fs.read_bytes(held.lock)) != held.token:
+        if held.lost.is_set() or self._lock_token(held.lock) != held.token:
             raise LockHeld(f"ds={ds}: this run lost its lease of {self.root} (it stalled and another run took over); nothing more published")
 
     def _break_stale(self, lock: str, seen: bytes) -> None:
@@ -305,44 +339,46 @@ class RemoteWarehouse:
                 self._mirror_day(mirror, day)
             self._mirrored.add(day)
 
-    def _mirror_day(self, mirror: Path, day: dt.date) -> None:
-        tables = [t for t in MIRRORED_TABLES if self.fs.is_dir(self.partition(t, day))]
-        if not tables:
-            return
+    def _mirror_day(self, mirror: Path, day: dt.date, tables: Iterable[str] = MIRRORED_TABLES) -> bool:
+        """Install the remote publication of `day` (those of `tables` it has, and its run files) in
+        `mirror`; False, and nothing installed, where the day has no published tables."""
+        present = [t for t in tables if self.fs.is_dir(self.partition(t, day))]
+        if not present:
+            return False
         pulled = mirror / "_pull" / _ds(day)
         shutil.rmtree(pulled, ignore_errors=True)
-        for table in tables:
+        for table in present:
             self.fs.get(self.partition(table, day), pulled / table)
         version = self._text(self._versions(day, CURRENT)) or f"remote-{secrets.token_hex(4)}"
-        top = {n: self.uri(RUNS, _ds(day), n) for n in RUN_FILES}
-        failed_since = not json.loads(self._text(top["manifest.json"]) or "{}").get("published", True)
+        top = self.uri(RUNS, _ds(day))
+        failed_since = not json.loads(self._text(f"{top}/manifest.json") or "{}").get("published", True)
         # After a failed gate `_runs/ds=D/` holds the failed attempt's files (as on a local
         # warehouse) and the published run's are in its attempt record: a version id is
         # `<run id>-<8 hex>` (nightly.publish_day).
-        source = self.uri(RUNS, _ds(day), "attempts", version.rsplit("-", 1)[0]) if failed_since else self.uri(RUNS, _ds(day))
-        runs = {}
-        for name in RUN_FILES:
-            if self.fs.exists(f"{source}/{name}"):
-                self.fs.get(f"{source}/{name}", pulled / RUNS / name)
-                runs[name] = pulled / RUNS / name
+        source = f"{top}/attempts/{version.rsplit('-', 1)[0]}" if failed_since else top
+        runs = self._get_run_files(source, pulled / RUNS)
         with wh.ds_lock(mirror, day):
-            wh.publish(mirror, day, version, {t: pulled / t for t in tables}, runs)
+            wh.publish(mirror, day, version, {t: pulled / t for t in present}, runs)
             if failed_since:
                 # What the local warehouse shows after a failed gate: the failure, over the links.
-                for name, uri in top.items():
-                    if self.fs.exists(uri):
-                        self.fs.get(uri, pulled / "failed" / name)
-                        os.replace(pulled / "failed" / name, wh.runs_dir(mirror, day) / name)
+                for name, path in self._get_run_files(top, pulled / "failed").items():
+                    os.replace(path, wh.runs_dir(mirror, day) / name)
         shutil.rmtree(pulled, ignore_errors=True)
+        return True
+
+    def _get_run_files(self, source: str, local: Path) -> dict[str, Path]:
+        """Copy the run files (RUN_FILES) that `source` holds into the local directory; name -> copy."""
+        got = {}
+        for name in RUN_FILES:
+            if self.fs.exists(f"{source}/{name}"):
+                self.fs.get(f"{source}/{name}", local / name)
+                got[name] = local / name
+        return got
 
     def forget(self, mirror: Path, ds: dt.date) -> None:
         """Drop ds from the mirror (its local publication never reached the remote), so a later
         day mirrors what the remote really holds."""
-        for path in [wh.partition_dir(mirror, t, ds) for t in OUTPUT_TABLES] + [wh.runs_dir(mirror, ds), wh.versions_dir(mirror, ds)]:
-            if path.is_symlink() or path.is_file():
-                path.unlink()
-            elif path.is_dir():
-                shutil.rmtree(path)
+        _drop_day(mirror, ds)
         self._mirrored.discard(ds)
 
     def settle(self, days: Iterable[dt.date], wait_s: float = 0.0) -> None:
@@ -360,21 +396,61 @@ class RemoteWarehouse:
         if self.fs.is_dir(uri) and not local.exists():
             self.fs.get(uri, local)
 
-    def mirror_index(self, mirror: Path) -> None:
-        """What the report index lists for days this run does not touch: their run files, and an
-        empty stand-in for their report (render_index lists report files; put_reports skips empty ones)."""
-        reports = mirror / "reports"
+    # ------------------------------------------------------------ index
+    def put_index(self, index_dir: Path) -> None:
+        """Rewrite the remote reports/index.html from what the remote holds now, under the index lease.
+
+        Runs of different days (different ds leases, perhaps on other hosts) all rewrite the index;
+        each reads every listed day and writes under a lease of `_locks/index.lock` (a local warehouse:
+        a flock of the same file), so none drops a day or a status another run published meanwhile.
+        `index_dir` is a local warehouse holding only what the index reads (`_sync_index`), apart
+        from the run's mirror, which holds whole days and only those the run reads. The wait is one
+        lease: by then a holder that died has gone stale and is taken over.
+        """
+
+        def busy(holder: str) -> str:
+            return f"the report index of {self.root} is being rewritten by {holder}; retry later"
+
+        with self._leased(self.uri("_locks", "index.lock"), busy, self.lease_s):
+            self._sync_index(index_dir)
+            render_index(index_dir)
+            self.put_reports(index_dir, ["index.html"])
+
+    def _sync_index(self, index_dir: Path) -> None:
+        """Bring `index_dir` up to the remote for every day with a page there: the index's tables of
+        the day (INDEX_TABLES, small) with the publication's run files, or a day that never published
+        its failed attempt's run files; pulled again only where `_runs/ds=D/manifest.json`, swapped
+        in by every publication and failed attempt, changed. An empty stand-in of each page makes
+        render_index list the day (put_index puts index.html alone). Empty stand-ins and nothing
+        more made the index show a day outside the run's window without its figures."""
+        reports = index_dir / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        listed = set()
         for name, is_dir in self.fs.list_dir(self.uri("reports")):
             match = REPORT_NAME.match(name)
-            if is_dir or not match:
+            try:
+                day = dt.date.fromisoformat(match.group(1)) if match and not is_dir else None
+            except ValueError:
+                day = None
+            if day is None:
                 continue
-            with contextlib.suppress(ValueError):
-                day = dt.date.fromisoformat(match.group(1))
-                runs = wh.runs_dir(mirror, day)
-                for run_file in RUN_FILES:
-                    uri = self.uri(RUNS, _ds(day), run_file)
-                    if not (runs / run_file).exists() and self.fs.exists(uri):
-                        self.fs.get(uri, runs / run_file)
-                if not (reports / name).exists():
-                    reports.mkdir(parents=True, exist_ok=True)
-                    (reports / name).touch()
+            listed.add(name)
+            state = self.fs.read_bytes(self.uri(RUNS, _ds(day), "manifest.json"))
+            if day not in self._indexed or self._indexed[day] != state:
+                _drop_day(index_dir, day)
+                if not self._mirror_day(index_dir, day, INDEX_TABLES):
+                    self._get_run_files(self.uri(RUNS, _ds(day)), wh.runs_dir(index_dir, day))
+                self._indexed[day] = state
+            (reports / name).touch()
+        for page in reports.iterdir():
+            if REPORT_NAME.match(page.name) and page.name not in listed:
+                page.unlink()  # its page was removed from the remote
+
+
+def _drop_day(mirror: Path, ds: dt.date) -> None:
+    """Remove every table, run file and version of ds from a local mirror."""
+    for path in [wh.partition_dir(mirror, t, ds) for t in OUTPUT_TABLES] + [wh.runs_dir(mirror, ds), wh.versions_dir(mirror, ds)]:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)

@@ -19,7 +19,7 @@ import polars as pl
 from jobs.engines.polars_engine import key_ranges
 from jobs.errors import InputMissing
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.warehouse import missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
+from jobs.warehouse import file_lock, missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
@@ -40,6 +40,8 @@ REPORTS_DIR = "reports"
 TREND_WINDOW_DAYS = 28  # violation_daily ds-28 .. ds (DESIGN §7: 28-day trend)
 _OFFENDERS_PER_PART = 500_000  # offenders whose 30 days of categories are counted in one query
 REPORT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
+INDEX_TABLES = ("violation_daily", "queue_daily")  # all the index reads of a day's tables (_index_entry)
+INDEX_LOCK = ("_locks", "index.lock")  # held while the index is listed, read and rewritten
 
 _NW_TO_PL: dict[Any, pl.DataType] = {
     nw.String: pl.String(),
@@ -257,34 +259,45 @@ def render_day(
 
 
 def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
-    vd = _read_day(output_dir, "violation_daily", ds)
+    violation_daily, queue_daily = INDEX_TABLES
+    vd = _read_day(output_dir, violation_daily, ds)
     manifest, dq, latest_failed = _run_files(output_dir, ds, vd is not None)
     status = dq_verdict(dq, manifest)
     actioned = None
     if vd is not None:
         row = vd.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
         actioned = int(row["actioned"][0]) if row.height else 0
-    qd = _read_day(output_dir, "queue_daily", ds)
+    qd = _read_day(output_dir, queue_daily, ds)
     decisions = int(qd["decisions"].sum()) if qd is not None else None
     return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned,
                       latest_failed=latest_failed is not None)
 
 
 def render_index(output_dir: Path | str) -> Path:
-    """Re-render `<output>/reports/index.html`: one row per day that has a report."""
+    """Re-render `<output>/reports/index.html`: one row per day that has a report.
+
+    Runs of different days (different ds locks) all rewrite the index: each lists the pages, reads
+    every day and writes under `_locks/index.lock`, or the one that listed first and wrote last
+    dropped the other's new day or its new status.
+    """
     output_dir = Path(output_dir)
     reports = output_dir / REPORTS_DIR
-    entries = []
-    if reports.is_dir():
-        for f in sorted(reports.iterdir()):
-            m = REPORT_NAME.match(f.name)
-            if not m or not f.is_file():
-                continue
-            try:
-                day = dt.date.fromisoformat(m.group(1))
-            except ValueError:
-                continue
-            entries.append(_index_entry(output_dir, day, f.name))
-    path = reports / "index.html"
-    write_text(path, _render_index_html(entries))
+    with file_lock(output_dir.joinpath(*INDEX_LOCK)):
+        entries = [_index_entry(output_dir, day, name) for day, name in _report_pages(reports)]
+        path = reports / "index.html"
+        write_text(path, _render_index_html(entries))
     return path
+
+
+def _report_pages(reports: Path) -> list[tuple[dt.date, str]]:
+    """(day, file name) of every day's page in `reports`, by day."""
+    pages = []
+    for f in sorted(reports.iterdir()):
+        m = REPORT_NAME.match(f.name)
+        if not m or not f.is_file():
+            continue
+        try:
+            pages.append((dt.date.fromisoformat(m.group(1)), f.name))
+        except ValueError:
+            continue
+    return pages

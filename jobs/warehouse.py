@@ -14,8 +14,10 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,11 +110,13 @@ def replacing(path: Path | str) -> Iterator[Path]:
 
     A reader sees the old file or the new one, never half of one; the dot-name keeps the temporary
     out of `*.parquet` globs; a write that fails (or a `path` that is a directory) leaves no
-    temporary file behind. Every file the job writes whole goes through here.
+    temporary file behind. Every file the job writes whole goes through here. Writers of one file
+    need no common lock (runs of different days all rewrite reports/index.html): each gets its own
+    temporary, and the last rename wins whole.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _new_temporary(path)
     try:
         yield tmp
         with open(tmp, "rb") as fh:
@@ -120,6 +124,19 @@ def replacing(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_temporary(path: Path) -> Path:
+    """A new, empty, dot-named file beside `path`, created by this call alone (O_EXCL). Named by a
+    random token, not the pid: threads share a pid, and so do containers on one shared volume
+    (pid 1 in each), and two writers sharing a temporary tore or lost each other's file."""
+    while True:
+        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def write_text(path: Path | str, text: str) -> None:
@@ -140,41 +157,90 @@ def read_json(path: Path) -> dict | None:
 
 
 # ------------------------------------------------------------------ lock
-_HELD: dict[str, int] = {}
+# Re-entry is per thread (run_day holds the lock and calls prepare_day, which takes it again). Another
+# thread of the process waits like another process: first on a threading lock per lock file, as
+# flock would not make it wait where flock is emulated by per-process POSIX locks (NFS), then on the
+# flock. A re-entry table per process let a second thread straight in, and the first to leave
+# released the flock while the other was still inside.
+_HELD = threading.local()
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _held_by_this_thread() -> set[str]:
+    if not hasattr(_HELD, "paths"):
+        _HELD.paths = set()
+    return _HELD.paths
+
+
+def _thread_lock(key: str) -> threading.Lock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(key, threading.Lock())
+
+
+def _lock_held(path: Path, output: Path, ds: dt.date) -> LockHeld:
+    holder = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+    return LockHeld(f"ds={ds} of {output} is being run by {holder}; retry later or pass --lock-wait SECONDS")
+
+
+def _flock(fd: int, path: Path, output: Path, ds: dt.date, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                raise _lock_held(path, output, ds) from None
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager
 def ds_lock(output: Path, ds: dt.date, wait_s: float = 0.0) -> Iterator[None]:
     """One run per (output, ds). flock is released by the kernel when a holder dies, so a lock
-    left by a killed run is never stale; re-entrant within one process."""
+    left by a killed run is never stale; re-entrant within one thread."""
     path = Path(output) / "_locks" / f"ds={ds.isoformat()}.lock"
     key = str(path.absolute())
-    if key in _HELD:
+    held = _held_by_this_thread()
+    if key in held:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait_s
+    in_process = _thread_lock(key)
+    if not in_process.acquire(timeout=min(max(wait_s, 0.0), threading.TIMEOUT_MAX)):
+        raise _lock_held(path, output, ds)
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = Path(path).read_text(encoding="utf-8", errors="replace").strip() or "another process"
-                    raise LockHeld(f"ds={ds} of {output} is being run by {holder}; retry later or pass --lock-wait SECONDS") from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-        _HELD[key] = fd
-        recover(output, ds)
-        yield
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _flock(fd, path, output, ds, deadline)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+            held.add(key)
+            recover(output, ds)
+            yield
+        finally:
+            held.discard(key)
+            os.close(fd)  # closing releases the flock
     finally:
-        _HELD.pop(key, None)
-        os.close(fd)  # closing releases the flock
+        in_process.release()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path | str) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) around a short read-then-write of a file that
+    runs of different days share (reports/index.html), waiting for the holder: the kernel releases
+    a dead holder's flock, and threads of this process queue on a threading lock first (see ds_lock)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _thread_lock(str(path.absolute())):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 # ------------------------------------------------------------------ publish

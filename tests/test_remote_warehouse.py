@@ -258,3 +258,25 @@ def test_forget_drops_a_day_from_the_mirror_so_it_is_mirrored_again(fs, tmp_path
     assert wh.current_version(mirror, DS) is None and not wh.partition_dir(mirror, "violation_daily", DS).exists()
     remote.mirror_days(mirror, [DS])
     assert _written_by(mirror, DS, MIRRORED_TABLES) == {"remote"}
+
+
+def test_the_index_is_rewritten_from_what_the_remote_holds_of_every_listed_day(fs, tmp_path: Path) -> None:
+    """put_index through HadoopFS: each day with a page gets its index tables and run files in the
+    index copy (pulled again once its publication changed), and the index lease is let go."""
+    from jobs.report import INDEX_TABLES
+
+    mirror, root, remote = _pushed(fs, tmp_path, "first")
+    (root / "reports").mkdir()
+    (root / "reports" / f"{DS}.html").write_text("<html>")
+    index_dir = tmp_path / "index"
+    remote.put_index(index_dir)
+    assert f'href="{DS}.html"' in (root / "reports" / "index.html").read_text()
+    assert {t for t in OUTPUT_TABLES if wh.partition_dir(index_dir, t, DS).exists()} == set(INDEX_TABLES)
+    assert wh.read_json(wh.published_run_file(index_dir, DS, "manifest.json"))["label"] == "first"
+    _publish_locally(mirror, DS, "second", run_id="r2")
+    with remote.lease(DS):
+        remote.publish(mirror, DS, tables=True)
+    remote.put_index(index_dir)
+    assert wh.read_json(wh.published_run_file(index_dir, DS, "manifest.json"))["label"] == "second"
+    assert _written_by(index_dir, DS, INDEX_TABLES) == {"second"}
+    assert not (root / "_locks" / "index.lock").exists()

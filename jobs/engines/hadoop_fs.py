@@ -107,6 +107,10 @@ class HadoopFS:
         return True
 
     def write_bytes(self, uri: str, data: bytes) -> None:
+        """Replace uri's content. Not atomic: create(overwrite) truncates, then writes (and HDFS shows
+        a file under construction empty until it is closed), so a reader can see it empty or partial.
+        A rename cannot replace a file through this API either (rename refuses an existing target),
+        so readers of a rewritten file (the lease's lock) read an unparsable body again."""
         fs, path = self._resolve(uri)
         stream = fs.create(path, True)
         try:

@@ -1,0 +1,271 @@
+"""A warehouse behind a filesystem URI (jobs.remote_run, jobs.remote_warehouse) keeps the local
+warehouse's guarantees: the day's page after a failed rerun, the index's rows of days a run does not
+touch, one writer of the index at a time, and a lease its holder's own renewal cannot take away.
+
+Without a JVM: the remote is driven through `LocalFS`, the RemoteFS protocol over plain local paths
+(HadoopFS itself is exercised in test_remote_warehouse and test_spark_parity), with the Polars
+engine, so each run takes a fraction of a second. Each test compares with a local warehouse, or
+drives the race it is about.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import nightly
+from jobs import remote_warehouse
+from jobs import report as report_mod
+from jobs.config import Config
+from jobs.engines.polars_engine import PolarsEngine
+from jobs.errors import DQGateFailed, LockHeld
+from jobs.remote_run import RemoteRun
+from jobs.remote_warehouse import RemoteWarehouse
+from tests.builders import decision
+from tests.conftest import DS
+from tests.inputs import write_day
+from tests.test_cli_run import _index_row, _page, _run_facts, clean_day
+
+DAY = dt.timedelta(days=1)
+RUN_TS = [dt.datetime(2024, 3, 20 + i, 2, tzinfo=dt.UTC) for i in range(6)]
+
+
+class LocalFS:
+    """The RemoteFS protocol over local paths. Like Hadoop's: rename refuses an existing target,
+    write_bytes truncates and then writes (not atomic), create_new is exclusive."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []  # every create_new that found its file there
+
+    def exists(self, uri: str) -> bool:
+        return os.path.lexists(uri)
+
+    def is_dir(self, uri: str) -> bool:
+        return os.path.isdir(uri)
+
+    def is_file(self, uri: str) -> bool:
+        return os.path.isfile(uri)
+
+    def list_dir(self, uri: str) -> list[tuple[str, bool]]:
+        try:
+            return sorted((n, os.path.isdir(os.path.join(uri, n))) for n in os.listdir(uri))
+        except FileNotFoundError:
+            return []
+
+    def rename(self, src: str, dst: str) -> None:
+        if os.path.lexists(dst):
+            raise FileExistsError(dst)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(src, dst)
+
+    def delete(self, uri: str) -> None:
+        if os.path.isdir(uri) and not os.path.islink(uri):
+            shutil.rmtree(uri)
+        elif os.path.lexists(uri):
+            os.unlink(uri)
+
+    def create_new(self, uri: str, data: bytes) -> bool:
+        os.makedirs(os.path.dirname(uri), exist_ok=True)
+        try:
+            fd = os.open(uri, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            self.refused.append(uri)
+            return False
+        os.write(fd, data)
+        os.close(fd)
+        return True
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        os.makedirs(os.path.dirname(uri), exist_ok=True)
+        Path(uri).write_bytes(data)
+
+    def modified_at(self, uri: str) -> float | None:
+        try:
+            return os.stat(uri).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        try:
+            return Path(uri).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put(self, local: Path, uri: str) -> None:
+        if os.path.lexists(uri):
+            raise FileExistsError(uri)
+        os.makedirs(os.path.dirname(uri), exist_ok=True)
+        (shutil.copytree if Path(local).is_dir() else shutil.copy2)(local, uri)
+
+    def get(self, uri: str, local: Path) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if os.path.isdir(uri) else shutil.copy2)(uri, local)
+
+
+class UriEngine(PolarsEngine):
+    """Polars, with the filesystem RemoteRun writes a URI warehouse through (Spark's HadoopFS in production)."""
+
+    def __init__(self, fs: LocalFS) -> None:
+        super().__init__()
+        self.fs = fs
+
+
+def bad_day(ds: dt.date) -> dict[str, list[dict]]:
+    rows = clean_day(ds)
+    rows["decisions"] += [decision(decision_mode="robot") for _ in range(5)]  # > 1 % quarantined: the gate fails
+    return rows
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """Clean input of DS-40 and DS-1 .. DS+1, each with its own figures, and a bad one of DS (its gate fails)."""
+    good, bad = tmp_path / "in", tmp_path / "in_bad"
+    for ds in (DS - 40 * DAY, DS - DAY, DS, DS + DAY):
+        write_day(good, ds, clean_day(ds, n=20 + (ds - DS).days % 7))
+    write_day(bad, DS, bad_day(DS))
+    return {"good": good, "bad": bad}
+
+
+def run_both(tmp_path: Path, steps: list[tuple[Path, dt.date]], fs: LocalFS | None = None) -> tuple[Path, Path, list]:
+    """The same runs (input, ds), in order, into a local warehouse and into a URI warehouse, each
+    remote run by a RemoteRun of its own (as separate nightly runs are). -> (local, remote, outcomes)."""
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    fs = fs or LocalFS()
+    engine, config = UriEngine(fs), Config()
+    outcomes = []
+    for i, (input_dir, ds) in enumerate(steps):
+        got = []
+        for run in (lambda: nightly.run_day(input_dir, local, ds, engine, config, run_started_at=RUN_TS[i]),
+                    lambda: _remote_run_day(str(remote), input_dir, ds, engine, config, RUN_TS[i])):
+            try:
+                got.append(run().published)
+            except DQGateFailed:
+                got.append("gate failed")
+        assert got[0] == got[1], f"step {i}: local {got[0]}, remote {got[1]}"
+        outcomes.append(got[0])
+    return local, remote, outcomes
+
+
+def _remote_run_day(remote: str, input_dir: Path, ds: dt.date, engine: UriEngine, config: Config,
+                    started: dt.datetime) -> nightly.DayResult:
+    run = RemoteRun(remote, engine)
+    try:
+        return run.run_day(input_dir, ds, engine, config, run_started_at=started)
+    finally:
+        run.close()
+
+
+def test_a_failed_rerun_keeps_the_published_page_as_on_a_local_warehouse(tmp_path: Path, inputs, monkeypatch) -> None:
+    """The run mirrors ds's own publication: without it, a rerun whose gate failed rendered the page
+    of a day never published, and pushed it over the good page."""
+    monkeypatch.delenv("RISKINSIGHT_PSEUDONYM_KEY", raising=False)
+    local, remote, outcomes = run_both(tmp_path, [(inputs["good"], DS), (inputs["bad"], DS)])
+    assert outcomes == [True, "gate failed"]
+    page = _page(remote)
+    assert 'id="not-published"' not in page and 'id="latest-attempt-failed"' in page
+    assert _run_facts(page) == _run_facts(_page(local))
+    assert _run_facts(page)["Run started"] == "2024-03-20T02:00:00Z"  # the publication's run, not the failed one
+    assert "latest run failed" in _index_row(remote) and _index_row(remote) == _index_row(local)
+
+
+def test_the_index_keeps_the_figures_of_days_a_run_does_not_read(tmp_path: Path, inputs) -> None:
+    """Days outside a run's window keep their figures and status in the
+    index it writes: it listed them from empty stand-ins, with "–" for decisions and actioned."""
+    steps = [(inputs["good"], DS + DAY), (inputs["good"], DS), (inputs["bad"], DS), (inputs["good"], DS - DAY)]
+    local, remote, _ = run_both(tmp_path, steps)
+    index = (remote / "reports" / "index.html").read_text(encoding="utf-8")
+    assert index == (local / "reports" / "index.html").read_text(encoding="utf-8")
+    for ds in (DS + DAY, DS):  # later days: outside the window of the last run, of DS - 1
+        assert "–" not in _index_row(remote, ds), ds
+    assert "latest run failed" in _index_row(remote, DS)
+
+
+def test_a_long_run_indexes_the_days_other_runs_published_meanwhile(tmp_path: Path, inputs) -> None:
+    """A run over several days rewrites the index after each; a day another run published since this
+    one started is in it (the index was listed once, when the run began)."""
+    remote, fs = tmp_path / "remote", LocalFS()
+    engine, config = UriEngine(fs), Config()
+    long_run = RemoteRun(str(remote), engine)
+    try:
+        long_run.run_day(inputs["good"], DS - DAY, engine, config)
+        _remote_run_day(str(remote), inputs["good"], DS - 40 * DAY, engine, config, RUN_TS[0])  # another run
+        long_run.run_day(inputs["good"], DS, engine, config)
+    finally:
+        long_run.close()
+    for ds in (DS - 40 * DAY, DS - DAY, DS):
+        assert "–" not in _index_row(remote, ds), ds
+
+
+def test_one_run_at_a_time_rewrites_the_remote_index(tmp_path: Path, inputs, monkeypatch) -> None:
+    """Runs of different days rewrite the index at once: the one that listed the remote's pages first
+    wrote last, without the other's new day. Under the index lease the other waits, then lists both."""
+    remote, fs = tmp_path / "remote", LocalFS()
+    engine, config = UriEngine(fs), Config()
+    _remote_run_day(str(remote), inputs["good"], DS - DAY, engine, config, RUN_TS[0])
+    first, second = tmp_path / "first", tmp_path / "second"
+    lock = str(remote / "_locks" / "index.lock")
+    first_listed, second_waits, second_done = threading.Event(), threading.Event(), threading.Event()
+    real_entry, real_create_new = report_mod._index_entry, fs.create_new
+
+    def entry_after_the_other_run(output_dir: Path, ds: dt.date, href: str):
+        if Path(output_dir) == first:  # the first writer has listed the pages: let the other one go
+            first_listed.set()
+            deadline = time.monotonic() + 60
+            while not (second_waits.is_set() or second_done.is_set()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return real_entry(output_dir, ds, href)
+
+    def create_new(uri: str, data: bytes) -> bool:
+        made = real_create_new(uri, data)
+        if not made and uri == lock and threading.current_thread().name == "second":
+            second_waits.set()
+        return made
+
+    monkeypatch.setattr(report_mod, "_index_entry", entry_after_the_other_run)
+    monkeypatch.setattr(fs, "create_new", create_new)
+
+    def second_run() -> None:
+        # The other run has published DS (its page, copied here: the day's own run is not under test).
+        shutil.copy(remote / "reports" / f"{DS - DAY}.html", remote / "reports" / f"{DS}.html")
+        RemoteWarehouse(fs, str(remote)).put_index(second)
+        second_done.set()
+
+    a = threading.Thread(target=RemoteWarehouse(fs, str(remote)).put_index, args=(first,), name="first")
+    b = threading.Thread(target=second_run, name="second")
+    a.start()
+    assert first_listed.wait(60)
+    b.start()
+    a.join(120)
+    b.join(120)
+    assert second_done.is_set()
+    index = (remote / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{DS - DAY}.html"' in index and f'href="{DS}.html"' in index
+
+
+def test_the_lease_holder_never_reads_its_own_renewal_as_a_lost_lease(tmp_path: Path) -> None:
+    """Renewal rewrites the lock in place (Hadoop's create with overwrite truncates, then writes): a
+    check that read it midway found no token and stopped the run as if another had taken over."""
+    remote = RemoteWarehouse(LocalFS(), str(tmp_path / "remote"), lease_s=0.03)  # renewed every 10 ms
+    checks = 0
+    with remote.lease(DS):
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            remote._check_held(DS)
+            checks += 1
+    assert checks > 100
+
+
+def test_a_lock_that_stays_unreadable_is_not_the_holders(tmp_path: Path, monkeypatch) -> None:
+    """Read again a few times, not for ever: a lock overwritten with garbage still means the lease is lost."""
+    monkeypatch.setattr(remote_warehouse, "TORN_READ_PAUSE_S", 0.001)
+    fs = LocalFS()
+    remote = RemoteWarehouse(fs, str(tmp_path / "remote"), lease_s=600)
+    with pytest.raises(LockHeld, match="lost its lease"), remote.lease(DS):
+        fs.write_bytes(str(tmp_path / "remote" / "_locks" / f"ds={DS}.lock"), b"")
+        remote._check_held(DS)
