@@ -106,12 +106,16 @@ def _progress(days: list[dt.date], verbose: bool):
 
 def _generate_progress(days: int, verbose: bool):
     """A bar over the days being generated (stderr), its note the latest step; every step's line
-    with --verbose. A day of millions of decisions takes a while, and is written in chunks."""
+    with --verbose. A day of millions of decisions takes a while, and is written in chunks. The bar
+    starts with the first step, so an argument generate() refuses leaves its one error line alone."""
     from tqdm import tqdm
 
-    bar = tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True)
+    bars: list[tqdm] = []
 
     def on_step(message: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True))
+        bar = bars[0]
         if verbose:
             bar.write(message, file=sys.stderr)
         bar.set_postfix_str(message.removeprefix("generate "), refresh=False)
@@ -120,7 +124,11 @@ def _generate_progress(days: int, verbose: bool):
         else:
             bar.refresh()
 
-    return bar, on_step
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return close, on_step
 
 
 _DAY_DONE = re.compile(r"\(\d+/\d+\):")  # generate's line for a finished day: "generate D (i/N): counts"
@@ -130,11 +138,11 @@ def _generate(output: Path | str, start: dt.date, days: int, rows_per_day: int, 
               verbose: bool) -> dict:  # fmt: skip
     from jobs.generate import generate
 
-    bar, on_step = _generate_progress(days, verbose)
+    close, on_step = _generate_progress(days, verbose)
     try:
         return generate(output, start, days, rows_per_day, seed, dirty_rate=dirty_rate, progress=on_step)
     finally:
-        bar.close()
+        close()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
