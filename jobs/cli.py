@@ -110,12 +110,12 @@ def _generate_progress(days: int, verbose: bool):
     starts with the first step, so an argument generate() refuses leaves its one error line alone."""
     from tqdm import tqdm
 
-    bars: list[tqdm] = []
+    bar: tqdm | None = None
 
     def on_step(message: str) -> None:
-        if not bars:
-            bars.append(tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True))
-        bar = bars[0]
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True)
         if verbose:
             bar.write(message, file=sys.stderr)
         bar.set_postfix_str(message.removeprefix("generate "), refresh=False)
@@ -125,7 +125,7 @@ def _generate_progress(days: int, verbose: bool):
             bar.refresh()
 
     def close() -> None:
-        for bar in bars:
+        if bar is not None:
             bar.close()
 
     return close, on_step

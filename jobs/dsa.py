@@ -146,8 +146,9 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     statements = int(total["statements"][0])
     # Every row of the day's CSVs is a statement, a duplicate (dropped within a chunk at ingest, or
     # across chunks here) or quarantined.
-    duplicates = _dropped_at_ingest(output, day) + int(dups["duplicate_uuids"])
-    rows_read = int(dups["rows"]) + _dropped_at_ingest(output, day) + sum(quarantined.values())
+    dropped_at_ingest = _dropped_at_ingest(output, day)
+    duplicates = dropped_at_ingest + int(dups["duplicate_uuids"])
+    rows_read = int(dups["rows"]) + dropped_at_ingest + sum(quarantined.values())
     report_path = output / "reports" / "dsa" / f"{day.isoformat()}.html"
     if report:
         _write_report(report_path, daily, history, trends, day, duplicates, quarantined, run_ts)
@@ -187,13 +188,18 @@ def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends
     write_text(path, page)
 
 
-def export_transparency(output: Path | str, start: dt.date | str, end: dt.date | str, path: Path | str,
-                        *, platforms: Sequence[str] | None = None) -> Path:  # fmt: skip
-    """Write the transparency table of start..end (inclusive, ingested days only) as CSV to `path`."""
+def _span(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
+    """Every day of start..end, inclusive."""
     first, last = _date(start, "--start"), _date(end, "--end")
     if last < first:
         raise DsaUsageError(f"--end {last} is before --start {first}")
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def export_transparency(output: Path | str, start: dt.date | str, end: dt.date | str, path: Path | str,
+                        *, platforms: Sequence[str] | None = None) -> Path:  # fmt: skip
+    """Write the transparency table of start..end (inclusive, ingested days only) as CSV to `path`."""
+    days = _span(start, end)
     table = dsa_transparency(read_sor(Path(output), days), platforms=platforms).collect().to_native()
     target = Path(path)
     if target.is_dir():
@@ -208,8 +214,7 @@ def cmd_transparency(output: Path | str, start: dt.date | str, end: dt.date | st
     """export_transparency, saying on stderr which days of the span had nothing ingested (the table
     covers the others only, and nothing in the CSV shows it)."""
     path = export_transparency(output, start, end, csv_path, platforms=platforms)
-    first, last = _date(start, "--start"), _date(end, "--end")
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    days = _span(start, end)
     if missing := [d.isoformat() for d in days if not _files(Path(output), "sor", d)]:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         print(f"note: {len(missing)} of the {len(days)} days have no ingested statements and are not in the table: {shown}",

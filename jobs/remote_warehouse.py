@@ -41,7 +41,7 @@ from typing import Protocol
 from jobs import faults
 from jobs import warehouse as wh
 from jobs.errors import LockHeld, WarehouseUnavailable
-from jobs.report import INDEX_TABLES, REPORT_NAME, render_index
+from jobs.report import INDEX_TABLES, page_day, render_index
 from transforms.schemas import OUTPUT_TABLES
 
 # What a run reads of earlier days locally. creator_category_daily, by far the largest table, is
@@ -427,11 +427,7 @@ class RemoteWarehouse:
         reports.mkdir(parents=True, exist_ok=True)
         listed = set()
         for name, is_dir in self.fs.list_dir(self.uri("reports")):
-            match = REPORT_NAME.match(name)
-            try:
-                day = dt.date.fromisoformat(match.group(1)) if match and not is_dir else None
-            except ValueError:
-                day = None
+            day = None if is_dir else page_day(name)
             if day is None:
                 continue
             listed.add(name)
@@ -443,7 +439,7 @@ class RemoteWarehouse:
                 self._indexed[day] = state
             (reports / name).touch()
         for page in reports.iterdir():
-            if REPORT_NAME.match(page.name) and page.name not in listed:
+            if page_day(page.name) is not None and page.name not in listed:
                 page.unlink()  # its page was removed from the remote
 
 

@@ -289,15 +289,18 @@ def render_index(output_dir: Path | str) -> Path:
     return path
 
 
+def page_day(name: str) -> dt.date | None:
+    """The day a report page's file name (`YYYY-MM-DD.html`) is of; None for any other name."""
+    m = REPORT_NAME.match(name)
+    try:
+        return dt.date.fromisoformat(m.group(1)) if m else None
+    except ValueError:
+        return None
+
+
 def _report_pages(reports: Path) -> list[tuple[dt.date, str]]:
-    """(day, file name) of every day's page in `reports`, by day."""
-    pages = []
-    for f in sorted(reports.iterdir()):
-        m = REPORT_NAME.match(f.name)
-        if not m or not f.is_file():
-            continue
-        try:
-            pages.append((dt.date.fromisoformat(m.group(1)), f.name))
-        except ValueError:
-            continue
-    return pages
+    """(day, file name) of every day's page in `reports` (none while it does not exist), by day."""
+    if not reports.is_dir():
+        return []
+    days = ((page_day(f.name), f) for f in sorted(reports.iterdir()) if f.is_file())
+    return [(day, f.name) for day, f in days if day is not None]
