@@ -8,7 +8,7 @@ refused, never truncated. A number key takes a TOML integer or float; nan and ±
 The allowed ranges are the table RULES below; riskinsight.example.toml lists every key with its
 default, meaning and range (tests keep this list, that file, RULES and the dataclasses in step).
 
-    [sla_s]                 # seconds per queue; other queues get default_sla_s
+    [sla_s]                 # seconds per queue, over these defaults; other queues get default_sla_s
     live_realtime = 300
     live_escalation = 900
     video_standard = 43200

@@ -136,7 +136,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     daily = sor_daily(sor).collect().to_native()
     _write(daily, _partition(output, "sor_daily", day) / PART)
 
-    history = _history(output, day, params.window_days)
+    history = _history(output, day, params.history_days)
     trends = trend_table(nw.from_native(history.lazy()), day, KEYS, "statements", params).collect().to_native()
     trends = trends.sort(KEYS)
     _write(trends, _partition(output, "sor_trends", day) / PART)

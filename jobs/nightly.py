@@ -262,7 +262,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
         # and a part of the (market, category) keys without the ALL rows did not see every such day
         # (its combinations' zeros were left out of their means). violation_daily is a rollup of a
         # few hundred rows a day, so its window never needs parts.
-        "violation_trends": violation_trends(window("violation_daily", params.trends.window_days), params=params),
+        "violation_trends": violation_trends(window("violation_daily", params.trends.history_days), params=params),
         **offenders,
     })
     # One row per category and part of creators, a few dozen in all: added up where they are.

@@ -433,3 +433,21 @@ def test_violation_trends_see_every_observed_day_however_the_history_is_split(tm
     assert zz["actioned_7d_mean"] == 9 / 6
     monkeypatch.setattr(nightly, "HISTORY_ROWS_PER_PART", 4)  # the 6-day history in parts of a few rows
     assert_frame_equal(trends(tmp_path / "parts"), whole)  # NaN equal to NaN, unlike dicts of floats
+
+
+def test_a_trend_window_shorter_than_a_week_reads_the_published_week(tmp_path):
+    """`[trends] window_days = 2` bounds the baseline, not the 7-day mean or the week-ago value:
+    the run reads the week before ds from the warehouse (DESIGN §4)."""
+    days = [DS - DAY * k for k in range(8, -1, -1)]  # ds-8 .. ds
+    for k, d in enumerate(days):
+        write_day(tmp_path / "in", d, clean_day(d, n=5 + k))
+    (tmp_path / "cfg.toml").write_text("[trends]\nwindow_days = 2\nmin_baseline_days = 2\n")
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--start", str(days[0]), "--end", str(DS),
+               "--config", str(tmp_path / "cfg.toml"), "--no-report") == 0
+    actioned = {d: table(out, "violation_daily", d).filter(pl.col("market") == "ALL", pl.col("policy_category") == "ALL")["actioned"][0]
+                for d in days}
+    got = table(out, "violation_trends").filter(pl.col("market") == "ALL", pl.col("policy_category") == "ALL").to_dicts()[0]
+    assert got["actioned_7d_mean"] == pytest.approx(sum(actioned[DS - DAY * k] for k in range(7)) / 7)
+    assert got["wow_change"] == pytest.approx(actioned[DS] / actioned[DS - 7 * DAY] - 1)
+    assert got["baseline_days"] == 2

@@ -21,6 +21,7 @@ from jobs.dsa import DsaError, DsaUsageError, cmd_daily, export_transparency, re
 from jobs.dsa_ingest import ingest
 from reports.dsa_report import DsaDayData, render_dsa_day
 from transforms.sor_daily import SOR_DAILY_SCHEMA, sor_daily, sor_duplicates
+from transforms.params import TrendParams
 from test_dsa_ingest import NEW_CSV, ZIP  # tests/ is on sys.path (rootdir conftest)
 
 DAY = dt.date(2024, 3, 14)
@@ -240,3 +241,17 @@ def test_the_command_takes_its_trend_thresholds_from_the_config(tmp_path, capsys
     config.write_text("[trends]\nmin_volume = -1\n")
     assert main([*argv, "--config", str(config)]) == 2
     assert "min_volume" in capsys.readouterr().err
+
+
+def test_a_trend_window_shorter_than_a_week_still_compares_with_a_week_ago(tmp_path):
+    end = _spike_day(tmp_path)
+    r = cmd_daily(tmp_path, end, params=TrendParams(window_days=3, min_baseline_days=2), report=False)
+    assert r.trend_rows > 0
+    trends = pl.read_parquet(tmp_path / "sor_trends" / f"ds={end}" / "part-00000.parquet")
+    tiktok = trends.filter((pl.col("platform_name") == "TikTok") & (pl.col("category") == "ALL")).row(0, named=True)
+    daily = {d: pl.read_parquet(tmp_path / "sor_daily" / f"ds={end - dt.timedelta(days=d)}" / "part-00000.parquet")
+             .filter((pl.col("platform_name") == "TikTok") & (pl.col("category") == "ALL"))["statements"].item()
+             for d in range(8)}  # fmt: skip
+    assert tiktok["baseline_days"] == 3
+    assert tiktok["wow_change"] == pytest.approx(daily[0] / daily[7] - 1)
+    assert tiktok["statements_7d_mean"] == pytest.approx(sum(daily[d] for d in range(7)) / 7)

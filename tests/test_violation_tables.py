@@ -170,6 +170,25 @@ def test_trends_window_ignores_days_older_than_28(engine):
     assert got["baseline_days"] == 1 and got["baseline_mean"] == 10.0 and got["baseline_std"] is None
 
 
+def test_trends_window_shorter_than_a_week_still_reads_the_week(engine):
+    # DESIGN §4: the 7-day mean is over ds-6..ds and wow_change compares with ds-7 whatever the
+    # baseline window; a 3-day window limits the baseline and the combinations only.
+    from dataclasses import replace
+
+    params = replace(P, trends=replace(P.trends, window_days=3, min_baseline_days=2))
+    actioned = {k: 10 * (k + 1) for k in range(0, 10)}  # days before ds -> actioned
+    rows = [(DS - dt.timedelta(days=k), "ALL", "ALL", v) for k, v in actioned.items()]
+    rows.append((DS - dt.timedelta(days=5), "US", "spam", 4))  # outside the 3-day window: no row
+    got = rows_by(collect(engine, violation_trends(history_frame(engine, rows), params)), "market", "policy_category")
+    assert set(got) == {("ALL", "ALL")}
+    row = got[("ALL", "ALL")]
+    assert row["actioned_7d_mean"] == pytest.approx(statistics.mean(actioned[k] for k in range(7)))
+    assert row["wow_change"] == pytest.approx(actioned[0] / actioned[7] - 1)
+    assert row["baseline_days"] == 3
+    assert row["baseline_mean"] == pytest.approx(statistics.mean([20, 30, 40]))
+    assert row["baseline_std"] == pytest.approx(statistics.stdev([20, 30, 40]))
+
+
 # ------------------------------------------------------------------ repeat offenders
 def test_creator_category_daily_and_repeat_offenders(engine):
     today = [

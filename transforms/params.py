@@ -39,6 +39,12 @@ class TrendParams:
     min_volume: float = 20.0
     window_days: int = 28  # baseline window ds-28 .. ds-1
 
+    @property
+    def history_days(self) -> int:
+        """Days before ds a trend reads: the baseline window, and never less than the week that
+        the 7-day mean (ds-6..ds) and the week-ago value (ds-7) need, whatever the window."""
+        return max(self.window_days, 7)
+
 
 @dataclass(frozen=True)
 class OffenderParams:

@@ -30,8 +30,9 @@ def trend_table(
     baseline_std, zscore, wow_change, is_anomaly, direction.
     """
     start = ds - dt.timedelta(days=params.window_days)
-    hist = _window(history.select([DS, *keys, measure]), start, ds)
-    combos = hist.select(keys).unique(keys)
+    # The week's figures reach back 7 days even when the baseline window is shorter.
+    hist = _window(history.select([DS, *keys, measure]), ds - dt.timedelta(days=params.history_days), ds)
+    combos = _window(hist, start, ds).select(keys).unique(keys)
     days = hist.select(DS).unique([DS])
     dense = (
         combos.join(days, how="cross")
