@@ -267,6 +267,19 @@ def _candidate(run: dict[str, Any], prepared: dict[str, str]) -> Any:
     return candidate
 
 
+def _publish(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str]:
+    """Publish this run's candidate. A retry after a publish that completed but was not recorded as
+    a success (the worker died after it) finds no candidate, since publishing removes it: the
+    publication in place is this run's, so the task is done, not failed."""
+    from jobs import nightly
+
+    ds = prepared["ds"]
+    manifest = nightly.published_run(run["output_dir"], date.fromisoformat(ds), prepared["run_id"])
+    if manifest is None:
+        manifest = nightly.publish_day(_candidate(run, prepared))
+    return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
+
+
 def _gate(ds: str, candidate: Any, config: Any) -> dict:
     """The DQ gate; after a failure the day's page and the index say so (no report task follows)."""
     from jobs import nightly
@@ -408,13 +421,10 @@ def risk_insight_nightly() -> None:
     def publish(run: dict[str, Any], prepared: dict[str, str], gated: dict[str, str | None]) -> dict[str, str]:
         # Takes prepare's output directly (not only via dq_gate) so that publish is immediately
         # downstream of prepare, which is what prepare's wait_for_downstream waits on.
-        from jobs import nightly
-
         ds = prepared["ds"]
         if gated["ds"] != ds:
             raise AirflowFailException(f"gate was for ds={gated['ds']}, candidate is ds={ds}")
-        manifest = nightly.publish_day(_candidate(run, prepared))
-        return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
+        return _publish(run, prepared)
 
     @task(execution_timeout=REPORT_TIMEOUT)
     def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:

@@ -337,28 +337,48 @@ def _record_attempt(candidate: Candidate, manifest: dict, dq: dict, *, published
         wh.write_json(runs / "dq.json", dq)
 
 
+def published_run(output: Path | str, ds: dt.date, run_id: str) -> dict | None:
+    """The manifest of ds's publication in place if run `run_id` published it, else None."""
+    manifest = wh.read_json(wh.published_run_file(Path(output), ds, "manifest.json"))
+    return manifest if manifest is not None and manifest.get("run_id") == run_id else None
+
+
 def publish_day(candidate: Candidate) -> dict:
-    """Swap the candidate's tables and run files in; returns the published manifest."""
+    """Swap the candidate's tables and run files in; returns the published manifest.
+
+    Idempotent: a retry after a publish that flipped and died before it finished (an Airflow retry)
+    returns the publication in place. Published again, the same run became `previous` too, and the
+    real previous publication was deleted at once instead of being kept one round."""
     manifest = candidate.manifest()
     if manifest["dq"].get("verdict") not in ("pass", "warn"):
         raise RiskInsightError(f"ds={candidate.ds}: candidate has DQ verdict {manifest['dq'].get('verdict')!r}; not publishing")
     dq = wh.read_json(candidate.dq_path)
     with wh.ds_lock(candidate.output, candidate.ds):
+        if (done := published_run(candidate.output, candidate.ds, manifest["run_id"])) is not None:
+            shutil.rmtree(candidate.path, ignore_errors=True)
+            return done
         timer = StageTimer()
         with timer.stage("publish"):
             manifest["published"] = True
             wh.write_json(candidate.manifest_path, manifest)
-            wh.publish(
-                candidate.output,
-                candidate.ds,
-                # Unique even when a rerun reuses the run id (same --run-ts in one process).
-                f"{manifest['run_id']}-{secrets.token_hex(4)}",
-                {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
-                {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
-            )
+            # Recorded before the flip, so that a run killed right after it still has its attempt
+            # (and its run id is taken: the next run of ds gets a new one).
+            _record_attempt(candidate, manifest, dq or {}, published=True)
+            try:
+                wh.publish(
+                    candidate.output,
+                    candidate.ds,
+                    # Unique even when a rerun reuses the run id (same --run-ts in one process).
+                    f"{manifest['run_id']}-{secrets.token_hex(4)}",
+                    {t: candidate.table_dir(t) for t in OUTPUT_TABLES},
+                    {"manifest.json": candidate.manifest_path, "dq.json": candidate.dq_path},
+                )
+            except Exception:
+                if published_run(candidate.output, candidate.ds, manifest["run_id"]) is None:
+                    shutil.rmtree(wh.attempts_dir(candidate.output, candidate.ds) / manifest["run_id"], ignore_errors=True)
+                raise
         timer.record(manifest)
         _record_published_stages(candidate.output, candidate.ds, timer)
-        _record_attempt(candidate, manifest, dq or {}, published=True)
         shutil.rmtree(candidate.path, ignore_errors=True)
     return manifest
 

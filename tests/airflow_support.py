@@ -255,6 +255,14 @@ def cmd_candidate(ns: argparse.Namespace) -> dict[str, Any]:
     return {"raised": None, "path": str(candidate.path)}
 
 
+def cmd_publish(ns: argparse.Namespace) -> dict[str, Any]:
+    """The DAG's `_publish(run, prepared)`: what it returned, or what it raised."""
+    try:
+        return {"raised": None, "result": _dag_module()._publish(json.loads(ns.run), json.loads(ns.prepared))}
+    except Exception as exc:  # noqa: BLE001 - the exception is the result
+        return {"raised": type(exc).__name__, "message": str(exc)}
+
+
 def cmd_spark_prepare(ns: argparse.Namespace) -> dict[str, Any]:
     """Call the DAG's spark-submit step once per exit code the fake spark-submit is told to return.
 
@@ -307,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     cand.add_argument("--run", required=True)
     cand.add_argument("--prepared", required=True)
     cand.set_defaults(fn=cmd_candidate)
+    pub = sub.add_parser("publish")
+    pub.add_argument("--run", required=True)
+    pub.add_argument("--prepared", required=True)
+    pub.set_defaults(fn=cmd_publish)
     ns = parser.parse_args(argv)
     _emit(ns.fn(ns))
     return 0

@@ -386,6 +386,29 @@ def test_a_task_refuses_a_candidate_another_run_of_the_day_prepared(tmp_path: Pa
     assert f"is run {mine}'s, not this DAG run's (20240301T000000Z-1)" in other["message"]
 
 
+def test_a_publish_task_retried_after_it_published_succeeds_without_publishing_again(tmp_path: Path) -> None:
+    """The worker died after publish_day returned, before Airflow recorded the success: the retry
+    finds no candidate (publishing removed it). It must succeed, not fail the day and block the next."""
+    from jobs import warehouse as wh
+    from jobs.nightly import gate_day, prepare_day
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    generate(inp, "2024-03-01", 1)
+    candidate = prepare_day(inp, out, date(2024, 3, 1))
+    gate_day(candidate)
+    run = {"ds": "2024-03-01", "output_dir": str(out)}
+    prepared = {"ds": "2024-03-01", "run_id": candidate.manifest()["run_id"]}
+    env = af.airflow_env(tmp_path / "home", {})
+    first = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps(prepared))
+    assert first["raised"] is None and first["result"]["ds"] == "2024-03-01", first
+    version = wh.current_version(out, date(2024, 3, 1))
+    again = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps(prepared))
+    assert again["raised"] is None and again["result"] == first["result"], again
+    assert wh.current_version(out, date(2024, 3, 1)) == version
+    other = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps({**prepared, "run_id": "x-1"}))
+    assert other["raised"] == "RiskInsightError" and "no prepared candidate" in other["message"]
+
+
 @needs_jobs
 def test_failed_dq_gate_fails_the_run_and_publishes_nothing(airflow_db: dict[str, str], tmp_path: Path) -> None:
     inp, out = tmp_path / "in", tmp_path / "out"

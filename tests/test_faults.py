@@ -302,12 +302,35 @@ def test_the_publish_task_retried_after_a_kill_publishes_the_candidate(base: Bas
     tables): the day had to be prepared again. The candidate now stays whole until after the flip.
     A kill of its own: the shared `killed` cases are rerun in place by other tests."""
     out = kill_run(base, point, "publish_task", tmp_path / "out").out
+    a_version = wh.current_version(base.out_gated_b, D)
+    run_id = json.loads((wh.candidate_dir(base.out_gated_b, D) / "manifest.json").read_text())["run_id"]
+    if point in AFTER_COMMIT:  # the killed run published: its attempt is on record
+        assert json.loads((wh.attempts_dir(out, D) / run_id / "manifest.json").read_text())["published"] is True
     proc = subprocess.run([sys.executable, "-c", PUBLISH_TASK, str(out), D.isoformat()], cwd=REPO,
                           env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert set(whole(base, out).values()) == {"B"}, whole(base, out)
     assert not wh.candidate_dir(out, D).exists()
     assert len(wh.recover(out, D)) == 0
+    # Kept one round whatever the kill: a retry after the flip does not publish B a second time
+    # (which made B `previous` as well and deleted A's publication at once).
+    assert os.readlink(wh.versions_dir(out, D) / wh.PREVIOUS) == a_version
+    assert sorted(p.name for p in wh.versions_dir(out, D).iterdir() if not p.is_symlink()) == sorted(
+        [a_version, wh.current_version(out, D)])
+
+
+def test_a_publish_retried_after_it_completed_returns_the_publication(base: Base, tmp_path: Path) -> None:
+    """An Airflow publish task whose worker died after publish_day returned is run again: the
+    candidate is gone, and the publication in place is the one it was to make."""
+    from jobs.nightly import load_candidate, publish_day, published_run
+
+    out = tmp_path / "out"
+    shutil.copytree(base.out_gated_b, out, symlinks=True)
+    candidate = load_candidate(out, D)
+    run_id = candidate.manifest()["run_id"]
+    manifest = publish_day(candidate)
+    assert published_run(out, D, run_id) == manifest == run_file(out, "manifest.json")
+    assert published_run(out, D, "some-other-run") is None and published_run(out, D1, run_id) is None
 
 
 @pytest.mark.parametrize("killed", [("after_staging", "cli")], indirect=True, ids=_case_id)
