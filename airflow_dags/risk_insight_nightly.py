@@ -432,7 +432,10 @@ def risk_insight_nightly() -> None:
 
         key = _load_config(run).pseudonym_key
         paths = [
-            str(render_day(run["output_dir"], date.fromisoformat(day), pseudonym_key=key, index=False))
+            # Under each day's lock: a manual run of a day publishing meanwhile is waited for, not
+            # overwritten with a page of the publication before it.
+            str(render_day(run["output_dir"], date.fromisoformat(day), pseudonym_key=key, index=False,
+                           lock_wait=REPORT_TIMEOUT.total_seconds() * 2 / 3))
             for day in run["days"]
         ]
         paths.append(str(render_index(run["output_dir"])))

@@ -19,7 +19,7 @@ import polars as pl
 from jobs.engines.polars_engine import key_ranges
 from jobs.errors import InputMissing
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.warehouse import file_lock, missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
+from jobs.warehouse import ds_lock, file_lock, missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
@@ -231,9 +231,14 @@ def render_day(
     pseudonym_key: str | bytes | None = None,
     *,
     index: bool = True,
+    lock_wait: float = 0.0,
 ) -> Path:
     """Render `<output>/reports/<ds>.html` from the published warehouse, then (unless `index` is
     False, for a caller rendering several days) the index.
+
+    Under ds's lock (waiting up to `lock_wait` seconds for a run of ds, else LockHeld): unlocked, a
+    run publishing meanwhile could have its page overwritten by one of the publication before, or
+    the page could mix tables of both. A run renders under the lock it holds.
 
     Raises InputMissing when there is nothing to report: `output_dir` missing, or ds with neither a
     published partition nor a recorded run (a gate failure records one, and its page explains it).
@@ -243,16 +248,17 @@ def render_day(
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         raise InputMissing(f"warehouse {output_dir} {missing_dir(output_dir)}")
-    # A recorded run is its run files: `_runs/ds=D/` alone may hold only the Airflow failure record
-    # of a day whose sensors timed out, which is no run to report on.
-    recorded = any((runs_dir(output_dir, ds) / name).exists() for name in ("manifest.json", "dq.json"))
-    if not (recorded or partition_dir(output_dir, "violation_daily", ds).is_dir()):
-        raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
-    data = load_report_data(output_dir, ds)
-    key = resolve_pseudonym_key(pseudonym_key)
-    html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
-    path = report_path(output_dir, ds)
-    write_text(path, html)
+    with ds_lock(output_dir, ds, wait_s=lock_wait):
+        # A recorded run is its run files: `_runs/ds=D/` alone may hold only the Airflow failure
+        # record of a day whose sensors timed out, which is no run to report on.
+        recorded = any((runs_dir(output_dir, ds) / name).exists() for name in ("manifest.json", "dq.json"))
+        if not (recorded or partition_dir(output_dir, "violation_daily", ds).is_dir()):
+            raise InputMissing(f"ds={ds}: nothing to report in {output_dir}: no published tables and no recorded run")
+        data = load_report_data(output_dir, ds)
+        key = resolve_pseudonym_key(pseudonym_key)
+        html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
+        path = report_path(output_dir, ds)
+        write_text(path, html)
     if index:
         render_index(output_dir)
     return path
