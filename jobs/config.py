@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,8 @@ class Config:
     job: Params = field(default_factory=lambda: Params(ds=EPOCH))
     dq: dict[str, float] = field(default_factory=dict)
     pseudonym_key: str | None = None
-    source: str = "defaults"
+    source: str = "defaults"  # the file's absolute path
+    sha256: str | None = None  # of the file's bytes: the record outlives edits to the file
 
     def params(self, ds: dt.date) -> Params:
         return dataclasses.replace(self.job, ds=ds, sla_s=dict(self.job.sla_s))
@@ -223,7 +226,8 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"config: file not found: {path}") from None
     except OSError as exc:  # a directory, no read permission, ...
@@ -252,5 +256,6 @@ def load_config(path: str | Path | None) -> Config:
         ),
         dq=sections["dq"],
         pseudonym_key=sections["report"].get("pseudonym_key"),
-        source=str(path),
+        source=os.path.abspath(path),
+        sha256=hashlib.sha256(data).hexdigest(),
     )

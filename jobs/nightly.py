@@ -19,7 +19,7 @@ from pathlib import Path
 import narwhals.stable.v2 as nw
 import polars as pl
 
-from jobs import faults
+from jobs import faults, lineage
 from jobs import warehouse as wh
 from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
@@ -151,9 +151,10 @@ def prepare_day(
                     frames[f"_reasons:{t}"] = staging.reason_counts(classified[t])
                 tables = eng.collect(frames)
             with timer.stage("history"):
+                read_history = lineage.record(output, ds, params)
                 tables.update(_history_tables(eng, history or partial(wh.published_partitions, output), params, tables))
             with timer.stage("write"):
-                rows_written = {}
+                rows_written, table_sha256 = {}, {}
                 for table in OUTPUT_TABLES:
                     target = candidate.table_dir(table)
                     target.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,7 @@ def prepare_day(
                     # instead of 0.55-0.7 s at Polars' default level 3, for files 2.7 % larger.
                     tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
                     rows_written[table] = tables[table].height
+                    table_sha256[table] = lineage.file_sha256(target / PART)
                     faults.point(f"after_write:{table}")
                 shutil.rmtree(candidate.path / "_scratch", ignore_errors=True)
 
@@ -183,11 +185,13 @@ def prepare_day(
                 "run_id": _new_run_id(started, wh.attempts_dir(output, ds)),
                 "run_started_at": started.isoformat().replace("+00:00", "Z"),
                 "config": config.source,
-                # What the report needs to describe these tables in their own terms (its baseline
-                # and anomaly notes, the offenders' threshold), whatever config computed them.
-                "params": {"trends": dataclasses.asdict(params.trends), "offenders": dataclasses.asdict(params.offenders)},
+                "config_sha256": config.sha256,
+                # Every parameter the tables were computed with, whatever the config file says
+                # later: the report describes the tables in these terms (its baseline and anomaly
+                # notes, the offenders' threshold), and a change between days is on record.
+                "params": _recorded_params(params, config),
                 "inputs": {
-                    t: {"path": str(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
+                    t: {"path": _absolute(partitions[t]), "files": len(eng.input_files(partitions[t])), "rows": raw_rows[t]}
                     for t in INPUT_TABLES
                 },
                 "distinct_rows": distinct,
@@ -196,6 +200,10 @@ def prepare_day(
                 "staged_rows": {t: distinct[t] - sum(reasons[t].values()) for t in INPUT_TABLES},
                 "profile": profile,
                 "rows_written": rows_written,
+                # What later days' history records of this day, and what this run read of earlier
+                # ones (jobs.lineage: which published days are stale after a rerun or a backfill).
+                "table_sha256": table_sha256,
+                "history": read_history,
                 OFFENDER_CATEGORIES: tables[OFFENDER_CATEGORIES].sort("policy_category").to_dicts(),
                 "stage_seconds": timer.seconds,
                 "stage_cpu_seconds": timer.cpu_seconds,
@@ -209,6 +217,22 @@ def prepare_day(
             shutil.rmtree(candidate.path, ignore_errors=True)
             raise
     return candidate
+
+
+def _recorded_params(params, config: Config) -> dict:
+    job = dataclasses.asdict(params)
+    return {
+        "trends": job.pop("trends"),
+        "offenders": job.pop("offenders"),
+        "job": {k: list(v) if isinstance(v, tuple) else v for k, v in job.items() if k != "ds"},
+        "dq": dataclasses.asdict(config.dq_thresholds()),
+    }
+
+
+def _absolute(partition: Path | str) -> str:
+    """A local input path made absolute (a relative one means nothing away from the run's working
+    directory); a URI as it is."""
+    return str(partition) if wh.is_uri(partition) else os.path.abspath(partition)
 
 
 def _new_run_id(started: dt.datetime, attempts: Path) -> str:
@@ -243,6 +267,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
     The partition of ds itself is excluded from history: this run replaces it.
     """
     ds = params.ds
+    reach = lineage.history_days(params)
 
     def window(daily: str, days: int) -> nw.LazyFrame:
         earlier = history(daily, ds - dt.timedelta(days=days), ds - dt.timedelta(days=1))
@@ -254,7 +279,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
 
     # The 30 days are aggregated once, per (offender, category), for both offender tables.
     offenders = eng.by_key_parts_tables(
-        window("creator_category_daily", params.offenders.window_days - 1), ["creator_id"],
+        window("creator_category_daily", reach["creator_category_daily"]), ["creator_id"],
         partial(offender_pairs, params=params), offender_tables, rows_per_part=HISTORY_ROWS_PER_PART,
     )
     out = eng.collect({
@@ -262,7 +287,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
         # and a part of the (market, category) keys without the ALL rows did not see every such day
         # (its combinations' zeros were left out of their means). violation_daily is a rollup of a
         # few hundred rows a day, so its window never needs parts.
-        "violation_trends": violation_trends(window("violation_daily", params.trends.history_days), params=params),
+        "violation_trends": violation_trends(window("violation_daily", reach["violation_daily"]), params=params),
         **offenders,
     })
     # One row per category and part of creators, a few dozen in all: added up where they are.

@@ -451,3 +451,60 @@ def test_a_trend_window_shorter_than_a_week_reads_the_published_week(tmp_path):
     assert got["actioned_7d_mean"] == pytest.approx(sum(actioned[DS - DAY * k] for k in range(7)) / 7)
     assert got["wow_change"] == pytest.approx(actioned[DS] / actioned[DS - 7 * DAY] - 1)
     assert got["baseline_days"] == 2
+
+
+def test_a_report_waits_for_a_run_of_its_day_instead_of_overwriting_its_page(tmp_path):
+    """`riskinsight report` (and the DAG's report task) render under ds's lock: unlocked, a run
+    publishing meanwhile had its page overwritten by one of the publication before."""
+    from jobs.errors import LockHeld
+    from jobs.report import render_day
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 0
+    holding, release, rendered = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        with wh.ds_lock(out, DS):  # another thread: ds_lock is re-entered only by its holder
+            holding.set()
+            release.wait(30)
+            rendered.append(report_page(out).exists())
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(LockHeld):
+            render_day(out, DS)
+        assert not report_page(out).exists()
+        threading.Timer(0.3, release.set).start()
+        assert render_day(out, DS, lock_wait=30) == report_page(out)
+    finally:
+        release.set()
+        t.join()
+    assert rendered == [False]  # nothing was written while the run held the lock
+
+
+def report_page(out: Path, ds: dt.date = DS) -> Path:
+    return out / "reports" / f"{ds}.html"
+
+
+def test_the_manifest_records_every_parameter_and_where_the_config_and_inputs_were(tmp_path, monkeypatch):
+    """A proactive rate that moves because [job] proactive_sources changed must be told apart from
+    one that moved with the data: the manifest keeps every parameter, the config's absolute path
+    and its digest (the file may be edited later), and the inputs' absolute paths."""
+    import hashlib
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    text = '[job]\nproactive_sources = ["ml_model"]\n[sla_s]\ncomments = 60\n[dq]\nvolume_low = 0.25\n'
+    (tmp_path / "c.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert run("--input", "in", "--output", "out", "--ds", str(DS), "--config", "c.toml", "--no-report") == 0
+    manifest = json.loads((wh.runs_dir(tmp_path / "out", DS) / "manifest.json").read_text())
+    assert manifest["config"] == str(tmp_path / "c.toml")
+    assert manifest["config_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    job = manifest["params"]["job"]
+    assert job["proactive_sources"] == ["ml_model"] and job["sla_s"]["comments"] == 60.0 and job["sla_s"]["live_realtime"] == 300.0
+    assert job["default_sla_s"] == 86400.0 and "spam" in job["taxonomy"]
+    assert manifest["params"]["dq"]["volume_low"] == 0.25
+    assert manifest["inputs"]["decisions"]["path"] == str(tmp_path / "in" / "decisions" / f"ds={DS}")

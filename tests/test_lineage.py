@@ -1,0 +1,75 @@
+"""Which published days are stale after an earlier day changed (jobs.lineage), on real runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from jobs import lineage
+from jobs import warehouse as wh
+from jobs.config import Config
+from tests.builders import decision
+from tests.conftest import DS, ts
+from tests.inputs import write_day
+from tests.test_cli_run import clean_day, run
+
+DAY = dt.timedelta(days=1)
+D1, D2, D3 = DS - 2 * DAY, DS - DAY, DS
+PARAMS = Config().params(DS)
+
+
+def _write(inp: Path, day: dt.date, late: int = 0) -> None:
+    data = clean_day(day)
+    data["decisions"] += [
+        decision(decision_id=f"late-{day}-{i}", creator_id="late", market="FR", decided_at=ts(20, day=day),
+                 enqueued_at=ts(19, day=day), content_created_at=ts(18, day=day))
+        for i in range(late)
+    ]
+    write_day(inp, day, data)
+
+
+def _run(inp: Path, out: Path, first: dt.date, last: dt.date) -> None:
+    assert run("--input", str(inp), "--output", str(out), "--start", str(first), "--end", str(last), "--no-report") == 0
+
+
+def test_days_run_in_order_are_not_stale_and_record_what_they_read(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    _run(inp, out, D1, D3)
+    assert lineage.stale_after(out, D1, D3, PARAMS) == {}
+    manifest = json.loads(wh.published_run_file(out, D3, "manifest.json").read_text())
+    d1 = json.loads(wh.published_run_file(out, D1, "manifest.json").read_text())
+    read = manifest["history"]["creator_category_daily"]
+    assert (read["first"], read["last"]) == (str(D3 - 29 * DAY), str(D2))
+    assert read["read"] == {str(D1): d1["table_sha256"]["creator_category_daily"],
+                            str(D2): json.loads(wh.published_run_file(out, D2, "manifest.json").read_text())["table_sha256"]["creator_category_daily"]}
+    assert d1["table_sha256"]["violation_daily"] == lineage.file_sha256(next(wh.partition_dir(out, "violation_daily", D1).glob("*.parquet")))
+
+
+def test_a_backfill_run_after_a_later_day_leaves_that_day_stale_until_it_is_rerun(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    _run(inp, out, D3, D3)
+    _run(inp, out, D1, D2)  # the backfill, after D3 was published without them
+    assert lineage.stale_after(out, D1, D2, PARAMS) == {D3: [D1, D2]}
+    _run(inp, out, D3, D3)
+    assert lineage.stale_after(out, D1, D3, PARAMS) == {}
+
+
+def test_a_rerun_with_late_rows_makes_the_later_days_stale_and_an_identical_rerun_does_not(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    _run(inp, out, D1, D3)
+    _run(inp, out, D1, D1)  # the same rows again: the same bytes, nothing downstream changes
+    assert lineage.stale_after(out, D1, D1, PARAMS) == {}
+    _write(inp, D1, late=4)  # late rows land in D1's input
+    _run(inp, out, D1, D1)
+    stale = lineage.stale_after(out, D1, D1, PARAMS)
+    assert stale == {D2: [D1], D3: [D1]}
+    assert "2 published day(s)" in lineage.rerun_hint(stale) and f"--start {D2} --end {D3}" in lineage.rerun_hint(stale)
+    _run(inp, out, D2, D3)
+    assert lineage.stale_after(out, D1, D3, PARAMS) == {}
