@@ -428,8 +428,20 @@ def run_day(
             gate_day(candidate, config)
         manifest = publish_day(candidate)
         faults.point("before_report")
-        report_path = _report_published(output, ds, config) if report else None
+        report_path = _report_published(output, ds, config) if report else _remove_page(output, ds)
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
+
+
+def _remove_page(output: Path, ds: dt.date) -> None:
+    """After a publication without a report, the day's page of the publication before (or of a
+    failed run) is removed, and the index rewritten without its link: kept, it described tables
+    that are no longer published. `riskinsight report` renders it again."""
+    from jobs.report import render_index, report_path
+
+    page = report_path(output, ds)
+    if page.exists():
+        page.unlink()
+        render_index(output)
 
 
 def _report_published(output: Path, ds: dt.date, config: Config) -> Path:

@@ -508,3 +508,18 @@ def test_the_manifest_records_every_parameter_and_where_the_config_and_inputs_we
     assert job["default_sla_s"] == 86400.0 and "spam" in job["taxonomy"]
     assert manifest["params"]["dq"]["volume_low"] == 0.25
     assert manifest["inputs"]["decisions"]["path"] == str(tmp_path / "in" / "decisions" / f"ds={DS}")
+
+
+def test_a_publication_without_a_report_removes_the_page_of_the_one_before(tmp_path):
+    """The page described the tables it replaced (or a failed run's banner): kept, it contradicted
+    the published tables. `report` renders the day again."""
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS)) == 0
+    assert report_page(out).exists() and f'href="{DS}.html"' in (out / "reports" / "index.html").read_text()
+    write_day(tmp_path / "in", DS, clean_day(DS, n=30))
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 0
+    assert not report_page(out).exists()
+    assert f'href="{DS}.html"' not in (out / "reports" / "index.html").read_text()
+    assert main(["report", "--output", str(out), "--ds", str(DS)]) == 0
+    assert report_page(out).exists()
