@@ -19,6 +19,7 @@ import plotly.io as pio
 import polars as pl
 
 from reports.pseudonym import pseudonymise
+from transforms.params import DEFAULT_TAXONOMY
 
 ALL = "ALL"
 TREND_DAYS = 28
@@ -36,6 +37,9 @@ OKABE_ITO: tuple[str, ...] = (
 )
 # Past eight series, colours repeat and the dash tells them apart.
 DASHES: tuple[str, ...] = ("solid", "dash", "dot", "dashdot")
+# A category outside the taxonomy (UNKNOWN, a misspelt one): one grey, dotted, for all of them.
+OTHER_COLOUR = "#999999"
+OTHER_DASH = "dot"
 
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
@@ -90,8 +94,18 @@ def _to_json(fig: go.Figure) -> str:
     return pio.to_json(fig, validate=False, remove_uids=True, engine="json")
 
 
-def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, ds: date) -> Chart:
-    """Actioned per category (market = ALL) over ds-28..ds; anomalies marked."""
+def category_style(category: str, taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY) -> tuple[str, str]:
+    """(colour, dash) of a category's line: fixed by its position in the taxonomy, so a category has
+    the same colour on every day's page whatever its volume; any category outside it is grey."""
+    if category not in taxonomy:
+        return OTHER_COLOUR, OTHER_DASH
+    i = taxonomy.index(category)
+    return OKABE_ITO[i % len(OKABE_ITO)], DASHES[(i // len(OKABE_ITO)) % len(DASHES)]
+
+
+def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, ds: date,
+                taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY) -> Chart:
+    """Actioned per category (market = ALL) over ds-28..ds; anomalies of the all-markets series marked."""
     chart_id, title = "fig-trend", "Actioned violations by category, last 29 days (all markets)"
     start = ds - timedelta(days=TREND_DAYS)
     vd = violation_daily.filter(
@@ -106,7 +120,7 @@ def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, d
     x = [d.isoformat() for d in days]
     observed_set = set(observed)
     lookup = {(r["policy_category"], r["ds"]): r["actioned"] for r in cats.iter_rows(named=True)}
-    # Biggest categories first, so the legend reads in order of importance.
+    # Biggest categories first, so the legend reads in order of importance; the colour is the category's own.
     totals = cats.group_by("policy_category").agg(pl.col("actioned").sum().alias("t"))
     order = totals.sort(["t", "policy_category"], descending=[True, False])["policy_category"].to_list()
     fig = _go(go.Figure, layout=_layout(
@@ -115,13 +129,13 @@ def trend_chart(violation_daily: pl.DataFrame, violation_trends: pl.DataFrame, d
         legend={"title": {"text": "Policy category"}},
         hovermode="closest",
     ))
-    for i, cat in enumerate(order):
+    for cat in order:
         # An observed day without a row is 0; an unobserved day is a gap, not a zero.
         y = [lookup.get((cat, d), 0) if d in observed_set else None for d in days]
+        colour, dash = category_style(cat, taxonomy)
         fig.add_trace(_go(go.Scatter,
             x=x, y=y, mode="lines+markers", name=label(cat), connectgaps=False,
-            line={"color": OKABE_ITO[i % len(OKABE_ITO)], "dash": DASHES[(i // len(OKABE_ITO)) % len(DASHES)],
-                  "width": 2},
+            line={"color": colour, "dash": dash, "width": 2},
             marker={"size": 4},
             # The name goes in by reference: a category spelled like "%{y}" stays literal.
             hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d}: %{y:,} actioned<extra></extra>",
@@ -180,14 +194,24 @@ def heatmap_chart(violation_daily: pl.DataFrame, ds: date) -> Chart:
     return Chart(chart_id, title, _to_json(fig), height=height)
 
 
+def queue_order(queue_daily: pl.DataFrame) -> list[str]:
+    """Queues with decisions, lowest SLA rate (over all their markets) first, then by name: the order
+    of the page's queue table, which the chart's rows follow top to bottom."""
+    q = queue_daily.filter(pl.col("decisions") > 0)
+    s = q.group_by("queue").agg(pl.col("sla_met").sum(), pl.col("decisions").sum())
+    s = s.with_columns((pl.col("sla_met") / pl.col("decisions")).alias("sla_rate"))
+    return s.sort(["sla_rate", "queue"], nulls_last=True)["queue"].to_list()
+
+
 def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
-    """Wait p50 and p90 of every (queue, market) next to the queue's SLA, log seconds."""
+    """Wait p50 and p90 of every (queue, market) next to the queue's SLA, log seconds; queues top to
+    bottom in queue_order (the table's order)."""
     chart_id, title = "fig-queues", "Queue waits against SLA (one point per queue and market)"
     q = queue_daily.filter((pl.col("ds") == ds) & (pl.col("decisions") > 0))
     if q.height == 0:
         return Chart(chart_id, title, None, f"No decisions were taken from any queue on {ds.isoformat()}.")
     q = q.sort(["queue", "market"])
-    queues = sorted(set(q["queue"].to_list()))
+    queues = queue_order(q)
     # A log axis cannot show 0; sub-second waits are drawn at 1 s (the hover keeps the real value).
     floor = 1.0
 
@@ -200,7 +224,8 @@ def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
     height = max(320, 140 + 44 * len(queues))
     fig = _go(go.Figure, layout=_layout(
         xaxis={"title": {"text": "Wait from enqueue to decision (seconds, log scale)"}, "type": "log"},
-        yaxis={"title": {"text": "Queue"}, "type": "category",
+        # The first queue (lowest SLA rate) at the top, as in the table under the chart.
+        yaxis={"title": {"text": "Queue"}, "type": "category", "autorange": "reversed",
                "categoryorder": "array", "categoryarray": [label(v) for v in queues]},
         legend={"orientation": "h", "y": -0.25},
         height=height,

@@ -13,15 +13,26 @@ ALL = "ALL"
 
 # kind decides how a change is expressed: counts and durations change relatively (%),
 # rates change in percentage points, since "+10% of 2%" is easy to misread.
-KPI_DEFS: tuple[tuple[str, str, str], ...] = (
-    ("decisions", "Decisions", "count"),
-    ("actioned", "Actioned violations", "count"),
-    ("proactive_rate", "Proactive rate", "rate"),
-    ("zero_view_rate", "Zero-view rate", "rate"),
-    ("tta_p50_s", "Median time to action", "seconds"),
-    ("sla_rate", "SLA rate", "rate"),
-    ("qa_accuracy", "QA accuracy", "rate"),
-    ("overturn_rate", "Appeal overturn rate", "rate"),
+# The definition is the tile's small print: what the figure counts, in DESIGN §4's terms.
+KPI_DEFS: tuple[tuple[str, str, str, str], ...] = (
+    ("decisions", "Decisions", "count",
+     ("Staged decisions of the day, human and automated: after exact duplicates are dropped "
+      "and invalid rows quarantined.")),
+    ("actioned", "Actioned violations", "count",
+     "Staged decisions with outcome violation, all markets and categories."),
+    ("proactive_rate", "Proactive rate", "rate",
+     ("Share of actioned violations detected proactively (detection source in the configured "
+      "proactive set, by default ml_model, rule_engine, proactive_sweep).")),
+    ("zero_view_rate", "Zero-view rate", "rate",
+     "Share of actioned violations actioned before any view (views_before_action = 0)."),
+    ("tta_p50_s", "Median time to action", "seconds",
+     "Median over actioned violations of decided_at − content_created_at."),
+    ("sla_rate", "SLA rate", "rate",
+     "Decisions within their queue's SLA (decided_at − enqueued_at ≤ SLA) over all decisions."),
+    ("qa_accuracy", "QA accuracy", "rate",
+     "Agreed over audited decisions, for the staged QA audits dated this day."),
+    ("overturn_rate", "Appeal overturn rate", "rate",
+     "Overturned over appeals resolved this day, appeals of automated decisions included."),
 )
 
 
@@ -40,6 +51,7 @@ class Kpi:
     kind: str
     value: float | None
     deltas: tuple[Delta, ...]
+    definition: str = ""
 
 
 def _ratio(num: float | int | None, den: float | int | None) -> float | None:
@@ -101,7 +113,7 @@ def compute_kpis(data: ReportData) -> list[Kpi] | None:
     prev = day_values(data, data.ds - timedelta(days=1))
     week = day_values(data, data.ds - timedelta(days=7))
     kpis = []
-    for key, label, kind in KPI_DEFS:
+    for key, label, kind, definition in KPI_DEFS:
         cur = today[key]
         kpis.append(
             Kpi(
@@ -113,6 +125,7 @@ def compute_kpis(data: ReportData) -> list[Kpi] | None:
                     _delta(kind, "vs previous day", cur, prev, key),
                     _delta(kind, "vs 7 days earlier", cur, week, key),
                 ),
+                definition=definition,
             )
         )
     return kpis

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.params import OffenderParams, TrendParams
+from transforms.params import DEFAULT_TAXONOMY, OffenderParams, TrendParams
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class ReportData:
     # The parameters the tables were computed with (the run manifest's), for the page's own words.
     trend_params: TrendParams = TrendParams()
     offender_params: OffenderParams = OffenderParams()
+    # The policy taxonomy: a category's position in it fixes its colour in the trend chart, the same on
+    # every page (categories outside it share one grey). The default one unless the caller knows better.
+    taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ import polars as pl
 from markupsafe import Markup
 
 from reports import figures
-from reports.fmt import FILTERS
+from reports.fmt import FILTERS, fmt_distinct, fmt_int, fmt_rate_observed, thousands_in_text
 from reports.kpis import compute_kpis
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import is_demo_key
@@ -40,6 +41,10 @@ PLOTLY_CONFIG: dict[str, Any] = {
 }
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# Where a run that failed the gate leaves the rows it rejected, relative to the warehouse (jobs.nightly's
+# Candidate: `_candidates/ds=D/`, its tables under `tables/`); kept for inspection until the next run.
+CANDIDATE_QUARANTINE_DIR = "_candidates/ds={ds}/tables/quarantine/"
 
 
 @lru_cache(maxsize=1)
@@ -136,7 +141,9 @@ def _queue_summary(queue_daily: pl.DataFrame) -> list[dict[str, Any]]:
         pl.col("market").n_unique().alias("markets"),
     ).join(worst, on="queue", how="left")
     s = s.with_columns((pl.col("sla_met") / pl.col("decisions")).alias("sla_rate"))
-    return _rows(s.sort(["sla_rate", "queue"], nulls_last=True))
+    # The chart's rows follow the same order (figures.queue_order), top to bottom.
+    order = {queue: i for i, queue in enumerate(figures.queue_order(q))}
+    return sorted(_rows(s), key=lambda r: order[r["queue"]])
 
 
 def _reviewer_summary(reviewer_daily: pl.DataFrame) -> dict[str, int]:
@@ -169,6 +176,45 @@ def _offenders(data: ReportData) -> dict[str, Any]:
     }
 
 
+# The threshold a rate check states in its details ("...; warns above 0.1%"), and the bounds of the
+# volume check ("observed is the ratio, allowed x0.5..x2"): what an observed value is read against.
+_RATE_LIMIT = re.compile(r"\b(?:warns|fails) above (\d+(?:\.\d+)?(?:[eE]-?\d+)?)%")
+_RATIO_BOUNDS = re.compile(r"allowed x(\d+(?:\.\d+)?)\.\.x(\d+(?:\.\d+)?)")
+
+
+def _is_rate_check(expectation: str) -> bool:
+    """A check whose observed value is a share: unknown_market_rate, quarantine_rate_elevated, ..."""
+    return re.search(r"_rate(_|$)", expectation.split(":", 1)[0]) is not None
+
+
+def _fmt_observed(expectation: str, value: Any, details: str) -> str:
+    """An observed value as the page shows it: a rate as a percentage (with the digits that tell it
+    from its threshold), a ratio as "×2.40", a count with thousands separators, anything else as JSON."""
+    x = _num(value)
+    if x is not None:
+        if _is_rate_check(expectation):
+            return fmt_rate_observed(x, tuple(float(t) / 100.0 for t in _RATE_LIMIT.findall(details)))
+        bounds = _RATIO_BOUNDS.search(details)
+        if expectation.startswith("volume_vs_") or bounds:
+            return "×" + fmt_distinct(x, tuple(float(b) for b in bounds.groups()) if bounds else ())
+        if x.is_integer():
+            return fmt_int(x)
+        return fmt_distinct(x, sig=4)
+    if value is None:
+        return "–"
+    observed = json.dumps(value, sort_keys=True, default=str)
+    if len(observed) > OBSERVED_VALUE_MAX_CHARS:
+        observed = observed[: OBSERVED_VALUE_MAX_CHARS - 1] + "…"
+    return observed
+
+
+def _superseded(warning: dict[str, Any], critical: list[dict[str, Any]]) -> bool:
+    """The warning level of a failed critical check on the same figure (quarantine_rate_elevated
+    beside quarantine_rate): listing it too would show every breach twice."""
+    return any(c["table"] == warning["table"] and warning["expectation"].startswith(c["expectation"] + "_")
+               and c["_raw"] == warning["_raw"] for c in critical)
+
+
 def _dq_section(data: ReportData) -> dict[str, Any]:
     manifest = _as_dict(data.manifest)
     qc = data.quarantine_counts.sort(["source_table", "reason"])
@@ -185,27 +231,57 @@ def _dq_section(data: ReportData) -> dict[str, Any]:
         r = _as_dict(r)
         if r.get("success") is True:
             continue
-        observed = json.dumps(r.get("observed_value"), sort_keys=True, default=str)
-        if len(observed) > OBSERVED_VALUE_MAX_CHARS:
-            observed = observed[: OBSERVED_VALUE_MAX_CHARS - 1] + "…"
+        expectation, details = str(r.get("expectation", "")), str(r.get("details", "") or "")
         failed.append({
             "table": str(r.get("table", "")),
-            "expectation": str(r.get("expectation", "")),
+            "expectation": expectation,
             "severity": str(r.get("severity", "")),
-            "observed": observed,
-            "details": str(r.get("details", "") or ""),
+            "observed": _fmt_observed(expectation, r.get("observed_value"), details),
+            "details": thousands_in_text(details),
+            "_raw": json.dumps(r.get("observed_value"), sort_keys=True, default=str),
         })
+    critical = [f for f in failed if f["severity"] == "critical"]
+    listed = [f for f in failed if f["severity"] == "critical" or not _superseded(f, critical)]
     # Critical first: they are why a day was not published.
-    failed.sort(key=lambda f: (f["severity"] != "critical", f["table"], f["expectation"], f["observed"]))
+    listed.sort(key=lambda f: (f["severity"] != "critical", f["table"], f["expectation"], f["_raw"]))
     n_results = len(results) if isinstance(results, list) else 0
     return {
         "verdict": dq_verdict(data.dq, data.manifest),
         "has_dq": data.dq is not None,
         "n_results": n_results,
-        "failed": failed,
+        "failed": listed,
+        "n_critical": len(critical),
+        "n_warnings": len(listed) - len(critical),
+        "n_superseded": len(failed) - len(listed),
         "quarantine": _rows(qc),
         "quarantine_total": int(qc["rows"].sum()) if qc.height else 0,
         "duplicates": dups,
+    }
+
+
+def _unpublished(data: ReportData, dq: dict[str, Any]) -> dict[str, Any] | None:
+    """Why ds has no published tables, as far as its recorded run says: `gate_failed` (the candidate
+    was held back and kept for inspection), `not_published` (a recorded run that did not publish,
+    for another reason) or `not_run` (no run files at all)."""
+    if data.published:
+        return None
+    m = data.manifest if isinstance(data.manifest, dict) else None
+    if dq["verdict"] == "fail":
+        case = "gate_failed"
+    elif m is None and data.dq is None:
+        case = "not_run"
+    else:
+        case = "not_published"
+    recorded = [str(c) for c in _as_dict(_as_dict(m).get("dq")).get("critical_failed", []) or []]
+    critical = recorded or [f"{f['table']}.{f['expectation']}" for f in dq["failed"] if f["severity"] == "critical"]
+    ds = data.ds.isoformat()
+    return {
+        "case": case,
+        "run_id": str(m["run_id"]) if m and m.get("run_id") else None,
+        "run_started_at": str(m["run_started_at"]) if m and m.get("run_started_at") else None,
+        "critical_failed": critical,
+        "verdict": dq["verdict"],
+        "quarantine_dir": CANDIDATE_QUARANTINE_DIR.format(ds=ds),
     }
 
 
@@ -233,7 +309,7 @@ def _run_section(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _latest_failed(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+def _latest_failed(manifest: dict[str, Any] | None, ds: date) -> dict[str, Any] | None:
     if manifest is None:
         return None
     m = _as_dict(manifest)
@@ -241,6 +317,7 @@ def _latest_failed(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
         "run_id": str(m.get("run_id", "unknown")),
         "run_started_at": str(m.get("run_started_at", "unknown")),
         "critical_failed": [str(c) for c in _as_dict(m.get("dq")).get("critical_failed", []) or []],
+        "quarantine_dir": CANDIDATE_QUARANTINE_DIR.format(ds=ds.isoformat()),
     }
 
 
@@ -256,8 +333,9 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
     """The day's report as one self-contained HTML document."""
     ds = data.ds
     trends_today = _today(data.violation_trends, ds)
+    queue_summary = _queue_summary(_today(data.queue_daily, ds))
     charts = {
-        "trend": figures.trend_chart(data.violation_daily, data.violation_trends, ds),
+        "trend": figures.trend_chart(data.violation_daily, data.violation_trends, ds, data.taxonomy),
         "heatmap": figures.heatmap_chart(data.violation_daily, ds),
         "queues": figures.queue_chart(data.queue_daily, ds),
         "reviewers": figures.reviewer_chart(data.reviewer_daily, ds, pseudonym_key),
@@ -270,6 +348,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         for key in ("heatmap", "queues", "reviewers", "offenders"):
             charts[key] = figures.Chart(charts[key].id, charts[key].title, None, f"Nothing was published for {ds}.")
     window_start = ds - timedelta(days=figures.TREND_DAYS)
+    dq = _dq_section(data)
     observed_days = data.violation_daily.filter(
         (pl.col("ds") >= window_start) & (pl.col("ds") <= ds)
     )["ds"].n_unique()
@@ -292,12 +371,13 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "anomalies": _anomalies(trends_today),
         "risers": _risers(trends_today, data.trend_params.min_volume),
         "riser_min": data.trend_params.min_volume,
-        "queue_summary": _queue_summary(_today(data.queue_daily, ds)),
+        "queue_summary": queue_summary,
         "reviewers": _reviewer_summary(_today(data.reviewer_daily, ds)),
         "offenders": _offenders(data),
-        "dq": _dq_section(data),
+        "dq": dq,
+        "unpublished": _unpublished(data, dq),
         "run": _run_section(data.manifest),
-        "latest_failed": _latest_failed(data.latest_failed),
+        "latest_failed": _latest_failed(data.latest_failed, ds),
     }
     return template_env().get_template("day.html.j2").render(context)
 

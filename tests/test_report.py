@@ -16,6 +16,7 @@ import jobs.report as job
 from jobs import cli
 from browser.report_helpers import DS, frame, realistic_tables, report_data, tiny_tables, write_warehouse
 from reports import figures
+from reports.fmt import fmt_pp, fmt_rate_observed, fmt_seconds, fmt_signed_pct, thousands_in_text
 from reports.pseudonym import DEMO_KEY, pseudonymise
 from reports.render import render_day, render_index
 from reports.model import IndexEntry
@@ -49,12 +50,13 @@ def tiny_html() -> str:
 
 def test_kpi_values_and_deltas(tiny_html: str) -> None:
     expected = {
-        "decisions": ("1,000", "+25.0%", "+0.0%"),
+        # No change at the shown precision has no sign either (DS-7 had exactly as many decisions).
+        "decisions": ("1,000", "+25.0%", "0.0%"),
         "actioned": ("100", "+100.0%", "+81.8%"),
         "proactive_rate": ("62.0%", "+12.0 pp", "+2.0 pp"),
         "zero_view_rate": ("25.0%", "-5.0 pp", "+5.0 pp"),
         "tta_p50_s": ("1h 30m", "+50.0%", "+50.0%"),
-        "sla_rate": ("95.0%", "+5.0 pp", "+0.0 pp"),
+        "sla_rate": ("95.0%", "+5.0 pp", "0.0 pp"),
         "overturn_rate": ("10.0%", "-10.0 pp", "-5.0 pp"),
     }
     for key, (value, vs_prev, vs_week) in expected.items():
@@ -329,6 +331,7 @@ def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None
          "observed_value": {"diff": 3}, "details": "actioned != staged violations"}]})})
     page = job.render_day(tmp_path, failed).read_text(encoding="utf-8")
     assert 'id="not-published"' in page and "reconciles" in page
+    assert "failed the data-quality gate on violation_daily.reconciles" in re.sub(r"\s+", " ", page)
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index) == ["2024-03-15", "2024-03-14"]
     assert '<span class="badge fail">fail</span>' in index
@@ -428,3 +431,230 @@ def test_figures_built_unvalidated_equal_plotlys_validated_build(tables: str, mo
     # And validation is what would catch a misspelt property.
     with pytest.raises(ValueError, match="markr"):
         figures._go(go.Scatter, markr={"size": 4})
+
+
+# ------------------------------------------------------------------ an analyst's reading of the page
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (None, "–"),
+    (0.0, "0.0 s"),
+    (59.94, "59.9 s"),
+    (59.97, "1m 00s"),  # rounds to 60.0 s: the next unit, not "60.0 s"
+    (60.0, "1m 00s"),
+    (90.5, "1m 31s"),  # halves up, like every other unit
+    (3599.4, "59m 59s"),
+    (3599.6, "1h 00m"),  # not "60m 00s"
+    (5400.0, "1h 30m"),
+    (11879.0, "3h 18m"),  # 3h 17m 59s: minutes rounded like the seconds were, not floored
+    (11849.0, "3h 17m"),
+    (86399.0, "1d 00h"),
+    (86399.7, "1d 00h"),  # not "24h 00m"
+    (88199.0, "1d 00h"),
+    (88200.0, "1d 01h"),
+    (1_000_000.0, "11d 14h"),
+])
+def test_seconds_round_to_the_unit_shown_and_carry_over(seconds: float | None, shown: str) -> None:
+    assert fmt_seconds(seconds) == shown
+
+
+@pytest.mark.parametrize(("fmt", "value", "shown"), [
+    (fmt_pp, -0.00001, "0.0 pp"),  # was "-0.0 pp"
+    (fmt_pp, -0.0004999, "0.0 pp"),
+    (fmt_pp, 0.0, "0.0 pp"),
+    (fmt_pp, -0.00051, "-0.1 pp"),
+    (fmt_pp, 0.05, "+5.0 pp"),
+    (fmt_signed_pct, -0.0004, "0.0%"),  # was "-0.0%"
+    (fmt_signed_pct, 0.0, "0.0%"),
+    (fmt_signed_pct, 0.0006, "+0.1%"),
+    (fmt_signed_pct, -0.25, "-25.0%"),
+    (fmt_signed_pct, None, "–"),
+])
+def test_a_change_that_rounds_to_zero_has_no_sign(fmt, value: float | None, shown: str) -> None:
+    assert fmt(value) == shown
+
+
+def test_observed_rates_are_percentages_that_never_read_equal_to_their_threshold() -> None:
+    assert fmt_rate_observed(0.00014029836786232054, (0.0,)) == "0.0140%"
+    assert fmt_rate_observed(0.19448094612352168, (0.01,)) == "19.4%"
+    assert fmt_rate_observed(0.0, (0.0,)) == "0%"
+    # Just over 0.1%: three significant digits would read "0.100%", the threshold itself.
+    assert fmt_rate_observed(0.0010004, (0.001,)) == "0.10004%"
+    assert fmt_rate_observed(0.001, (0.001,)) == "0.100%"  # equal, and reads equal
+    assert fmt_rate_observed(0.00999999, (0.01,)) == "0.999999%"  # just under reads under
+    assert thousands_in_text("3 of 21383 staged rows; warns above 0%") == "3 of 21,383 staged rows; warns above 0%"
+    assert thousands_in_text("mean 3002.0 of 7 days, ds=2024-01-11, run 20261129T045121Z-14273") == (
+        "mean 3,002.0 of 7 days, ds=2024-01-11, run 20261129T045121Z-14273")
+    # Values quoted from the data are shown as they are.
+    assert thousands_in_text("2 of 40000 rows unexpected, e.g. [12345678]") == "2 of 40,000 rows unexpected, e.g. [12345678]"
+
+
+def _dq_result(table: str, expectation: str, severity: str, observed: object, details: str) -> dict:
+    return {"table": table, "expectation": expectation, "severity": severity, "success": False,
+            "observed_value": observed, "details": details}
+
+
+def test_dq_values_are_formatted_and_the_badge_links_to_them() -> None:
+    tables, manifest, dq = tiny_tables()
+    dq["results"] += [
+        _dq_result("decisions", "unknown_market_rate", "warning", 0.00014029836786232054,
+                   "3 of 21383 staged rows: market null or not ISO 3166-1 alpha-2; warns above 0%"),
+        _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.0010004,
+                   "21 of 20991 distinct rows quarantined (bad_mode 21); warns above 0.1%"),
+        _dq_result("decisions", "volume_vs_trailing_7d", "warning", 2.4000001,
+                   "50000 raw rows today vs mean 20833.3 of 7 trailing observed days; observed is the ratio, allowed x0.5..x2"),
+    ]
+    page = _strip_plotly(render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY))
+    table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
+    assert "<code>0.0140%</code>" in table and "3 of 21,383 staged rows" in table
+    assert "<code>0.10004%</code>" in table and "21 of 20,991 distinct rows" in table
+    assert "<code>×2.40</code>" in table and "50,000 raw rows today vs mean 20,833.3" in table
+    assert "0.000140298" not in page
+    # The status at the top says how many and leads to the list.
+    header = re.search(r"<header>(.*?)</header>", page, re.S).group(1)
+    link = re.search(r'<a href="#dq" id="dq-link">(.*?)</a>', header, re.S).group(1)
+    assert 'class="badge warn" id="dq-badge">warn<' in link
+    assert '<span id="dq-counts">4 warnings</span>' in link
+    assert "5 expectations checked: 4 warnings" in re.sub(r"\s+", " ", page)
+    # A clean day says so.
+    dq = {"ds": DS.isoformat(), "verdict": "pass", "results": dq["results"][:1]}
+    clean = render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    assert '<span id="dq-counts">1 check passed</span>' in clean and "1 expectation checked: 1 check passed." in clean
+
+
+def _failed_run(ds: dt.date) -> tuple[dict, dict]:
+    """The manifest and dq.json of a run of ds whose quarantine rate failed the gate."""
+    manifest = {
+        "ds": ds.isoformat(), "engine": "polars", "run_id": "20240316T020000Z-77", "code_revision": "abc1234def",
+        "run_started_at": "2024-03-16T02:00:00Z", "published": False,
+        "inputs": {"decisions": {"path": "/in/decisions", "files": 1, "rows": 3118}},
+        "quarantined": {"decisions": {"bad_mode": 400, "missing_key": 192}},
+        "duplicates_dropped": {"decisions": 74},
+        "rows_written": {"violation_daily": 227, "quarantine": 592},
+        "dq": {"verdict": "fail", "critical_failed": ["decisions.quarantine_rate"],
+               "warnings": ["decisions.quarantine_rate_elevated", "decisions.duplicates_rate"]},
+    }
+    details = "592 of 3044 distinct rows quarantined (bad_mode 400, missing_key 192); "
+    dq = {"ds": ds.isoformat(), "verdict": "fail", "results": [
+        _dq_result("decisions", "quarantine_rate", "critical", 0.19448094612352168, details + "fails above 1%"),
+        _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.19448094612352168, details + "warns above 0.1%"),
+        _dq_result("decisions", "duplicates_rate", "warning", 0.023733162283515075,
+                   "74 of 3118 raw rows were exact duplicates; warns above 0.1%"),
+        {"table": "decisions", "expectation": "reconcile:staged", "severity": "critical", "success": True,
+         "observed_value": 2452.0, "details": ""},
+    ]}
+    return manifest, dq
+
+
+def test_a_day_that_failed_the_gate_says_so_and_where_its_rejected_rows_are() -> None:
+    from jobs.nightly import Candidate
+
+    failed = DS + dt.timedelta(days=1)
+    tables, _, _ = tiny_tables()
+    manifest, dq = _failed_run(failed)
+    html = render_day(report_data(tables, failed, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    assert render_day(report_data(tables, failed, dict(reversed(list(manifest.items()))), dq),
+                      run_ts=RUN_TS, pseudonym_key=KEY) == html  # deterministic like any other page
+    page = _strip_plotly(html)
+    text = re.sub(r"\s+", " ", page)
+    banner = re.sub(r"\s+", " ", re.search(r'<div class="banner bad" id="not-published">(.*?)</div>', page, re.S).group(1))
+    assert "run 20240316T020000Z-77 (started 2024-03-16T02:00:00Z) failed the data-quality gate on decisions.quarantine_rate" in banner
+    assert "the day was not run, or" not in text  # the page knows which
+    # Where the candidate's rejected rows are, relative to the warehouse: where jobs.nightly keeps them.
+    where = Candidate(Path("/wh"), failed).table_dir("quarantine").relative_to("/wh").as_posix() + "/"
+    assert where == "_candidates/ds=2024-03-15/tables/quarantine/"
+    assert f'<code id="candidate-quarantine">{where}</code>' in banner
+    assert f"Its rejected rows are under <code>{where}</code>" in text
+    # The breach is listed once, as the critical failure; its warning level is not repeated.
+    table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r"<td>decisions</td><td>([^<]+)</td>", table) == ["quarantine_rate", "duplicates_rate"]
+    assert "<code>19.4%</code>" in table and "592 of 3,044 distinct rows" in table
+    assert 'id="dq-superseded"' in page and "1 left out" in text
+    assert '<span id="dq-counts">1 critical check failed, 1 warning</span>' in page
+    # Its row counts are the candidate's, not a publication's.
+    run = re.search(r'<section id="run">(.*?)</section>', page, re.S).group(1)
+    assert "<h3>Rows in the candidate (not published)</h3>" in run and "Candidate rows" in run
+    assert "<h3>Rows written</h3>" not in run
+    assert "These results and counts are of the candidate that was not published." in text
+    footer = re.sub(r"\s+", " ", re.search(r'<footer id="page-footer">(.*?)</footer>', page, re.S).group(1))
+    assert "from the published tables" not in footer
+    assert "describe the candidate of run 20240316T020000Z-77, which was not published" in footer
+
+    # A day nobody ran says that instead, and a published day's footer is unchanged.
+    never = render_day(report_data(tables, DS + dt.timedelta(days=3), None, None), run_ts="t", pseudonym_key=KEY)
+    assert "no run of 2024-03-17 was recorded" in re.sub(r"\s+", " ", never)
+    assert "which has no published tables and no recorded run" in never
+    published = render_day(report_data(tables, DS, *tiny_tables()[1:]), run_ts=RUN_TS, pseudonym_key=KEY)
+    assert "Generated by riskinsight from the published tables of 2024-03-14;" in published
+    assert "<h3>Rows written</h3>" in published and 'id="candidate-quarantine"' not in published
+
+
+def test_a_critical_failure_keeps_a_warning_on_another_figure() -> None:
+    tables, _, _ = tiny_tables()
+    manifest, dq = _failed_run(DS + dt.timedelta(days=1))
+    # The warning level with another value is another figure (here: another count), so it stays.
+    dq["results"][1]["observed_value"] = 0.5
+    dq["results"].append(_dq_result("appeals", "quarantine_rate_elevated", "warning", 0.19448094612352168, "x"))
+    page = render_day(report_data(tables, DS + dt.timedelta(days=1), manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
+    assert table.count("quarantine_rate_elevated") == 2 and 'id="dq-superseded"' not in page
+
+
+def test_kpi_tiles_define_every_figure(tiny_html: str) -> None:
+    from reports.kpis import KPI_DEFS
+
+    definitions = {
+        "decisions": "Staged decisions of the day, human and automated: after exact duplicates are dropped and invalid rows quarantined.",
+        "actioned": "Staged decisions with outcome violation",
+        "proactive_rate": "Share of actioned violations detected proactively",
+        "zero_view_rate": "(views_before_action = 0)",
+        "tta_p50_s": "Median over actioned violations of decided_at − content_created_at.",
+        "sla_rate": "Decisions within their queue's SLA",
+        "qa_accuracy": "Agreed over audited decisions",
+        "overturn_rate": "appeals of automated decisions included",
+    }
+    assert set(definitions) == {k for k, *_ in KPI_DEFS}
+    for key, words in definitions.items():
+        m = re.search(rf'<div class="tile" id="kpi-{key}">\s*<div class="label" title="([^"]+)">.*?'
+                      rf'<div class="def">([^<]+)</div>', tiny_html, re.S)
+        assert m, key
+        title, small = m.groups()
+        assert words.replace("'", "&#39;") in small and title == small, (key, small)
+
+
+def test_trend_colours_belong_to_the_category_not_to_its_rank() -> None:
+    def day(hate: int, spam: int, other: int) -> pl.DataFrame:
+        return frame("violation_daily", [
+            {"market": "ALL", "policy_category": c, "actioned": n}
+            for c, n in (("hate_speech", hate), ("spam", spam), ("UNKNOWN", other), ("ALL", hate + spam + other))])
+
+    first, second = DS - dt.timedelta(days=40), DS
+    vd = pl.concat([day(90, 10, 5).with_columns(pl.lit(first).alias("ds")),
+                    day(10, 90, 5).with_columns(pl.lit(second).alias("ds"))])
+    empty = frame("violation_trends", [])
+
+    def styles(ds: dt.date) -> tuple[list[str], dict[str, tuple[str, str]]]:
+        spec = json.loads(figures.trend_chart(vd, empty, ds).spec_json)
+        return ([t["name"] for t in spec["data"]],
+                {t["name"]: (t["line"]["color"], t["line"]["dash"]) for t in spec["data"]})
+
+    names_a, a = styles(first)
+    names_b, b = styles(second)
+    assert names_a[:2] == ["hate_speech", "spam"] and names_b[:2] == ["spam", "hate_speech"]  # ranks differ
+    assert a == b  # the colours do not
+    assert a["hate_speech"] == figures.category_style("hate_speech") != a["spam"]
+    assert a["UNKNOWN"] == (figures.OTHER_COLOUR, figures.OTHER_DASH)
+
+
+def test_trend_note_says_which_anomalies_the_diamonds_mark(tiny_html: str) -> None:
+    note = re.sub(r"\s+", " ", re.search(r'<section id="trends">(.*?)</section>', _strip_plotly(tiny_html), re.S).group(1))
+    assert "Diamonds mark anomalies of the all-markets series" in note
+    assert "anomalies of single markets are not marked on the chart" in note
+
+
+def test_queue_chart_rows_follow_the_queue_table(tiny_html: str) -> None:
+    page = _strip_plotly(tiny_html)
+    table = re.search(r'<table id="queue-table">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr><td>([^<]+)</td>", table)
+    assert rows == ["live_realtime", "comments"]  # live_realtime 87.5% met, comments 100%: not alphabetical
+    spec = next(json.loads(s) for s in _spec_texts(tiny_html) if '"Wait p50"' in s)
+    yaxis = spec["layout"]["yaxis"]
+    assert yaxis["categoryarray"] == rows and yaxis["autorange"] == "reversed"  # first row at the top

@@ -48,6 +48,14 @@ def _load(report: Path, user_data_dir: Path, screenshot: Path | None = None) -> 
             seen["heatmap_labels"] = page.evaluate(
                 "() => Array.from(document.querySelectorAll('#fig-heatmap .ytick text')).map(t => t.textContent)")
             seen["table_text"] = page.inner_text("#queue-table")
+            # The queue chart's rows as drawn, top to bottom, and the queue table's rows.
+            seen["queue_ticks"] = page.evaluate(
+                "() => Array.from(document.querySelectorAll('#fig-queues .ytick text'))"
+                ".sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)"
+                ".map(t => t.textContent)")
+            seen["queue_rows"] = page.evaluate(
+                "() => Array.from(document.querySelectorAll('#queue-table tbody tr td:first-child'))"
+                ".map(td => td.textContent)")
             # What plotly.js decoded from the spec (numeric arrays travel as base64 typed arrays).
             seen["reviewer_xy"] = page.evaluate(
                 "() => { const t = document.getElementById('fig-reviewers')._fullData[0];"
@@ -77,6 +85,9 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     drawn = sorted(zip(*seen["reviewer_xy"], strict=True))
     assert drawn == sorted(zip(reviewers["decisions_per_hour"].to_list(), reviewers["qa_accuracy"].to_list(), strict=True))
     assert len(drawn) > 100
+    # The chart lists the queues in the table's order (lowest SLA rate first), from the top.
+    assert len(seen["queue_rows"]) == 8 and seen["queue_ticks"] == seen["queue_rows"]
+    assert seen["queue_rows"] != sorted(seen["queue_rows"])
 
 
 def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:
