@@ -68,7 +68,7 @@ def _violation_day(cells: dict[tuple[str, str], int], all_all: dict[str, Any]) -
 def tiny_tables(market_b: str = "DE", category_b: str = "spam") -> tuple[Tables, dict[str, Any], dict[str, Any]]:
     """21 published days up to DS; DS has a hate_speech spike in US. Returns tables, manifest, dq of DS.
 
-    KPI values on DS (vs DS-1, vs DS-7): decisions 1,000 (+25.0%, +0.0%), actioned 100 (+100.0%, +81.8%),
+    KPI values on DS (vs DS-1, vs DS-7): decisions 1,000 (+25.0%, 0.0%), actioned 100 (+100.0%, +81.8%),
     proactive 62.0% (+12.0 pp, +2.0 pp), median TTA 1h 30m (+50.0%), SLA 95.0% (+5.0 pp),
     QA accuracy 80.0% (-10.0 pp, no QA a week earlier), overturn 10.0% (-10.0 pp).
     """
