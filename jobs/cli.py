@@ -286,17 +286,23 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     dsa.register("action", "parsers", _SubParsers)  # --verbose after `dsa daily` too
     dsub = dsa.add_subparsers(dest="dsa_command", required=True)
     i = dsub.add_parser("ingest", help="convert daily dumps (nested zips or CSVs) to Parquet, resumably")
-    i.add_argument("--dump", required=True, nargs="+", help="dump zip(s), part .csv.zip(s) or chunk CSV(s)")
-    i.add_argument("--output", required=True)
-    i.add_argument("--quiet", action="store_true")
+    i.add_argument(
+        "--dump", required=True, nargs="+", metavar="FILE",
+        help="dump zip(s), part .csv.zip(s) or chunk CSV(s), all after one --dump (a second --dump replaces the first's)",
+    )
+    i.add_argument("--output", required=True, help="the DSA warehouse directory")
+    i.add_argument("--quiet", action="store_true", help="no progress lines on stderr (the JSON summary still goes to stdout)")
     i.set_defaults(func=cmd_dsa_ingest)
     d = dsub.add_parser("daily", help="sor_daily, trends and the report page of a day (or a range)")
     d.add_argument("--output", required=True)
-    d.add_argument("--ds", type=iso_date)
-    d.add_argument("--start", type=iso_date)
-    d.add_argument("--end", type=iso_date)
-    d.add_argument("--no-report", action="store_true")
-    d.add_argument("--config", help="TOML config; its [trends] section sets the trend thresholds (DESIGN §9)")
+    d.add_argument("--ds", type=iso_date, help="one day (YYYY-MM-DD)")
+    d.add_argument("--start", type=iso_date, help="with --end: every day of the range, in order (instead of --ds)")
+    d.add_argument("--end", type=iso_date, help="the range's last day, included")
+    d.add_argument("--no-report", action="store_true", help="write the tables without the day's HTML page (an older page of the day is removed)")
+    d.add_argument(
+        "--config",
+        help="TOML config; only its [trends] keys apply here, the trend thresholds (see riskinsight.example.toml; DESIGN §10)",
+    )
     d.set_defaults(func=cmd_dsa_daily)
     t = dsub.add_parser("transparency", help="DSA Art. 15 style table for a period, as CSV")
     t.add_argument("--output", required=True)
@@ -333,10 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write realistic synthetic moderation logs")
     g.add_argument("--output", required=True)
     g.add_argument("--start", required=True, type=iso_date)
-    g.add_argument("--days", required=True, type=non_negative_int)
-    g.add_argument("--rows-per-day", required=True, type=non_negative_int)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--dirty-rate", type=float, default=0.002, help="fraction of dirty rows per table")
+    g.add_argument("--days", required=True, type=non_negative_int, help="how many days from --start (>= 1)")
+    g.add_argument("--rows-per-day", required=True, type=non_negative_int, help="decisions a day, the weekly mean (>= 1)")
+    g.add_argument("--seed", type=int, default=0, help="random seed, >= 0; the same arguments give the same files (default: %(default)s)")
+    g.add_argument(
+        "--dirty-rate", type=float, default=0.002,
+        help="fraction of dirty rows per table, within 0..0.2 (jobs.generate.MAX_DIRTY_RATE; default: %(default)s)",
+    )
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("run", help="run the nightly job for a ds or a range")
@@ -345,10 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ds", type=iso_date)
     r.add_argument("--start", type=iso_date)
     r.add_argument("--end", type=iso_date)
-    r.add_argument("--engine", default="polars", choices=["polars", "spark"])
-    r.add_argument("--lookback", type=non_negative_int, default=0, help="also rerun the N days before")
-    r.add_argument("--config", help="TOML config file (defaults documented in jobs/config.py)")
-    r.add_argument("--lock-wait", type=non_negative_seconds, default=0.0, help="seconds to wait for another run of the same ds")
+    r.add_argument("--engine", default="polars", choices=["polars", "spark"], help="(default: %(default)s)")
+    r.add_argument("--lookback", type=non_negative_int, default=0, help="also rerun the N days before (default: %(default)s)")
+    r.add_argument("--config", help="TOML config file; every key, its default and range: riskinsight.example.toml")
+    r.add_argument(
+        "--lock-wait", type=non_negative_seconds, default=0.0,
+        help="seconds to wait for another run of the same ds (default: %(default)s, fail at once with exit 5)",
+    )
     r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
     r.add_argument(
         "--phase", choices=["all", "prepare"], default="all",
@@ -364,9 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")
-    d.add_argument("--output", default="demo-output")
-    d.add_argument("--days", type=non_negative_int, default=DEMO_DAYS)
-    d.add_argument("--rows-per-day", type=non_negative_int, default=DEMO_ROWS)
+    d.add_argument("--output", default="demo-output", help="(default: %(default)s)")
+    d.add_argument("--days", type=non_negative_int, default=DEMO_DAYS, help="days from 2024-01-01 (default: %(default)s)")
+    d.add_argument("--rows-per-day", type=non_negative_int, default=DEMO_ROWS, help="decisions a day, the weekly mean (default: %(default)s)")
     d.set_defaults(func=cmd_demo)
     _add_dsa(sub)
     return parser

@@ -35,7 +35,7 @@ class GenerateArgumentError(UsageError, ValueError):
 
 CHUNK_ROWS = 2_000_000
 TABLES = ("decisions", "appeals", "qa_audits", "shifts")
-MAX_DIRTY_RATE = 0.2
+MAX_DIRTY_RATE = 0.2  # the CLI's --dirty-rate help and the README say "within 0..0.2": keep them in step
 
 _ARROW_TYPES = {"String": pa.string(), "Float64": pa.float64(), "Int64": pa.int64(), "Date": pa.date32()}
 
@@ -267,6 +267,9 @@ def generate(
     reason; a conflicting-duplicate pair counts 2) and `oddities` (rows DESIGN §3 keeps
     but the DQ suites warn about; for decisions also the rows written with a null
     content_created_at / views_before_action, which staging keeps).
+
+    `days` and `rows_per_day` (decisions a day, the weekly mean) must be >= 1, `seed` >= 0 and
+    `dirty_rate` within 0..`MAX_DIRTY_RATE`; otherwise `GenerateArgumentError` (exit 2 from the CLI).
     """
     if days < 1:
         raise GenerateArgumentError(f"days must be >= 1, got {days}")

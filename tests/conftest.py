@@ -6,6 +6,7 @@ import datetime as dt
 import gc
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -65,6 +66,45 @@ def rows_by(df: pl.DataFrame, *keys: str) -> dict:
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RISKINSIGHT_REVISION", os.environ.get("RISKINSIGHT_REVISION", "test"))
+
+
+# ------------------------------------------------------------------ the shared sample data (shared/)
+SHARED_ENV = "RISKINSIGHT_SHARED"
+
+
+def shared_places() -> list[Path]:
+    """Where `shared/` (DESIGN.md, data/) is looked for: $RISKINSIGHT_SHARED alone when it is set,
+    else beside the checkout (`<repo>/../shared`, where the README's links expect it), then /work/shared."""
+    if env := os.environ.get(SHARED_ENV):
+        return [Path(env)]
+    return [Path(__file__).resolve().parents[1].parent / "shared", Path("/work/shared")]
+
+
+def shared_path(*parts: str) -> Path:
+    """`parts` under the first of `shared_places()` that holds them. When none does, under the first
+    place anyway (a path that does not exist): module-level constants still import, and the tests
+    that read it fail through `require_shared`."""
+    places = shared_places()
+    return next((p.joinpath(*parts) for p in places if p.joinpath(*parts).exists()), places[0].joinpath(*parts))
+
+
+def require_shared(*parts: str) -> Path:
+    """`shared_path(*parts)`, or the test fails with one line naming every place tried."""
+    path = shared_path(*parts)
+    if not path.exists():
+        tried = ", ".join(str(p) for p in shared_places())
+        if os.environ.get(SHARED_ENV):
+            how = f"${SHARED_ENV} is set, so only it is tried"
+        else:
+            how = f"put shared/ beside the checkout, or set ${SHARED_ENV} to where it is"
+        pytest.fail(f"the shared sample data is missing: no {Path(*parts)} in {tried} ({how})", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dsa_sor() -> Path:
+    """The DSA Transparency Database sample dumps (`shared/data/dsa_sor`)."""
+    return require_shared("data", "dsa_sor")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

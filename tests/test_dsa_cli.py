@@ -10,14 +10,11 @@ import pytest
 
 from jobs.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsa_sor" / "2024-03-14" / "sor-global-2024-03-14-full.zip"
-
 
 @pytest.fixture(scope="module")
-def sample() -> Path:
-    if not SAMPLE.exists():
-        pytest.fail(f"the shared sample data is missing: {SAMPLE}")
-    return SAMPLE
+def sample(dsa_sor: Path) -> Path:
+    """The sample day's dump; `dsa_sor` (tests/conftest.py) fails naming the places it looked in."""
+    return dsa_sor / "2024-03-14" / "sor-global-2024-03-14-full.zip"
 
 
 def test_ingest_daily_transparency(tmp_path, capsys, sample):

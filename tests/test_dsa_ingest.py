@@ -24,10 +24,9 @@ from jobs.dsa_ingest import (
     DsaIngestError,
     ingest,
 )
+from tests.conftest import shared_path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsa_sor"
-if not DATA.exists():  # the checkout may sit elsewhere; the shared data lives beside it
-    DATA = Path("/work/shared/data/dsa_sor")
+DATA = shared_path("data", "dsa_sor")  # $RISKINSIGHT_SHARED, else ../shared, else /work/shared (conftest)
 DAY = "2024-03-14"
 ZIP = DATA / DAY / f"sor-global-{DAY}-full.zip"
 CSVS = sorted((DATA / DAY).glob("*.csv"))
@@ -35,7 +34,7 @@ NEW_CSV = DATA / "2025-07-01" / "sor-global-2025-07-01-full-00000-00000.csv"
 BACKSLASH_UUID = "eb40d5a8-bddb-4509-b4df-85a5c3a1995d"
 DUP_UUID = "03b1b1c9-a860-4bf6-afff-0d8f0d944871"
 
-pytestmark = pytest.mark.skipif(not ZIP.exists(), reason="shared DSA sample data not available")
+pytestmark = pytest.mark.usefixtures("dsa_sor")  # fails, naming the places tried, when the data is missing
 
 
 @pytest.fixture(scope="module")

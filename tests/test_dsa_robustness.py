@@ -1,6 +1,6 @@
 """The DSA source under damaged, partial and replaced downloads (each case a real operator's mishap).
 
-Every case runs on the real sample rows (../shared/data/dsa_sor) with one thing broken, and checks
+Every case runs on the real sample rows (shared/data/dsa_sor, see tests/conftest.py) with one thing broken, and checks
 that the operator gets a one-line error (exit 4) or the day's true figures, never a half day or a
 silently stale one.
 """
@@ -20,12 +20,11 @@ import pytest
 from jobs.cli import main
 from jobs.dsa import DsaError, cmd_daily
 from jobs.dsa_ingest import DsaIngestError, ingest
+from tests.conftest import shared_path
 from transforms.dsa_transparency import dsa_transparency
 from transforms.sor_daily import sor_daily
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsa_sor"
-if not DATA.exists():  # the checkout may sit elsewhere; the shared data lives beside it
-    DATA = Path("/work/shared/data/dsa_sor")
+DATA = shared_path("data", "dsa_sor")  # $RISKINSIGHT_SHARED, else ../shared, else /work/shared (conftest)
 ZIP = DATA / "2024-03-14" / "sor-global-2024-03-14-full.zip"
 NEW_CSV = DATA / "2025-07-01" / "sor-global-2025-07-01-full-00000-00000.csv"
 
@@ -43,6 +42,7 @@ def _damage_first_member(data: bytes) -> bytes:
     return bytes(b)
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_a_damaged_zip_member_is_a_one_line_error(tmp_path, capsys):
     dump = tmp_path / ZIP.name
     dump.write_bytes(_damage_first_member(ZIP.read_bytes()))  # no .sha1 beside it to catch it first
@@ -51,6 +51,7 @@ def test_a_damaged_zip_member_is_a_one_line_error(tmp_path, capsys):
     assert "damaged zip" in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_a_zip_saved_under_a_chunk_name_is_a_one_line_error(tmp_path, capsys):
     dump = tmp_path / "sor-global-2024-03-14-full-00000-00000.csv"
     dump.write_bytes(ZIP.read_bytes())
@@ -85,6 +86,7 @@ def _zip_with_a_bad_cell_in_part_1(target: Path) -> Path:
     return target
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_a_day_whose_ingest_failed_is_refused_until_a_rerun_completes_it(tmp_path, capsys):
     out = tmp_path / "out"
     (tmp_path / "broken").mkdir()
@@ -104,6 +106,7 @@ def test_a_day_whose_ingest_failed_is_refused_until_a_rerun_completes_it(tmp_pat
     assert (r.statements, r.rows_read, r.duplicate_uuids) == (199, 202, 1)
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_reingesting_a_complete_file_replaces_a_short_one(tmp_path):
     rows = list(csv.reader(io.StringIO(NEW_CSV.read_text(encoding="utf-8"), newline="")))
     short = tmp_path / "dl1" / NEW_CSV.name
@@ -120,6 +123,7 @@ def test_reingesting_a_complete_file_replaces_a_short_one(tmp_path):
     assert ingest([NEW_CSV], out).parts_skipped == 1
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_the_day_manifest_counts_every_row_read(tmp_path):
     assert ingest([ZIP], tmp_path).duplicates_dropped == 1  # within chunk 00000-00000
     r = cmd_daily(tmp_path, "2024-03-14", report=False)
@@ -128,6 +132,7 @@ def test_the_day_manifest_counts_every_row_read(tmp_path):
     assert manifest["rows_read"] == manifest["statements"] + manifest["duplicate_uuids"] + sum(manifest["quarantined"].values()) == 202
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_daily_without_a_report_removes_the_stale_page(tmp_path):
     ingest([ZIP], tmp_path)
     page = Path(cmd_daily(tmp_path, "2024-03-14").report)
@@ -136,6 +141,7 @@ def test_daily_without_a_report_removes_the_stale_page(tmp_path):
     assert not page.exists()
 
 
+@pytest.mark.usefixtures("dsa_sor")
 def test_transparency_names_the_days_with_nothing_ingested(tmp_path, capsys):
     ingest([ZIP], tmp_path / "out")
     csv_path = tmp_path / "t.csv"
