@@ -184,7 +184,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+        if not is_uri(args.output) and Path(args.output).is_dir():
+            _note_stale_days(Path(args.output), days, config)
     return 0
+
+
+def _note_stale_days(output: Path, days: list[dt.date], config) -> None:
+    """Published days this run left built on replaced tables (later days after a rerun with new rows
+    or a backfill; these days, if another day was published while they computed): one line on stderr."""
+    from jobs import lineage
+
+    stale = lineage.stale_after(output, min(days), max(days), config.params(max(days)))
+    if stale:
+        print(f"riskinsight: note: {lineage.rerun_hint(stale)}", file=sys.stderr)
 
 
 def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
@@ -216,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {args.output}: reports are rendered from a local warehouse (a URI warehouse gets its reports from `run`)")
 
     config = load_config(args.config)
-    print(render_day(Path(args.output), args.ds, pseudonym_key=config.pseudonym_key))
+    print(render_day(Path(args.output), args.ds, pseudonym_key=config.pseudonym_key, lock_wait=args.lock_wait))
     return 0
 
 
@@ -287,8 +299,8 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     dsub = dsa.add_subparsers(dest="dsa_command", required=True)
     i = dsub.add_parser("ingest", help="convert daily dumps (nested zips or CSVs) to Parquet, resumably")
     i.add_argument(
-        "--dump", required=True, nargs="+", metavar="FILE",
-        help="dump zip(s), part .csv.zip(s) or chunk CSV(s), all after one --dump (a second --dump replaces the first's)",
+        "--dump", required=True, nargs="+", action="extend", metavar="FILE",
+        help="dump zip(s), part .csv.zip(s) or chunk CSV(s); --dump may be repeated",
     )
     i.add_argument("--output", required=True, help="the DSA warehouse directory")
     i.add_argument("--quiet", action="store_true", help="no progress lines on stderr (the JSON summary still goes to stdout)")
@@ -373,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--ds", required=True, type=iso_date)
     p.add_argument("--config", help="TOML config file; its [report] pseudonym_key keys the reviewer pseudonyms")
+    p.add_argument(
+        "--lock-wait", type=non_negative_seconds, default=0.0,
+        help="seconds to wait for a run of the same ds to finish (the page is rendered under its lock; default: %(default)s)",
+    )
     p.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")

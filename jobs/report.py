@@ -16,10 +16,21 @@ from typing import Any
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from jobs import lineage
 from jobs.engines.polars_engine import key_ranges
 from jobs.errors import InputMissing
 from jobs.manifest import OFFENDER_CATEGORIES
-from jobs.warehouse import ds_lock, file_lock, missing_dir, partition_dir, published_run_file, read_json, runs_dir, write_text
+from jobs.warehouse import (
+    ds_lock,
+    file_lock,
+    missing_dir,
+    partition_dir,
+    published_days,
+    published_run_file,
+    read_json,
+    runs_dir,
+    write_text,
+)
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import DEMO_KEY
 from reports.render import dq_verdict
@@ -153,6 +164,8 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         qcounts = quarantine.group_by("source_table", "reason").agg(pl.len().cast(pl.Int64).alias("rows"))
     manifest, dq, latest_failed = _run_files(output_dir, ds, published)
     trend_params, offender_params = _params(manifest)
+    recorded = manifest.get("params", {}) if isinstance(manifest, dict) else {}
+    taxonomy = (recorded.get("job") or {}).get("taxonomy")
     return ReportData(
         ds=ds,
         violation_daily=violation_daily,
@@ -169,7 +182,34 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         latest_failed=latest_failed,
         trend_params=trend_params,
         offender_params=offender_params,
+        **({"taxonomy": tuple(taxonomy)} if taxonomy else {}),
+        stale_inputs=tuple(lineage.stale_days(output_dir, [ds]).get(ds, [])) if published else (),
+        params_changed=_params_changed(output_dir, ds, recorded) if published else (),
     )
+
+
+# What the tables are computed with; [dq] thresholds judge them and are left out.
+_COMPARED_PARAMS = ("job", "trends", "offenders")
+
+
+def _params_changed(output_dir: Path, ds: dt.date, recorded: dict[str, Any]) -> tuple[tuple[dt.date, tuple[str, ...]], ...]:
+    """The KPI tiles' comparison days (ds-1, ds-7) that were computed with other parameters, with
+    the names of those that differ. Days recorded before manifests held every parameter are skipped."""
+    out = []
+    for day in (ds - dt.timedelta(days=1), ds - dt.timedelta(days=7)):
+        other = read_json(published_run_file(output_dir, day, "manifest.json"))
+        theirs = other.get("params", {}) if isinstance(other, dict) else {}
+        if "job" not in theirs or "job" not in recorded:
+            continue
+        keys = tuple(
+            f"{section}.{key}"
+            for section in _COMPARED_PARAMS
+            for key in sorted(set(recorded.get(section, {})) | set(theirs.get(section, {})))
+            if recorded.get(section, {}).get(key) != theirs.get(section, {}).get(key)
+        )
+        if keys:
+            out.append((day, keys))
+    return tuple(out)
 
 
 def _params(manifest: Any) -> tuple[TrendParams, OffenderParams]:
@@ -264,7 +304,7 @@ def render_day(
     return path
 
 
-def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
+def _index_entry(output_dir: Path, ds: dt.date, href: str | None, stale: bool) -> IndexEntry:
     violation_daily, queue_daily = INDEX_TABLES
     vd = _read_day(output_dir, violation_daily, ds)
     manifest, dq, latest_failed = _run_files(output_dir, ds, vd is not None)
@@ -276,11 +316,12 @@ def _index_entry(output_dir: Path, ds: dt.date, href: str) -> IndexEntry:
     qd = _read_day(output_dir, queue_daily, ds)
     decisions = int(qd["decisions"].sum()) if qd is not None else None
     return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned,
-                      latest_failed=latest_failed is not None)
+                      latest_failed=latest_failed is not None, stale=stale)
 
 
 def render_index(output_dir: Path | str) -> Path:
-    """Re-render `<output>/reports/index.html`: one row per day that has a report.
+    """Re-render `<output>/reports/index.html`: one row per day that is published or has a report
+    (a day that failed its first run has a page and no tables; `run --no-report` tables and no page).
 
     Runs of different days (different ds locks) all rewrite the index: each lists the pages, reads
     every day and writes under `_locks/index.lock`, or the one that listed first and wrote last
@@ -289,7 +330,10 @@ def render_index(output_dir: Path | str) -> Path:
     output_dir = Path(output_dir)
     reports = output_dir / REPORTS_DIR
     with file_lock(output_dir.joinpath(*INDEX_LOCK)):
-        entries = [_index_entry(output_dir, day, name) for day, name in _report_pages(reports)]
+        pages = dict(_report_pages(reports))
+        days = sorted(set(pages) | set(published_days(output_dir, INDEX_TABLES[0])))
+        stale = lineage.stale_days(output_dir, days)
+        entries = [_index_entry(output_dir, day, pages.get(day), day in stale) for day in days]
         path = reports / "index.html"
         write_text(path, _render_index_html(entries))
     return path

@@ -46,6 +46,10 @@ class ReportData:
     # The policy taxonomy: a category's position in it fixes its colour in the trend chart, the same on
     # every page (categories outside it share one grey). The default one unless the caller knows better.
     taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY
+    # Earlier days published anew since this day's trends and repeat offenders read them (jobs.lineage).
+    stale_inputs: tuple[date, ...] = ()
+    # (day, parameter names) for the KPI comparison days computed with other parameters than this day.
+    params_changed: tuple[tuple[date, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,12 @@ class IndexEntry:
     """One row of the report index."""
 
     ds: date
-    href: str
+    href: str | None  # None: published without a page (`run --no-report`)
     dq_status: str | None  # pass | warn | fail | None when no dq.json (the publication's, if any)
     decisions: int | None
     actioned: int | None
     latest_failed: bool = False  # a later run failed the gate; the figures are the publication's
+    stale: bool = False  # built on earlier days' tables republished since (jobs.lineage)
 
 
 __all__ = ["ReportData", "IndexEntry"]

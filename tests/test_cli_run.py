@@ -476,9 +476,10 @@ def test_a_report_waits_for_a_run_of_its_day_instead_of_overwriting_its_page(tmp
         assert holding.wait(30)
         with pytest.raises(LockHeld):
             render_day(out, DS)
+        assert main(["report", "--output", str(out), "--ds", str(DS)]) == 5
         assert not report_page(out).exists()
         threading.Timer(0.3, release.set).start()
-        assert render_day(out, DS, lock_wait=30) == report_page(out)
+        assert main(["report", "--output", str(out), "--ds", str(DS), "--lock-wait", "30"]) == 0
     finally:
         release.set()
         t.join()

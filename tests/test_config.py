@@ -51,7 +51,7 @@ def _expected_keys() -> dict[str, set[str]]:
         "trends": {f.name for f in dataclasses.fields(TrendParams)},
         "offenders": {f.name for f in dataclasses.fields(OffenderParams)},
         "dq": {f.name for f in dataclasses.fields(DQThresholds)},
-        "report": {f.name for f in dataclasses.fields(Config)} - {"job", "dq", "source"},
+        "report": {f.name for f in dataclasses.fields(Config)} - {"job", "dq", "source", "sha256"},
     }
 
 
@@ -294,6 +294,6 @@ def test_a_read_error_is_a_usage_error(tmp_path, monkeypatch):
     def denied(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(UsageError, match=r"^config: cannot read .*c\.toml: Permission denied$"):
         load_config(path)

@@ -68,3 +68,11 @@ def test_daily_without_ingested_data_is_one_line_exit_4(tmp_path, capsys):
     # --verbose wherever it is given, after the nested subcommand too.
     assert main(["dsa", "daily", "--output", str(tmp_path), "--ds", "2024-03-15", "--verbose"]) == 4
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_dump_may_be_repeated():
+    """`--dump a --dump b` kept only b's files (argparse replaces a repeated nargs option)."""
+    from jobs.cli import build_parser
+
+    args = build_parser().parse_args(["dsa", "ingest", "--dump", "a.zip", "b.zip", "--dump", "c.csv", "--output", "o"])
+    assert args.dump == ["a.zip", "b.zip", "c.csv"]

@@ -48,15 +48,20 @@ def test_days_run_in_order_are_not_stale_and_record_what_they_read(tmp_path):
     assert d1["table_sha256"]["violation_daily"] == lineage.file_sha256(next(wh.partition_dir(out, "violation_daily", D1).glob("*.parquet")))
 
 
-def test_a_backfill_run_after_a_later_day_leaves_that_day_stale_until_it_is_rerun(tmp_path):
+def test_a_backfill_run_after_a_later_day_leaves_that_day_stale_until_it_is_rerun(tmp_path, capsys):
     inp, out = tmp_path / "in", tmp_path / "out"
     for d in (D1, D2, D3):
         _write(inp, d)
     _run(inp, out, D3, D3)
+    capsys.readouterr()
     _run(inp, out, D1, D2)  # the backfill, after D3 was published without them
     assert lineage.stale_after(out, D1, D2, PARAMS) == {D3: [D1, D2]}
+    err = capsys.readouterr().err
+    assert f"riskinsight: note: 1 published day(s) were built on earlier tables of {D1}, {D2}" in err
+    assert f"(run --start {D3} --end {D3})" in err and err.count("riskinsight: note:") == 1
     _run(inp, out, D3, D3)
     assert lineage.stale_after(out, D1, D3, PARAMS) == {}
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_a_rerun_with_late_rows_makes_the_later_days_stale_and_an_identical_rerun_does_not(tmp_path):
@@ -73,3 +78,46 @@ def test_a_rerun_with_late_rows_makes_the_later_days_stale_and_an_identical_reru
     assert "2 published day(s)" in lineage.rerun_hint(stale) and f"--start {D2} --end {D3}" in lineage.rerun_hint(stale)
     _run(inp, out, D2, D3)
     assert lineage.stale_after(out, D1, D3, PARAMS) == {}
+
+
+def _page(out: Path, day: dt.date) -> str:
+    return (out / "reports" / f"{day}.html").read_text(encoding="utf-8")
+
+
+def _index_row(out: Path, day: dt.date) -> str:
+    index = (out / "reports" / "index.html").read_text(encoding="utf-8")
+    return index[index.index(f"<td>{day}</td>"):].split("</tr>")[0]
+
+
+def test_the_page_and_the_index_say_which_days_are_stale(tmp_path):
+    from jobs.cli import main
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D3)) == 0
+    assert 'id="stale-history"' not in _page(out, D3)
+    _run(inp, out, D1, D2)  # --no-report: published without pages, listed in the index all the same
+    assert main(["report", "--output", str(out), "--ds", str(D3)]) == 0
+    assert f"tables of {D1}, {D2} that have been published anew" in " ".join(_page(out, D3).split())
+    assert "stale history" in _index_row(out, D3) and ">no page<" in _index_row(out, D1)
+    assert "stale history" not in _index_row(out, D1)
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D3)) == 0
+    assert 'id="stale-history"' not in _page(out, D3) and "stale history" not in _index_row(out, D3)
+
+
+def test_the_page_says_when_its_comparison_days_ran_with_other_parameters(tmp_path):
+    from jobs.report import load_report_data
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2):
+        _write(inp, d)
+    _run(inp, out, D1, D1)
+    config = tmp_path / "c.toml"
+    config.write_text('[job]\nproactive_sources = ["ml_model"]\ntaxonomy = ["spam", "hate_speech"]\n')
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D2), "--config", str(config)) == 0
+    text = " ".join(_page(out, D2).split())
+    assert f"Computed with other parameters than {D1} (job.proactive_sources, job.taxonomy)" in text
+    assert load_report_data(out, D2).taxonomy == ("spam", "hate_speech")
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D1), "--config", str(config)) == 0
+    assert 'id="params-changed"' not in _page(out, D1)  # D1-1 and D1-7 were never run

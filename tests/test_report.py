@@ -333,7 +333,11 @@ def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None
     assert 'id="not-published"' in page and "reconciles" in page
     assert "failed the data-quality gate on violation_daily.reconciles" in re.sub(r"\s+", " ", page)
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
-    assert re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index) == ["2024-03-15", "2024-03-14"]
+    # Every day with a page (linked) and every published day (the trend's earlier days: no page).
+    assert re.findall(r'<a href="(\d{4}-\d{2}-\d{2})\.html">', index) == ["2024-03-15", "2024-03-14"]
+    days = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index)
+    published = sorted((str(d) for d in tables["violation_daily"]), reverse=True)
+    assert days == ["2024-03-15", *published] and index.count(">no page</span>") == len(published) - 1
     assert '<span class="badge fail">fail</span>' in index
 
 
@@ -372,7 +376,7 @@ def test_several_days_render_the_index_once_when_asked(tmp_path: Path) -> None:
         job.render_day(tmp_path, d, pseudonym_key=KEY, index=False)
     assert not index.exists()
     job.render_index(tmp_path)
-    listed = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index.read_text(encoding="utf-8"))
+    listed = re.findall(r'<a href="(\d{4}-\d{2}-\d{2})\.html">', index.read_text(encoding="utf-8"))
     assert listed == [d.isoformat() for d in reversed(days)]
 
 
