@@ -439,6 +439,12 @@ def risk_insight_nightly() -> None:
             for day in run["days"]
         ]
         paths.append(str(render_index(run["output_dir"])))
+        from jobs import lineage
+
+        days = [date.fromisoformat(day) for day in run["days"]]
+        stale = lineage.stale_after(Path(run["output_dir"]), min(days), max(days), _load_config(run).params(max(days)))
+        if stale:  # later days built on what this run replaced: the on-call reruns them
+            log.warning("%s", lineage.rerun_hint(stale))
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:
             _failure_path(run["output_dir"], day).unlink(missing_ok=True)
