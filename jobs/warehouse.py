@@ -178,12 +178,14 @@ def _thread_lock(key: str) -> threading.Lock:
         return _THREAD_LOCKS.setdefault(key, threading.Lock())
 
 
-def _lock_held(path: Path, output: Path, ds: dt.date) -> LockHeld:
+def _lock_held(path: Path, output: Path, ds: dt.date, wait_s: float) -> LockHeld:
     holder = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-    return LockHeld(f"ds={ds} of {output} is being run by {holder}; retry later or pass --lock-wait SECONDS")
+    advice = (f"still held after --lock-wait {wait_s:g}; retry later or wait longer" if wait_s > 0
+              else "retry later or pass --lock-wait SECONDS")
+    return LockHeld(f"ds={ds} of {output} is being run by {holder}; {advice}")
 
 
-def _flock(fd: int, path: Path, output: Path, ds: dt.date, deadline: float) -> None:
+def _flock(fd: int, path: Path, output: Path, ds: dt.date, deadline: float, wait_s: float) -> None:
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -192,7 +194,7 @@ def _flock(fd: int, path: Path, output: Path, ds: dt.date, deadline: float) -> N
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             if time.monotonic() >= deadline:
-                raise _lock_held(path, output, ds) from None
+                raise _lock_held(path, output, ds, wait_s) from None
             time.sleep(0.2)
 
 
@@ -210,17 +212,21 @@ def ds_lock(output: Path, ds: dt.date, wait_s: float = 0.0) -> Iterator[None]:
     deadline = time.monotonic() + wait_s
     in_process = _thread_lock(key)
     if not in_process.acquire(timeout=min(max(wait_s, 0.0), threading.TIMEOUT_MAX)):
-        raise _lock_held(path, output, ds)
+        raise _lock_held(path, output, ds, wait_s)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _flock(fd, path, output, ds, deadline)
+            _flock(fd, path, output, ds, deadline, wait_s)
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
             held.add(key)
             recover(output, ds)
             yield
         finally:
+            if key in held:
+                # Not left behind to be named as the holder of a lock someone else takes next
+                # (a killed run's name stays: it is the last one that held it).
+                os.ftruncate(fd, 0)
             held.discard(key)
             os.close(fd)  # closing releases the flock
     finally:

@@ -51,8 +51,11 @@ def test_a_second_thread_waits_for_the_ds_lock_like_another_process(tmp_path: Pa
     first.start()
     while not inside:
         time.sleep(0.01)
-    with pytest.raises(LockHeld, match=rf"^ds={DS} of .* is being run by pid {os.getpid()} on "):
+    with pytest.raises(LockHeld, match=rf"^ds={DS} of .* is being run by pid {os.getpid()} on .*; retry later or pass --lock-wait"):
         with wh.ds_lock(tmp_path, DS):
+            pass
+    with pytest.raises(LockHeld, match=r"; still held after --lock-wait 0.05; retry later or wait longer$"):
+        with wh.ds_lock(tmp_path, DS, wait_s=0.05):
             pass
     second = threading.Thread(target=_hold, args=(tmp_path, "second", 1.5, inside, seen), kwargs={"wait_s": 30})
     second.start()
@@ -65,6 +68,9 @@ def test_a_second_thread_waits_for_the_ds_lock_like_another_process(tmp_path: Pa
     second.join()
     assert probe.stdout.strip() == "held", probe.stderr[-2000:]
     assert seen == [["first"], ["second"]], "two threads inside one ds lock at once"
+    # Released, the lock names nobody: a holder that never writes its name (an outside flock) is
+    # not reported as the last run that held it.
+    assert (tmp_path / "_locks" / f"ds={DS}.lock").read_text() == ""
 
 
 def test_the_ds_lock_is_still_reentrant_within_a_thread(tmp_path: Path) -> None:
@@ -123,11 +129,11 @@ def test_runs_of_different_days_never_drop_each_others_index_row(tmp_path: Path,
     first_listed = threading.Event()
     real_entry = report_mod._index_entry
 
-    def slow_entry(output_dir: Path, ds: dt.date, href: str):
+    def slow_entry(output_dir: Path, ds: dt.date, *args):
         if threading.current_thread().name == "first":
             first_listed.set()
             second_done.wait(2)  # the second run goes first, unless it waits for the lock
-        return real_entry(output_dir, ds, href)
+        return real_entry(output_dir, ds, *args)
 
     monkeypatch.setattr(report_mod, "_index_entry", slow_entry)
 

@@ -213,13 +213,13 @@ def test_one_run_at_a_time_rewrites_the_remote_index(tmp_path: Path, inputs, mon
     first_listed, second_waits, second_done = threading.Event(), threading.Event(), threading.Event()
     real_entry, real_create_new = report_mod._index_entry, fs.create_new
 
-    def entry_after_the_other_run(output_dir: Path, ds: dt.date, href: str):
+    def entry_after_the_other_run(output_dir: Path, ds: dt.date, *args):
         if Path(output_dir) == first:  # the first writer has listed the pages: let the other one go
             first_listed.set()
             deadline = time.monotonic() + 60
             while not (second_waits.is_set() or second_done.is_set()) and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return real_entry(output_dir, ds, href)
+        return real_entry(output_dir, ds, *args)
 
     def create_new(uri: str, data: bytes) -> bool:
         made = real_create_new(uri, data)
