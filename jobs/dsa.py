@@ -151,7 +151,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     rows_read = int(dups["rows"]) + dropped_at_ingest + sum(quarantined.values())
     report_path = output / "reports" / "dsa" / f"{day.isoformat()}.html"
     if report:
-        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, run_ts)
+        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, run_ts, params.window_days)
     else:
         # A page from an earlier run would describe the tables just replaced.
         report_path.unlink(missing_ok=True)
@@ -173,7 +173,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
 
 
 def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends: pl.DataFrame, day: dt.date,
-                  duplicates: int, quarantined: dict[str, int], run_ts: str | None) -> None:  # fmt: skip
+                  duplicates: int, quarantined: dict[str, int], run_ts: str | None, baseline_days: int) -> None:  # fmt: skip
     page = render_dsa_day(
         DsaDayData(
             ds=day,
@@ -182,6 +182,7 @@ def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends
             trends=trends,
             duplicate_uuids=duplicates,
             quarantined=quarantined,
+            baseline_days=baseline_days,
         ),
         run_ts=run_ts,
     )

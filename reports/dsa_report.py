@@ -37,6 +37,7 @@ class DsaDayData:
     duplicate_uuids: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    baseline_days: int = 28  # the [trends] window the day's trends were computed against
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         platforms=_rows(_platforms(daily)),
         anomalies=_anomalies(data.trends),
         trends_available=data.trends is not None,
+        baseline_days=data.baseline_days,
         duplicate_uuids=data.duplicate_uuids,
         negative_moderation_delay=t.get("negative_moderation_delay", 0),
         quarantined=sorted(data.quarantined.items()),

@@ -245,8 +245,8 @@ def test_the_command_takes_its_trend_thresholds_from_the_config(tmp_path, capsys
 
 def test_a_trend_window_shorter_than_a_week_still_compares_with_a_week_ago(tmp_path):
     end = _spike_day(tmp_path)
-    r = cmd_daily(tmp_path, end, params=TrendParams(window_days=3, min_baseline_days=2), report=False)
-    assert r.trend_rows > 0
+    r = cmd_daily(tmp_path, end, params=TrendParams(window_days=3, min_baseline_days=2))
+    assert r.trend_rows > 0 and "against the 3-day baseline" in Path(r.report).read_text()
     trends = pl.read_parquet(tmp_path / "sor_trends" / f"ds={end}" / "part-00000.parquet")
     tiktok = trends.filter((pl.col("platform_name") == "TikTok") & (pl.col("category") == "ALL")).row(0, named=True)
     daily = {d: pl.read_parquet(tmp_path / "sor_daily" / f"ds={end - dt.timedelta(days=d)}" / "part-00000.parquet")
