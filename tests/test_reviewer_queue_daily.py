@@ -120,3 +120,14 @@ def test_queue_daily_wait_keeps_microseconds(engine):
     rows = [automated(queue="live_realtime", enqueued_at=ts(2, micro=1), decided_at=ts(2, 0, 1, micro=2))]
     got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P, engine.aggregate)), "queue", "market")
     assert got[("live_realtime", "US")]["wait_max_s"] == 1.000001
+
+
+def test_a_wait_equal_to_the_sla_meets_it_and_a_microsecond_more_does_not(engine):
+    """DESIGN §4: sla_met counts decisions with wait <= the queue's SLA (live_realtime: 300 s)."""
+    rows = [
+        decision(reviewer_id="e", queue="live_realtime", enqueued_at=ts(2), decided_at=ts(2, 5)),
+        decision(reviewer_id="e", queue="live_realtime", enqueued_at=ts(2), decided_at=ts(2, 5, micro=1)),
+    ]
+    assert run_reviewer_daily(engine, rows).to_dicts()[0]["sla_met"] == 1
+    got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P, engine.aggregate)), "queue", "market")
+    assert got[("live_realtime", "US")]["sla_met"] == 1

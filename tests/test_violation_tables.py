@@ -98,6 +98,19 @@ def test_violation_daily_empty_day_has_only_all_all(engine):
     assert got == {("ALL", "ALL"): _row(0, 0, 0, 0, 0, None, None, 0, 0, 0)}
 
 
+def test_violation_daily_boundaries_of_within_24h_and_removed(engine):
+    """within_24h is time to action <= 24 h (DESIGN §4); removed counts action 'remove' only, not
+    end_live or suspend_account."""
+    decisions = [
+        decision(market="US", content_created_at=ts(2, 5, day=DS - DAY)),  # exactly 24 h: within
+        decision(market="US", content_created_at=ts(2, 4, 59, day=DS - DAY), decided_at=ts(2, 5, micro=1)),  # 24 h 1 s
+        decision(market="US", action="end_live"),
+        decision(market="US", action="suspend_account"),
+    ]
+    got = run_violation_daily(engine, decisions, [])[("US", "spam")]
+    assert (got["actioned"], got["within_24h"], got["removed"]) == (4, 3, 2)  # the builder's action is remove
+
+
 # ------------------------------------------------------------------ trends
 def history_frame(engine, rows):
     """rows: (ds, market, category, actioned)."""
@@ -162,6 +175,20 @@ def test_trends_drop_needs_volume_and_zero_std_gives_no_zscore(engine):
     assert got[("DE", "spam")]["is_anomaly"] is True
     rows[-1] = (DS, "DE", "spam", 19)
     assert trends(engine, rows)[("DE", "spam")]["is_anomaly"] is False
+
+
+def test_trends_thresholds_are_inclusive(engine):
+    """DESIGN §4: a z-score needs baseline_days >= min_baseline_days; an anomaly is |z| >= the
+    threshold with max(actioned, baseline_mean) >= min_volume. Baseline 7, 10, 13 (mean 10, std 3
+    exactly) and 19 today: z is exactly 3, volume exactly 19."""
+    from dataclasses import replace
+
+    params = replace(P, trends=replace(P.trends, min_baseline_days=3, zscore_threshold=3.0, min_volume=19.0))
+    rows = [(DS - dt.timedelta(days=k), "ALL", "ALL", v) for k, v in ((3, 7), (2, 10), (1, 13), (0, 19))]
+    got = rows_by(collect(engine, violation_trends(history_frame(engine, rows), params)), "market", "policy_category")
+    row = got[("ALL", "ALL")]
+    assert (row["baseline_days"], row["baseline_mean"], row["baseline_std"], row["zscore"]) == (3, 10.0, 3.0, 3.0)
+    assert (row["is_anomaly"], row["direction"]) == (True, "spike")
 
 
 def test_trends_window_ignores_days_older_than_28(engine):
