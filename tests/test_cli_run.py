@@ -524,3 +524,38 @@ def test_a_publication_without_a_report_removes_the_page_of_the_one_before(tmp_p
     assert f'href="{DS}.html"' not in (out / "reports" / "index.html").read_text()
     assert main(["report", "--output", str(out), "--ds", str(DS)]) == 0
     assert report_page(out).exists()
+
+
+@pytest.mark.parametrize(("config", "trend_days"), [("", 28), ("[trends]\nwindow_days = 3\nmin_baseline_days = 2\n", 7)])
+def test_the_history_reads_exactly_the_windows_design_defines(tmp_path, config, trend_days):
+    """violation_trends: the baseline ds-28..ds-1 (and never less than the week before ds);
+    repeat_offenders: ds-29..ds. A window one day short dropped the oldest day without a trace."""
+    from jobs.config import load_config
+    from jobs.nightly import prepare_day
+
+    (tmp_path / "c.toml").write_text(config)
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    asked = []
+
+    def history(table: str, first: dt.date, last: dt.date) -> dict:
+        asked.append((table, first, last))
+        return {}
+
+    prepare_day(tmp_path / "in", tmp_path / "out", DS, config=load_config(tmp_path / "c.toml"), history=history)
+    assert sorted(asked) == [("creator_category_daily", DS - 29 * DAY, DS - DAY), ("violation_daily", DS - trend_days * DAY, DS - DAY)]
+
+
+def test_publish_refuses_a_candidate_whose_gate_failed(tmp_path):
+    from jobs.errors import RiskInsightError
+    from jobs.nightly import prepare_day, publish_day
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    candidate = prepare_day(tmp_path / "in", out, DS)
+    for verdict in ("pending", "fail"):
+        manifest = candidate.manifest()
+        manifest["dq"]["verdict"] = verdict
+        wh.write_json(candidate.manifest_path, manifest)
+        with pytest.raises(RiskInsightError, match=f"candidate has DQ verdict '{verdict}'; not publishing"):
+            publish_day(candidate)
+    assert wh.current_version(out, DS) is None and not wh.partition_dir(out, "violation_daily", DS).exists()

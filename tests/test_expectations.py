@@ -358,6 +358,10 @@ def test_every_expectation_has_a_breaking_case() -> None:
     reported = {(r.table, r.expectation) for r in clean_result().results}
     assert reported - covered == set()
     assert covered - reported == set()
+    # The cases are built from what the suites report, so a check dropped from a suite would drop
+    # its case too: every check named here must still be reported.
+    declared = set(SPECIFIC) | {(t, n) for t in INPUT_TABLES for n in input_breakers(t)}
+    assert declared - reported == set()
 
 
 @pytest.mark.parametrize("conversion", ["pandas", "gate"])
@@ -565,6 +569,11 @@ def test_unknown_figures_warn_and_report_counts() -> None:
     assert warning.details.startswith("7 of 1000 staged rows")
     # A tolerance in the config silences it.
     assert _decisions_verdict(figures, DQThresholds(unknown_rate_warning=0.01)).verdict == "pass"
+    # And a mismatch's tolerance is its own, not the unknown values'.
+    mismatch = replace(base, profile={**base.profile, ("decisions", "action_mismatch"): 2.0})
+    assert _decisions_verdict(mismatch).verdict == "warn"
+    assert _decisions_verdict(mismatch, DQThresholds(action_mismatch_rate_warning=0.01)).verdict == "pass"
+    assert _decisions_verdict(mismatch, DQThresholds(unknown_rate_warning=0.01)).verdict == "warn"
 
 
 def test_empty_day_passes() -> None:
@@ -601,6 +610,11 @@ def test_unknown_action_warns_apart_from_a_mismatch() -> None:
     # Its tolerance is the unknown values' one, not the mismatches'.
     assert _decisions_verdict(figures, DQThresholds(action_mismatch_rate_warning=1.0)).verdict == "warn"
     assert _decisions_verdict(figures, DQThresholds(unknown_rate_warning=0.01)).verdict == "pass"
+    # And a mismatch's tolerance is its own, not the unknown values'.
+    mismatch = replace(base, profile={**base.profile, ("decisions", "action_mismatch"): 2.0})
+    assert _decisions_verdict(mismatch).verdict == "warn"
+    assert _decisions_verdict(mismatch, DQThresholds(action_mismatch_rate_warning=0.01)).verdict == "pass"
+    assert _decisions_verdict(mismatch, DQThresholds(unknown_rate_warning=0.01)).verdict == "warn"
 
 
 # ------------------------------------------------------------------ NaN and ±inf, counted in Polars

@@ -662,3 +662,26 @@ def test_queue_chart_rows_follow_the_queue_table(tiny_html: str) -> None:
     spec = next(json.loads(s) for s in _spec_texts(tiny_html) if '"Wait p50"' in s)
     yaxis = spec["layout"]["yaxis"]
     assert yaxis["categoryarray"] == rows and yaxis["autorange"] == "reversed"  # first row at the top
+
+
+def test_qa_accuracy_tile_weights_reviewers_by_their_audits() -> None:
+    """QA accuracy over the day is agreed audits over audits (DESIGN §4's qa_accuracy summed over
+    reviewers), not the mean of each reviewer's rate: one audit agreed and three not is 25 %."""
+    from reports.kpis import day_values
+
+    tables, manifest, dq = tiny_tables()
+    data = report_data(tables, DS, manifest, dq)
+    reviewers = pl.DataFrame({"ds": [DS, DS], "reviewer_id": ["a", "b"], "qa_audits": [1, 3], "qa_agreed": [1, 0],
+                              "qa_accuracy": [1.0, 0.0]})
+    assert day_values(dataclasses.replace(data, reviewer_daily=reviewers), DS)["qa_accuracy"] == 0.25
+
+
+def test_top_risers_are_the_highest_zscores_first() -> None:
+    from reports.render import _risers
+
+    trends = pl.DataFrame({
+        "market": ["ALL", "US", "DE", "FR", "GB"], "policy_category": ["ALL", "spam", "spam", "spam", "spam"],
+        "actioned": [500, 50, 50, 50, 5], "zscore": [9.0, 1.0, 5.0, 3.0, 8.0], "wow_change": [0.1, 0.2, 0.1, 0.3, 0.4],
+    })
+    # ALL/ALL is the headline, GB is under the volume floor of 20.
+    assert [r["market"] for r in _risers(trends, 20)] == ["DE", "FR", "US"]
