@@ -191,6 +191,22 @@ def test_trends_thresholds_are_inclusive(engine):
     assert (row["is_anomaly"], row["direction"]) == (True, "spike")
 
 
+def test_trends_statistics_are_the_same_bits_on_every_run(engine):
+    """A float mean and std depended on the order the joined rows were added in: this baseline's
+    std (exactly 1) came out 1.0000000000000013 in some runs, so z = 3 read 2.9999999999999996 and
+    the anomaly came and went between reruns of the same day (DESIGN §6: same contents)."""
+    vals = [50] * 17 + [53, 47]
+    rows = [(DS - dt.timedelta(days=k + 1), "ALL", "ALL", v) for k, v in enumerate(vals)] + [(DS, "ALL", "ALL", 53)]
+    rows += [(DS - dt.timedelta(days=k + 1), "US", "spam", 10**9 + k % 2) for k in range(19)]  # large, std tiny
+    for _ in range(4):
+        got = trends(engine, rows)
+        row = got[("ALL", "ALL")]
+        assert (row["baseline_mean"], row["baseline_std"], row["zscore"], row["is_anomaly"]) == (50.0, 1.0, 3.0, True)
+        big = got[("US", "spam")]
+        assert big["baseline_mean"] == pytest.approx(10**9 + 9 / 19, rel=1e-15)
+        assert big["baseline_std"] == pytest.approx(statistics.stdev([k % 2 for k in range(19)]), rel=1e-12)
+
+
 def test_trends_window_ignores_days_older_than_28(engine):
     rows = [(DS - dt.timedelta(days=29), "ALL", "ALL", 1000), (DS - dt.timedelta(days=28), "ALL", "ALL", 10), (DS, "ALL", "ALL", 12)]
     got = trends(engine, rows)[("ALL", "ALL")]

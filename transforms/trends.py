@@ -21,6 +21,42 @@ def _window(frame: nw.LazyFrame, first: dt.date, last: dt.date) -> nw.LazyFrame:
     return frame.filter((nw.col(DS) >= nw.lit(first)) & (nw.col(DS) <= nw.lit(last)))
 
 
+def _baseline(days: nw.LazyFrame, keys: list[str]) -> nw.LazyFrame:
+    """baseline_days, baseline_mean and baseline_std (sample) of the integer measure `_xi` per key.
+
+    From integer sums only, so every run gives the same bits: a float mean and std depend on the
+    order their rows are added in, which joins and parallel aggregation vary from run to run, and
+    |z| = 3 exactly came out 2.9999999999999996 in some runs and 3.0 in others (an anomaly or not).
+    The deviations are taken from an integer pivot near the mean (floor(sum / n)), so their sums
+    stay small and exact, and the variance (sum d^2 - (sum d)^2 / n) / (n - 1) loses nothing to
+    cancellation.
+    """
+    n = nw.col("baseline_days").cast(nw.Float64)
+    pivot = days.group_by(keys).agg(nw.len().cast(nw.Int64).alias("_n"), nw.col("_xi").sum().alias("_s1")).select(
+        *keys, (nw.col("_s1") // nw.col("_n")).alias("_pivot")
+    )
+    sums = (
+        days.join(pivot, on=keys, how="left")
+        .with_columns((nw.col("_xi") - nw.col("_pivot")).alias("_d"))
+        .group_by(keys)
+        .agg(
+            nw.len().cast(nw.Int64).alias("baseline_days"),
+            nw.col("_pivot").max(),
+            nw.col("_d").sum().alias("_sd"),
+            (nw.col("_d") * nw.col("_d")).sum().alias("_sd2"),
+        )
+    )
+    sd = nw.col("_sd").cast(nw.Float64)
+    variance = (nw.col("_sd2").cast(nw.Float64) - sd * sd / n) / (n - 1.0)
+    return sums.select(
+        *keys,
+        "baseline_days",
+        (nw.col("_pivot").cast(nw.Float64) + sd / n).alias("baseline_mean"),
+        # The std of one value is undefined (null), as a sample std.
+        nw.when(nw.col("baseline_days") >= 2).then(variance.sqrt()).otherwise(nw.lit(None, nw.Float64)).alias("baseline_std"),
+    )
+
+
 def trend_table(
     history: nw.LazyFrame, ds: dt.date, keys: list[str], measure: str, params: TrendParams
 ) -> nw.LazyFrame:
@@ -37,19 +73,17 @@ def trend_table(
     dense = (
         combos.join(days, how="cross")
         .join(hist, on=[DS, *keys], how="left")
-        .with_columns(nw.col(measure).fill_null(0).cast(nw.Float64).alias("_x"))
+        .with_columns(nw.col(measure).fill_null(0).cast(nw.Int64).alias("_xi"))
+        .with_columns(nw.col("_xi").cast(nw.Float64).alias("_x"))
     )
     today = _window(dense, ds, ds).select(*keys, nw.col("_x").alias("_today"))
-    week = _window(dense, ds - dt.timedelta(days=6), ds).group_by(keys).agg(nw.col("_x").mean().alias("_mean7"))
-    baseline = (
-        _window(dense, start, ds - dt.timedelta(days=1))
+    week = (
+        _window(dense, ds - dt.timedelta(days=6), ds)
         .group_by(keys)
-        .agg(
-            nw.len().cast(nw.Int64).alias("baseline_days"),
-            nw.col("_x").mean().alias("baseline_mean"),
-            nw.col("_x").std(ddof=1).alias("baseline_std"),
-        )
+        .agg(nw.col("_xi").sum().alias("_s7"), nw.len().alias("_n7"))
+        .select(*keys, (nw.col("_s7").cast(nw.Float64) / nw.col("_n7").cast(nw.Float64)).alias("_mean7"))
     )
+    baseline = _baseline(_window(dense, start, ds - dt.timedelta(days=1)), keys)
     week_ago = _window(dense, ds - dt.timedelta(days=7), ds - dt.timedelta(days=7)).select(
         *keys, nw.col("_x").alias("_week_ago")
     )
@@ -59,14 +93,7 @@ def trend_table(
         .join(week, on=keys, how="left")
         .join(baseline, on=keys, how="left")
         .join(week_ago, on=keys, how="left")
-        .with_columns(
-            nw.col("baseline_days").fill_null(0).cast(nw.Int64),
-            # Spark gives NaN where Polars gives null for the std of one value: both mean "undefined".
-            nw.when(nw.col("baseline_std").is_nan().fill_null(True))
-            .then(nw.lit(None, nw.Float64))
-            .otherwise(nw.col("baseline_std"))
-            .alias("baseline_std"),
-        )
+        .with_columns(nw.col("baseline_days").fill_null(0).cast(nw.Int64))
         .with_columns(
             zscore=nw.when(
                 (nw.col("baseline_days") >= params.min_baseline_days) & (nw.col("baseline_std").fill_null(0) > 0)
