@@ -680,8 +680,9 @@ def test_top_risers_are_the_highest_zscores_first() -> None:
     from reports.render import _risers
 
     trends = pl.DataFrame({
-        "market": ["ALL", "US", "DE", "FR", "GB"], "policy_category": ["ALL", "spam", "spam", "spam", "spam"],
-        "actioned": [500, 50, 50, 50, 5], "zscore": [9.0, 1.0, 5.0, 3.0, 8.0], "wow_change": [0.1, 0.2, 0.1, 0.3, 0.4],
+        "market": ["ALL", "US", "DE", "FR", "GB", "IT"], "policy_category": ["ALL", "spam", "spam", "spam", "spam", "spam"],
+        "actioned": [500, 50, 50, 50, 19, 20], "zscore": [9.0, 1.0, 5.0, 3.0, 8.0, 2.0],
+        "wow_change": [0.1, 0.2, 0.1, 0.3, 0.4, 0.1],
     })
-    # ALL/ALL is the headline, GB is under the volume floor of 20.
-    assert [r["market"] for r in _risers(trends, 20)] == ["DE", "FR", "US"]
+    # ALL/ALL is the headline; GB is under the volume floor of 20, IT exactly on it.
+    assert [r["market"] for r in _risers(trends, 20)] == ["DE", "FR", "IT", "US"]
