@@ -430,7 +430,8 @@ def risk_insight_nightly() -> None:
     def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:
         from jobs.report import render_day, render_index
 
-        key = _load_config(run).pseudonym_key
+        config = _load_config(run)
+        key = config.pseudonym_key
         paths = [
             # Under each day's lock: a manual run of a day publishing meanwhile is waited for, not
             # overwritten with a page of the publication before it.
@@ -442,9 +443,8 @@ def risk_insight_nightly() -> None:
         from jobs import lineage
 
         days = [date.fromisoformat(day) for day in run["days"]]
-        stale = lineage.stale_after(Path(run["output_dir"]), min(days), max(days), _load_config(run).params(max(days)))
-        if stale:  # later days built on what this run replaced: the on-call reruns them
-            log.warning("%s", lineage.rerun_hint(stale))
+        if note := lineage.stale_note(Path(run["output_dir"]), days, config.params(max(days))):
+            log.warning("%s", note)  # later days built on what this run replaced: the on-call reruns them
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:
             _failure_path(run["output_dir"], day).unlink(missing_ok=True)

@@ -194,9 +194,8 @@ def _note_stale_days(output: Path, days: list[dt.date], config) -> None:
     or a backfill; these days, if another day was published while they computed): one line on stderr."""
     from jobs import lineage
 
-    stale = lineage.stale_after(output, min(days), max(days), config.params(max(days)))
-    if stale:
-        print(f"riskinsight: note: {lineage.rerun_hint(stale)}", file=sys.stderr)
+    if note := lineage.stale_note(output, days, config.params(max(days))):
+        print(f"riskinsight: note: {note}", file=sys.stderr)
 
 
 def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:

@@ -51,24 +51,26 @@ class _Published:
 
     def __init__(self, output: Path) -> None:
         self.output = Path(output)
-        self._manifests: dict[dt.date, dict | None] = {}
+        self._days: dict[dt.date, tuple[str | None, dict | None]] = {}
+
+    def _day(self, day: dt.date) -> tuple[str | None, dict | None]:
+        """(version, manifest) of the publication in place; (None, None) where day is unpublished."""
+        if day not in self._days:
+            version = wh.current_version(self.output, day)
+            manifest = wh.read_json(wh.published_run_file(self.output, day, "manifest.json")) if version else None
+            self._days[day] = (version, manifest)
+        return self._days[day]
 
     def manifest(self, day: dt.date) -> dict | None:
-        if day not in self._manifests:
-            self._manifests[day] = (
-                wh.read_json(wh.published_run_file(self.output, day, "manifest.json"))
-                if wh.current_version(self.output, day) is not None
-                else None
-            )
-        return self._manifests[day]
+        return self._day(day)[1]
 
     def token(self, day: dt.date, table: str) -> str | None:
         """The published table's identity on `day`: its digest, else its version; None if unpublished."""
-        manifest = self.manifest(day)
-        if manifest is None:
+        version, manifest = self._day(day)
+        if version is None:
             return None
-        digest = (manifest.get("table_sha256") or {}).get(table)
-        return digest or f"version:{wh.current_version(self.output, day)}"
+        digest = ((manifest or {}).get("table_sha256") or {}).get(table)
+        return digest or f"version:{version}"
 
 
 def record(output: Path, ds: dt.date, params: Params) -> dict:
@@ -116,6 +118,12 @@ def stale_after(output: Path | str, first: dt.date, last: dt.date, params: Param
     reach = max(history_days(params).values())
     candidates = [d for d in wh.published_days(Path(output), "violation_daily") if first <= d <= last + dt.timedelta(days=reach)]
     return stale_days(output, candidates)
+
+
+def stale_note(output: Path | str, days: list[dt.date], params: Params) -> str | None:
+    """After a run of `days`: the one line naming the published days it left stale, or None."""
+    stale = stale_after(output, min(days), max(days), params)
+    return rerun_hint(stale) if stale else None
 
 
 def rerun_hint(stale: dict[dt.date, list[dt.date]]) -> str:

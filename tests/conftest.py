@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -52,6 +53,19 @@ def spark_engine(spark_session) -> Iterator[Engine]:
 
 def collect(engine: Engine, frame) -> pl.DataFrame:
     return engine.collect({"out": frame})["out"]
+
+
+def second_while_first_waits(first: Callable[[], object], second: Callable[[], object], first_waiting: threading.Event,
+                             timeout: float) -> None:
+    """Run `first` in a thread named "first"; once it sets `first_waiting`, run `second` in a thread
+    named "second"; wait for both (a race of two writers, the first stalled where it matters)."""
+    a = threading.Thread(target=first, name="first")
+    b = threading.Thread(target=second, name="second")
+    a.start()
+    assert first_waiting.wait(timeout)
+    b.start()
+    a.join(2 * timeout)
+    b.join(2 * timeout)
 
 
 def rows_by(df: pl.DataFrame, *keys: str) -> dict:

@@ -21,7 +21,7 @@ from jobs import warehouse as wh
 from jobs.config import Config
 from jobs.engines.polars_engine import PolarsEngine
 from jobs.errors import LockHeld
-from tests.conftest import DS
+from tests.conftest import DS, second_while_first_waits
 from tests.inputs import write_day
 from tests.test_cli_run import clean_day
 from transforms.schemas import OUTPUT_TABLES
@@ -142,13 +142,7 @@ def test_runs_of_different_days_never_drop_each_others_index_row(tmp_path: Path,
         report_mod.render_index(tmp_path)
         second_done.set()
 
-    first = threading.Thread(target=report_mod.render_index, args=(tmp_path,), name="first")
-    second = threading.Thread(target=second_run, name="second")
-    first.start()
-    assert first_listed.wait(30)
-    second.start()
-    first.join(60)
-    second.join(60)
+    second_while_first_waits(lambda: report_mod.render_index(tmp_path), second_run, first_listed, 30)
     index = (reports / "index.html").read_text(encoding="utf-8")
     assert f'href="{DS - dt.timedelta(days=1)}.html"' in index and f'href="{DS}.html"' in index
 

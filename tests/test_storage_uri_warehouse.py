@@ -28,7 +28,7 @@ from jobs.errors import DQGateFailed, LockHeld
 from jobs.remote_run import RemoteRun
 from jobs.remote_warehouse import RemoteWarehouse
 from tests.builders import decision
-from tests.conftest import DS
+from tests.conftest import DS, second_while_first_waits
 from tests.inputs import write_day
 from tests.test_cli_run import _index_row, _page, _run_facts, clean_day
 
@@ -236,13 +236,7 @@ def test_one_run_at_a_time_rewrites_the_remote_index(tmp_path: Path, inputs, mon
         RemoteWarehouse(fs, str(remote)).put_index(second)
         second_done.set()
 
-    a = threading.Thread(target=RemoteWarehouse(fs, str(remote)).put_index, args=(first,), name="first")
-    b = threading.Thread(target=second_run, name="second")
-    a.start()
-    assert first_listed.wait(60)
-    b.start()
-    a.join(120)
-    b.join(120)
+    second_while_first_waits(lambda: RemoteWarehouse(fs, str(remote)).put_index(first), second_run, first_listed, 60)
     assert second_done.is_set()
     index = (remote / "reports" / "index.html").read_text(encoding="utf-8")
     assert f'href="{DS - DAY}.html"' in index and f'href="{DS}.html"' in index

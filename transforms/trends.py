@@ -74,9 +74,8 @@ def trend_table(
         combos.join(days, how="cross")
         .join(hist, on=[DS, *keys], how="left")
         .with_columns(nw.col(measure).fill_null(0).cast(nw.Int64).alias("_xi"))
-        .with_columns(nw.col("_xi").cast(nw.Float64).alias("_x"))
     )
-    today = _window(dense, ds, ds).select(*keys, nw.col("_x").alias("_today"))
+    today = _window(dense, ds, ds).select(*keys, nw.col("_xi").cast(nw.Float64).alias("_today"))
     week = (
         _window(dense, ds - dt.timedelta(days=6), ds)
         .group_by(keys)
@@ -85,7 +84,7 @@ def trend_table(
     )
     baseline = _baseline(_window(dense, start, ds - dt.timedelta(days=1)), keys)
     week_ago = _window(dense, ds - dt.timedelta(days=7), ds - dt.timedelta(days=7)).select(
-        *keys, nw.col("_x").alias("_week_ago")
+        *keys, nw.col("_xi").cast(nw.Float64).alias("_week_ago")
     )
     z = nw.col("zscore")
     out = (
