@@ -297,6 +297,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_tree(root: Path) -> None:
+    """Every file under `root` on disk, then every directory's entries, deepest first.
+
+    Engines write tables with plain writes (no fsync), and a hard link or a symlink flip does not
+    make the kernel write a file's data out the way a rename over an old file may (ext4's
+    auto_da_alloc). Without this, a power cut after the flip could leave `current` pointing at
+    empty or torn Parquet files, with the previous publication already unlinked from every table.
+    """
+    for dirpath, _dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
     try:
         os.link(src, dst)
@@ -322,13 +340,17 @@ def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], ru
         shutil.copytree(src, new / table, copy_function=_link_or_copy)
     for name, src in sorted(run_files.items()):
         _link_or_copy(src, new / "_runs" / name)
-    _fsync_dir(new)
+    _fsync_tree(new)
     faults.point("publish:version_written")
     current = versions / CURRENT
-    for table in tables:
-        _relative_link(partition_dir(output, table, ds), current / table)
-    for name in run_files:
-        _relative_link(runs_dir(output, ds) / name, current / "_runs" / name)
+    links = {partition_dir(output, table, ds): current / table for table in tables}
+    links.update({runs_dir(output, ds) / name: current / "_runs" / name for name in run_files})
+    for link, target in links.items():
+        _relative_link(link, target)
+    # A first publication of the day adds these links; on disk before the flip, or a crash could
+    # leave a published `current` that no table path leads to.
+    for parent in sorted({versions.parent, *(link.parent for link in links)}):
+        _fsync_dir(parent)
     faults.point("publish:links_ready")
     if current.is_symlink():
         _relative_link(versions / PREVIOUS, versions / os.readlink(current))

@@ -183,3 +183,31 @@ def test_the_report_stage_is_timed_into_this_runs_publication_only(tmp_path: Pat
     ours = json.loads((versions / wh.PREVIOUS / "_runs" / "manifest.json").read_text())
     assert ours["run_started_at"] == "2024-03-16T02:00:00Z" and "report" in ours["stage_seconds"]
     assert "2024-03-16T02:00:00Z" in Path(result.report).read_text(encoding="utf-8")  # its page is of its own run
+
+
+def test_publish_puts_every_file_and_link_on_disk_before_the_flip(tmp_path: Path, monkeypatch) -> None:
+    """Tables are written without fsync; a flip that reached the disk before their data would publish
+    empty files after a power cut. Every fsync is recorded by the path it was made through."""
+    out, cand = tmp_path / "wh", tmp_path / "cand"
+    tables = {}
+    for table in ("reviewer_daily", "quarantine"):
+        (cand / table).mkdir(parents=True)
+        (cand / table / "part-0.parquet").write_bytes(b"not flushed by its writer")
+        tables[table] = cand / table
+    (cand / "manifest.json").write_text("{}")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_link = os.fsync, wh._relative_link
+    monkeypatch.setattr(wh.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(wh, "_relative_link", lambda path, target: (events.append(("link", str(path))), real_link(path, target))[1])
+
+    wh.publish(out, DS, "v1", tables, {"manifest.json": cand / "manifest.json"})
+
+    versions = wh.versions_dir(out, DS)
+    flip = events.index(("link", str(versions / wh.CURRENT)))
+    synced_before_flip = {path for kind, path in events[:flip] if kind == "fsync"}
+    version = (versions / "v1").resolve()
+    on_disk = {str(p) for p in version.rglob("*")} | {str(version)}
+    assert on_disk - synced_before_flip == set()
+    link_dirs = {str(wh.partition_dir(out, t, DS).parent.resolve()) for t in tables} | {str(wh.runs_dir(out, DS).resolve())}
+    assert link_dirs | {str(versions.parent.resolve())} <= synced_before_flip
+    assert ("fsync", str(versions.resolve())) in events[flip:]
