@@ -171,10 +171,12 @@ def _expected_errors(ds: str) -> Iterator[None]:
     Everything else (LockHeld while another run holds the ds, an OOM, a flaky filesystem) stays
     retryable.
     """
-    from jobs.errors import DQGateFailed, InputMissing, UsageError
+    from jobs.errors import CandidateReplaced, DQGateFailed, InputMissing, UsageError
 
     try:
         yield
+    except CandidateReplaced as exc:
+        raise AirflowFailException(_one_line(exc)) from exc
     except DQGateFailed as exc:
         raise AirflowFailException(f"DQ gate failed for ds={ds}, nothing published: {_one_line(exc)}") from exc
     except InputMissing as exc:
@@ -242,29 +244,23 @@ def _prepare_one(run: dict[str, Any], ds: str, config: Any) -> Any:
     with _expected_errors(ds):
         if run["engine"] == "spark":
             _spark_prepare(run, ds)
-            return nightly.load_candidate(run["output_dir"], date.fromisoformat(ds))
+            return nightly.load_candidate(run["output_dir"], date.fromisoformat(ds)).pinned()
         return nightly.prepare_day(run["input_dir"], run["output_dir"], date.fromisoformat(ds),
                                    engine="polars", config=config)
 
 
 def _candidate(run: dict[str, Any], prepared: dict[str, str]) -> Any:
-    """The candidate this run's prepare wrote: found from (output, ds), and checked to be still its own.
+    """The candidate this run's prepare wrote: found from (output, ds), pinned to its run id.
 
     Two DAG runs of one ds (a manual trigger with conf ds beside the scheduled run) share the
-    candidate's place; each task takes the ds lock, but not the run as a whole. Without the check
-    one run's publish could publish the other's candidate, or its gate pass a candidate it never
-    checked.
+    candidate's place; each task takes the ds lock, but not the run as a whole. Pinned, the
+    candidate is checked here and again by gate and publish under the ds lock: without that, one
+    run's publish could publish the other's candidate, or its gate pass a candidate it never checked.
     """
     from jobs import nightly
 
-    candidate = nightly.load_candidate(run["output_dir"], date.fromisoformat(prepared["ds"]))
-    found = candidate.manifest().get("run_id")
-    if prepared.get("run_id") and found != prepared["run_id"]:
-        raise AirflowFailException(
-            f"the candidate of ds={prepared['ds']} is run {found}'s, not this DAG run's ({prepared['run_id']}): "
-            "another run of that day prepared it since; this run publishes nothing"
-        )
-    return candidate
+    with _expected_errors(prepared["ds"]):
+        return nightly.load_candidate(run["output_dir"], date.fromisoformat(prepared["ds"]), prepared.get("run_id"))
 
 
 def _publish(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str]:
@@ -276,7 +272,8 @@ def _publish(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str]:
     ds = prepared["ds"]
     manifest = nightly.published_run(run["output_dir"], date.fromisoformat(ds), prepared["run_id"])
     if manifest is None:
-        manifest = nightly.publish_day(_candidate(run, prepared))
+        with _expected_errors(ds):
+            manifest = nightly.publish_day(_candidate(run, prepared))
     return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
 
 

@@ -41,6 +41,10 @@ class LockHeld(RiskInsightError):
     exit_code = 5
 
 
+class CandidateReplaced(LockHeld):
+    """Another run of the same (output, ds) prepared its candidate over this run's since."""
+
+
 class WarehouseUnavailable(RiskInsightError):
     """The warehouse's filesystem refused an operation (unknown scheme, permissions, lost namenode)."""
 

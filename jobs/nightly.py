@@ -25,7 +25,7 @@ from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
-from jobs.errors import DQGateFailed, RiskInsightError, range_failure
+from jobs.errors import CandidateReplaced, DQGateFailed, RiskInsightError, range_failure
 from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
@@ -49,10 +49,16 @@ History = Callable[[str, dt.date, dt.date], dict[dt.date, Path | str]]
 
 @dataclass(frozen=True)
 class Candidate:
-    """A ds computed and written aside, not yet published. Re-derivable from (output, ds)."""
+    """A ds computed and written aside, not yet published. Re-derivable from (output, ds).
+
+    With `run_id`, the candidate of that run only: another run of the same ds prepares in the same
+    place, and gate and publish read the manifest under the ds lock, so they refuse a candidate
+    that was replaced since instead of validating or publishing another run's tables.
+    """
 
     output: Path
     ds: dt.date
+    run_id: str | None = None
 
     @property
     def path(self) -> Path:
@@ -73,14 +79,24 @@ class Candidate:
         data = wh.read_json(self.manifest_path)
         if data is None:
             raise RiskInsightError(f"no prepared candidate for ds={self.ds} in {self.output} (run prepare first)")
+        if self.run_id is not None and data.get("run_id") != self.run_id:
+            raise CandidateReplaced(
+                f"the candidate of ds={self.ds} is run {data.get('run_id')}'s, not run {self.run_id}'s: "
+                "another run of that day prepared it since; this run publishes nothing"
+            )
         return data
+
+    def pinned(self) -> Candidate:
+        """This candidate, pinned to the run whose manifest is in place now."""
+        return dataclasses.replace(self, run_id=self.manifest()["run_id"])
 
     def read_table(self, table: str) -> pl.DataFrame:
         return pl.read_parquet(self.table_dir(table) / PART)
 
 
-def load_candidate(output: str | Path, ds: dt.date) -> Candidate:
-    candidate = Candidate(Path(output), ds)
+def load_candidate(output: str | Path, ds: dt.date, run_id: str | None = None) -> Candidate:
+    """The prepared candidate of ds (of run `run_id` only, when given); raises if there is none."""
+    candidate = Candidate(Path(output), ds, run_id)
     candidate.manifest()
     return candidate
 
@@ -211,6 +227,7 @@ def prepare_day(
                 "published": False,
             }
             wh.write_json(candidate.manifest_path, manifest)
+            candidate = dataclasses.replace(candidate, run_id=manifest["run_id"])
         except BaseException:
             # A half-written candidate is of no use, and its staging checkpoint is gigabytes on a
             # large day: a prepare that fails leaves nothing behind (the next run would remove it).
@@ -302,8 +319,8 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
     from transforms.params import OffenderParams
 
     config = config or Config()
-    manifest = candidate.manifest()
     with wh.ds_lock(candidate.output, candidate.ds):
+        manifest = candidate.manifest()
         timer = StageTimer()
         with timer.stage("dq"):
             # As Polars tables: the gate counts NaN, and all of creator_category_daily (millions of
@@ -374,11 +391,16 @@ def publish_day(candidate: Candidate) -> dict:
     Idempotent: a retry after a publish that flipped and died before it finished (an Airflow retry)
     returns the publication in place. Published again, the same run became `previous` too, and the
     real previous publication was deleted at once instead of being kept one round."""
-    manifest = candidate.manifest()
-    if manifest["dq"].get("verdict") not in ("pass", "warn"):
-        raise RiskInsightError(f"ds={candidate.ds}: candidate has DQ verdict {manifest['dq'].get('verdict')!r}; not publishing")
-    dq = wh.read_json(candidate.dq_path)
     with wh.ds_lock(candidate.output, candidate.ds):
+        if candidate.run_id is not None and (done := published_run(candidate.output, candidate.ds, candidate.run_id)):
+            # A retry of a publish that completed; a candidate in place now is another run's, kept.
+            if (wh.read_json(candidate.manifest_path) or {}).get("run_id") == candidate.run_id:
+                shutil.rmtree(candidate.path, ignore_errors=True)
+            return done
+        manifest = candidate.manifest()
+        if manifest["dq"].get("verdict") not in ("pass", "warn"):
+            raise RiskInsightError(f"ds={candidate.ds}: candidate has DQ verdict {manifest['dq'].get('verdict')!r}; not publishing")
+        dq = wh.read_json(candidate.dq_path)
         if (done := published_run(candidate.output, candidate.ds, manifest["run_id"])) is not None:
             shutil.rmtree(candidate.path, ignore_errors=True)
             return done

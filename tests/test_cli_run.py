@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -390,6 +391,44 @@ def test_phase_prepare_writes_the_candidate_only_and_later_tasks_publish_it(tmp_
     assert gate_day(candidate)["verdict"] in ("pass", "warn")
     publish_day(candidate)
     assert wh.published_days(out, "violation_daily") == [DS]
+
+
+@pytest.mark.parametrize("step", ["gate", "publish"])
+def test_gate_and_publish_refuse_a_candidate_replaced_while_they_waited_for_the_lock(tmp_path, monkeypatch, step) -> None:
+    """Another run of the day (a manual trigger beside the scheduled one) may prepare anew between
+    a task's start and its taking the ds lock. The run-id check is made under the lock: made before
+    it, the gate recorded one run's manifest over the other's tables, and publish published them."""
+    from jobs import nightly
+    from jobs.errors import CandidateReplaced
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    mine = nightly.prepare_day(tmp_path / "in", out, DS, run_started_at=dt.datetime(2024, 3, 1, 1, tzinfo=dt.UTC))
+    if step == "publish":
+        nightly.gate_day(mine)
+    real_lock, theirs = wh.ds_lock, []
+
+    @contextlib.contextmanager
+    def replaced_while_waiting(output, ds, wait_s=0.0):
+        if not theirs:  # the other run prepares first and takes the lock before this one gets it
+            monkeypatch.setattr(wh, "ds_lock", real_lock)
+            theirs.append(nightly.prepare_day(tmp_path / "in", out, DS, run_started_at=dt.datetime(2024, 3, 1, 2, tzinfo=dt.UTC)))
+        with real_lock(output, ds, wait_s):
+            yield
+
+    monkeypatch.setattr(wh, "ds_lock", replaced_while_waiting)
+    with pytest.raises(CandidateReplaced) as raised:
+        (nightly.gate_day if step == "gate" else nightly.publish_day)(mine)
+    assert f"is run {theirs[0].run_id}'s, not run {mine.run_id}'s" in str(raised.value)
+    assert wh.published_days(out, "violation_daily") == []
+    assert load_candidate_manifest(out) == {"run_id": theirs[0].run_id, "dq": {"verdict": "pending"}}
+    assert nightly.gate_day(theirs[0])["verdict"] in ("pass", "warn")
+    assert nightly.publish_day(theirs[0])["run_id"] == theirs[0].run_id
+
+
+def load_candidate_manifest(out: Path) -> dict:
+    manifest = wh.read_json(wh.candidate_dir(out, DS) / "manifest.json")
+    return {"run_id": manifest["run_id"], "dq": manifest["dq"]}
 
 
 def test_the_program_exits_with_mains_code_and_skips_the_final_collection(monkeypatch) -> None:
