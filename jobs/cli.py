@@ -21,6 +21,17 @@ from jobs.errors import RiskInsightError, UsageError, range_failure
 DEMO_START = dt.date(2024, 1, 1)
 DEMO_DAYS = 35
 DEMO_ROWS = 20_000
+# Most demo days are clean and pass the gate; every ninth, counting back from the last (the page the
+# demo prints), has an upstream incident's dirty and unknown rows and warns. With dirt on every day
+# every day warned, and the index's DQ column said nothing.
+DEMO_INCIDENT_EVERY = 9
+DEMO_INCIDENT_DIRTY_RATE = 0.002
+
+
+def demo_dirty_rates(days: Sequence[dt.date]) -> dict[dt.date, float]:
+    """The demo's dirty rate per day: 0 on quiet days, DEMO_INCIDENT_DIRTY_RATE on incident days."""
+    last = len(days) - 1
+    return {d: DEMO_INCIDENT_DIRTY_RATE if (last - i) % DEMO_INCIDENT_EVERY == 0 else 0.0 for i, d in enumerate(days)}
 
 
 def iso_date(text: str) -> dt.date:
@@ -135,12 +146,13 @@ _DAY_DONE = re.compile(r"\(\d+/\d+\):")  # generate's line for a finished day: "
 
 
 def _generate(output: Path | str, start: dt.date, days: int, rows_per_day: int, seed: int, dirty_rate: float,
-              verbose: bool) -> dict:  # fmt: skip
+              verbose: bool, dirty_rate_on: dict[dt.date, float] | None = None) -> dict:  # fmt: skip
     from jobs.generate import generate
 
     close, on_step = _generate_progress(days, verbose)
     try:
-        return generate(output, start, days, rows_per_day, seed, dirty_rate=dirty_rate, progress=on_step)
+        return generate(output, start, days, rows_per_day, seed, dirty_rate=dirty_rate, progress=on_step,
+                        dirty_rate_on=dirty_rate_on)  # fmt: skip
     finally:
         close()
 
@@ -239,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     inputs = output / "input"
     days = [DEMO_START + dt.timedelta(days=i) for i in range(args.days)]
     print(f"generating {len(days)} days of synthetic moderation logs into {inputs} ...", file=sys.stderr)
-    _generate(inputs, DEMO_START, len(days), args.rows_per_day, 7, 0.002, args.verbose)
+    _generate(inputs, DEMO_START, len(days), args.rows_per_day, 7, 0.0, args.verbose, demo_dirty_rates(days))
     warehouse = output / "warehouse"
     bar, on_day = _progress(days, args.verbose)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -259,6 +259,7 @@ def generate(
     dirty_rate: float = 0.002,
     anomalies: bool = True,
     progress: Callable[[str], None] | None = None,
+    dirty_rate_on: Mapping[dt.date, float] | None = None,
 ) -> dict:
     """Write `days` days of synthetic input logs from `start` under `output`; return what was injected.
 
@@ -268,17 +269,21 @@ def generate(
     but the DQ suites warn about; for decisions also the rows written with a null
     content_created_at / views_before_action, which staging keeps).
 
+    `dirty_rate_on` overrides `dirty_rate` on the days it names (the demo's quiet days and incidents).
+
     `days` and `rows_per_day` (decisions a day, the weekly mean) must be >= 1, `seed` >= 0 and
-    `dirty_rate` within 0..`MAX_DIRTY_RATE`; otherwise `GenerateArgumentError` (exit 2 from the CLI).
+    every dirty rate within 0..`MAX_DIRTY_RATE`; otherwise `GenerateArgumentError` (exit 2 from the CLI).
     """
+    dirty_rate_on = dict(dirty_rate_on or {})
     if days < 1:
         raise GenerateArgumentError(f"days must be >= 1, got {days}")
     if rows_per_day < 1:
         raise GenerateArgumentError(f"rows_per_day must be >= 1, got {rows_per_day}")
     if seed < 0:
         raise GenerateArgumentError(f"seed must be >= 0, got {seed}")
-    if not 0.0 <= dirty_rate <= MAX_DIRTY_RATE:
-        raise GenerateArgumentError(f"dirty_rate must be within 0..{MAX_DIRTY_RATE}, got {dirty_rate}")
+    for rate in (dirty_rate, *dirty_rate_on.values()):
+        if not 0.0 <= rate <= MAX_DIRTY_RATE:
+            raise GenerateArgumentError(f"dirty_rate must be within 0..{MAX_DIRTY_RATE}, got {rate}")
     if isinstance(start, dt.datetime):  # a datetime is a date too, but would put a time in ds=
         start = start.date()
     # The warm-up draws the decisions of the days before `start` whose appeals and audits land in the range.
@@ -315,6 +320,7 @@ def generate(
         "rows_per_day": rows_per_day,
         "seed": seed,
         "dirty_rate": dirty_rate,
+        "dirty_rate_on": {d.isoformat(): r for d, r in sorted(dirty_rate_on.items())},
         "reviewers": world.n_reviewers,
         "auditors": world.n_auditors,
         "anomalies": [],
@@ -323,14 +329,15 @@ def generate(
     for i in range(days):
         day = start + dt.timedelta(days=i)
         todays = [a for a in plan if a.day == day]
-        day_summary = {"decisions": _write_decisions(root, world, day, todays, dirty_rate, defer, summary, progress)}
+        rate = dirty_rate_on.get(day, dirty_rate)
+        day_summary = {"decisions": _write_decisions(root, world, day, todays, rate, defer, summary, progress)}
         for table in ("appeals", "qa_audits"):
             frames = pending[table].pop(day.toordinal(), [])
             frame = gm.Frame.concat(frames) if frames else _empty(table, world, day)
-            day_summary[table] = _write_small(root, world, table, day, frame, dirty_rate)
+            day_summary[table] = _write_small(root, world, table, day, frame, rate)
         staffing = gm.staffing_for(world, day)
         day_summary["shifts"] = _write_small(
-            root, world, "shifts", day, gm.shifts_frame(world, day, staffing), dirty_rate
+            root, world, "shifts", day, gm.shifts_frame(world, day, staffing), rate
         )
         summary["days"][day.isoformat()] = day_summary
         if progress is not None:

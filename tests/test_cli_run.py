@@ -598,3 +598,23 @@ def test_publish_refuses_a_candidate_whose_gate_failed(tmp_path):
         with pytest.raises(RiskInsightError, match=f"candidate has DQ verdict '{verdict}'; not publishing"):
             publish_day(candidate)
     assert wh.current_version(out, DS) is None and not wh.partition_dir(out, "violation_daily", DS).exists()
+
+
+def test_demo_ends_with_the_last_reports_path_and_most_days_pass(tmp_path, capsys) -> None:
+    """The README's first command. Quiet days carry no dirty rows and pass; every ninth day back from
+    the last has an incident and warns, so the index's DQ column tells days apart."""
+    from jobs.cli import demo_dirty_rates
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--output", str(out), "--days", "10", "--rows-per-day", "3000"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    last = Path(printed[-1])
+    assert last == out / "warehouse" / "reports" / "2024-01-10.html" and last.is_file()
+    verdicts = {
+        d.isoformat(): wh.read_json(wh.published_run_file(out / "warehouse", d, "manifest.json"))["dq"]["verdict"]
+        for d in (dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(10))
+    }
+    assert {d for d, v in verdicts.items() if v == "warn"} == {"2024-01-01", "2024-01-10"}
+    assert {v for d, v in verdicts.items() if d not in ("2024-01-01", "2024-01-10")} == {"pass"}
+    rates = demo_dirty_rates([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(35)])
+    assert [d.isoformat() for d, r in rates.items() if r > 0] == ["2024-01-08", "2024-01-17", "2024-01-26", "2024-02-04"]
