@@ -98,3 +98,32 @@ def test_a_real_runs_local_jvm_collects_with_the_parallel_collector_unless_told_
 def test_the_test_session_collects_with_the_parallel_collector(spark_session) -> None:
     beans = spark_session.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
     assert sorted(str(b.getName()) for b in beans) == ["PS MarkSweep", "PS Scavenge"]
+
+
+@pytest.mark.spark
+def test_a_local_spark_run_on_unreadable_input_says_so_in_one_line(tmp_path: Path, conf_dir: Path) -> None:
+    """Bad input: one clear line and exit 4, as on Polars. Spark's executor, task set and writer
+    logged the whole Java trace of the failed task first (118 lines on a corrupt page), and its
+    console progress bar and start-up notes interleaved with the CLI's own lines."""
+    from tests.conftest import DS
+    from tests.inputs import write_day
+    from tests.test_cli_run import clean_day
+
+    day = clean_day(DS, n=400)
+    write_day(tmp_path / "in", DS, day)
+    part = next((tmp_path / "in" / "decisions" / f"ds={DS}").glob("*.parquet"))
+    data = bytearray(part.read_bytes())
+    end = len(data) - 8 - int.from_bytes(data[-8:-4], "little")  # keep the footer: the scan fails, not the schema check
+    data[4:end] = bytes(b ^ 0x5A for b in data[4:end])
+    part.write_bytes(bytes(data))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "PYSPARK_SUBMIT_ARGS")}
+    env |= {"SPARK_CONF_DIR": str(conf_dir), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "run", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+         "--ds", str(DS), "--engine", "spark", "--no-report"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 4, done.stderr[-3000:]
+    # The JVM's own notice of the incubating vector module is all that may precede the line.
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Using incubator modules")]
+    assert len(lines) == 1 and lines[0].startswith(f"riskinsight: error: input decisions {part.parent}: cannot read its data: "), lines[:12]

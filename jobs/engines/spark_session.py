@@ -45,9 +45,22 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex{3}
-# PySpark raises the console to WARN for its "repl" logger unless that logger is configured.
+# PySpark raises the console to WARN, and says so on stderr, unless its shell's logger is configured.
 logger.repl.name = org.apache.spark.repl.Main
 logger.repl.level = error
+logger.gateway.name = org.apache.spark.api.python.PythonGatewayServer
+logger.gateway.level = error
+# A task that fails on bad input (a corrupt page, an overflowing cast) is logged by the executor,
+# the task set and the writer, each with the whole Java trace inside the message text, before the
+# job fails. The run then reports the failure itself in one line (exit 4); --verbose has the trace.
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = off
+logger.tasksets.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasksets.level = off
+logger.utils.name = org.apache.spark.util.Utils
+logger.utils.level = off
+logger.writer.name = org.apache.spark.sql.execution.datasources.FileFormatWriter
+logger.writer.level = off
 """
 
 
@@ -65,7 +78,7 @@ def quiet_log4j2_file() -> Path:
 
 def local_session(app_name: str = "riskinsight-tests", cores: int = 2) -> SparkSession:
     """local[cores] for tests: quiet, UTC, two shuffle partitions; reuses a running session."""
-    log_conf = f"-Dlog4j2.configurationFile=file:{quiet_log4j2_file()}"
+    log_conf = _log4j2_option()
     driver_conf = f"{LOCAL_JVM_OPTIONS} {log_conf}"
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
     for key, value in {
@@ -78,19 +91,34 @@ def local_session(app_name: str = "riskinsight-tests", cores: int = 2) -> SparkS
     return _finish(spark, "ERROR")
 
 
-def session(master: str | None = None, app_name: str = "riskinsight", log_level: str = "WARN") -> SparkSession:
+def session(master: str | None = None, app_name: str = "riskinsight", log_level: str | None = None) -> SparkSession:
     """The session of a real run.
 
     master None keeps what spark-submit (or spark-defaults.conf) chose; without either PySpark
     falls back to local[*]. Everything else (memory, shuffle partitions, dynamic allocation) is
     left to spark-submit's --conf so operators tune a cluster without touching code.
+
+    A local JVM this process launches itself (`riskinsight run --engine spark`) logs like the
+    CLI: errors only, no console progress bar over the CLI's own, no task-failure traces (the run
+    reports a failure in one line); log_level None means ERROR there and WARN elsewhere.
     """
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in {**UTC_CONF, **local_jvm_conf(master, os.environ)}.items():
+    ours = local_jvm_conf(master, os.environ)
+    if ours:
+        ours = {
+            **ours,
+            "spark.driver.extraJavaOptions": f"{ours['spark.driver.extraJavaOptions']} {_log4j2_option()}",
+            "spark.ui.showConsoleProgress": "false",
+        }
+    for key, value in {**UTC_CONF, **ours}.items():
         builder = builder.config(key, value)
-    return _finish(builder.getOrCreate(), log_level)
+    return _finish(builder.getOrCreate(), log_level or ("ERROR" if ours else "WARN"))
+
+
+def _log4j2_option() -> str:
+    return f"-Dlog4j2.configurationFile=file:{quiet_log4j2_file()}"
 
 
 def local_jvm_conf(master: str | None, env: Mapping[str, str]) -> dict[str, str]:
