@@ -224,6 +224,13 @@ def _read_header(path: Path, name: str) -> tuple[str, ...]:
     except csv.Error as exc:
         raise DsaIngestError(f"{name}: not a CSV file ({exc})") from None
     if header not in (OLD_HEADER, NEW_HEADER):
+        layout = NEW_HEADER if "content_id_ean" in header else OLD_HEADER
+        if sorted(header) == sorted(layout):
+            i = next(i for i, (got, want) in enumerate(zip(header, layout, strict=True)) if got != want)
+            raise DsaIngestError(
+                f"{name}: header columns in another order than the {len(layout)}-column layout "
+                f"(first out of place: column {i + 1} is {header[i]!r}, expected {layout[i]!r})"
+            )
         missing = sorted(set(OLD_HEADER) - set(header))
         extra = sorted(set(header) - set(NEW_HEADER))
         raise DsaIngestError(

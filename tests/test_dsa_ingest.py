@@ -182,3 +182,18 @@ def test_backslash_rewrite_across_block_boundaries(tmp_path, monkeypatch):
     dsa_ingest._rewrite_backslash_quotes(src, dst)
     assert dst.read_bytes() == b'x,"say ""hi"" now"\n'
     assert pl.read_csv(dst, has_header=False)[:, 1].to_list() == ['say "hi" now']
+
+
+def test_reordered_header_names_the_first_column_out_of_place(tmp_path):
+    path = tmp_path / NEW_CSV.name
+    lines = NEW_CSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    cols = lines[0].rstrip("\r\n").split(",")
+    assert cols[1] == "decision_visibility" and cols[2] == "decision_visibility_other"
+    cols[1], cols[2] = cols[2], cols[1]  # the data rows stay as they are: the file must be refused
+    path.write_text(",".join(cols) + "\n" + "".join(lines[1:]), encoding="utf-8")
+    with pytest.raises(DsaIngestError) as err:
+        ingest([path], tmp_path / "out")
+    msg = str(err.value)
+    assert "another order than the 38-column layout" in msg
+    assert "column 2 is 'decision_visibility_other', expected 'decision_visibility'" in msg
+    assert "missing none" not in msg and "\n" not in msg
