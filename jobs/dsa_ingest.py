@@ -17,7 +17,9 @@ Output:
                                                     ingested; `dsa daily` refuses a day holding one
   <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part;
                                                     it names its source (size and checksum), and a
-                                                    changed source is converted again
+                                                    changed source is converted again; a lone chunk
+                                                    CSV removes its part's marker (and a part the
+                                                    markers of its lone chunks), as they share files
 
 Files are named after their chunk, so re-ingesting the same chunk (from the zip or as a plain CSV)
 replaces its rows instead of adding them twice. Duplicated uuids are dropped within a chunk here;
@@ -514,7 +516,7 @@ def _ingest_file(path: Path, dump: _DumpName, kind: str, output: Path, tmp: Path
             continue
         if done is not None:
             say(f"{part.name}: its source changed since it was converted; converting it again")
-        _forget_chunks(output, dump.day, part.name, kind)
+        _forget_chunks(output, dump.day, part.name, kind, markers)
         counts = _empty_counts()
         for chunk, src in part.open_chunks(tmp):
             c = _convert_chunk(src, chunk, dump.day, output, tmp)
@@ -525,10 +527,17 @@ def _ingest_file(path: Path, dump: _DumpName, kind: str, output: Path, tmp: Path
         summary.add_part(counts)
 
 
-def _forget_chunks(output: Path, day: dt.date, part: str, kind: str) -> None:
-    """Remove what an earlier conversion of a part wrote, so a chunk its new source lacks does not stay."""
+def _forget_chunks(output: Path, day: dt.date, part: str, kind: str, markers: Path) -> None:
+    """Remove what an earlier conversion of a part wrote, so a chunk its new source lacks does not stay,
+    and the `.done` markers that overlap it: a lone chunk CSV and its part (from a zip) write the same
+    chunk files, so converting one invalidates the other's marker, which would otherwise skip it as
+    converted while the day holds the other's rows."""
     if kind == "chunk":
-        return  # a lone chunk's files are replaced by name
+        # A lone chunk's files are replaced by name; its part is no longer what its marker says.
+        (markers / f"{part.rsplit('-', 1)[0]}.done").unlink(missing_ok=True)
+        return
+    for stale in markers.glob(f"{part}-?????.done"):
+        stale.unlink()
     ds_dir = f"ds={day.isoformat()}"
     for pattern in (f"sor/{ds_dir}/{part}-?????.parquet", f"sor_quarantine/{ds_dir}/{part}-?????.parquet",
                     f"_dsa_ingest/{ds_dir}/{part}-?????.json"):  # fmt: skip

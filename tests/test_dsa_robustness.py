@@ -173,3 +173,24 @@ def test_a_platform_or_category_named_all_is_not_merged_into_a_rollup():
     t = dsa_transparency(_statements(category="ALL", source_type="ALL")).collect().to_native()
     assert t.select("category", "source_type").is_duplicated().sum() == 0
     assert t.filter((pl.col("category") == "ALL") & (pl.col("source_type") == "ALL"))["actions"].to_list() == [3]
+
+
+@pytest.mark.usefixtures("dsa_sor")
+def test_a_loose_chunk_invalidates_its_parts_marker_and_back(tmp_path):
+    """A loose chunk CSV replaces one chunk of a part converted from the zip: re-ingesting the zip
+    converts that part again (the day has all 199 statements again), and the loose chunk converts
+    again after the zip replaced its rows."""
+    first = DATA / "2024-03-14" / "sor-global-2024-03-14-full-00000-00000.csv"
+    short = tmp_path / "dl" / first.name
+    short.parent.mkdir()
+    short.write_text("".join(first.read_text(encoding="utf-8").splitlines(keepends=True)[:11]), encoding="utf-8")
+    out = tmp_path / "out"
+    ingest([ZIP], out)
+    assert ingest([short], out).rows_read == 10
+    again = ingest([ZIP], out)
+    assert (again.parts_converted, again.parts_skipped) == (1, 1)
+    assert cmd_daily(out, "2024-03-14", report=False).statements == again.rows_written == 199
+    redo = ingest([short], out)
+    assert (redo.parts_converted, redo.parts_skipped, redo.rows_read) == (1, 0, 10)
+    # 9 written: the first 10 rows hold the sample's duplicated uuid twice.
+    assert pl.read_parquet(out / "sor" / "ds=2024-03-14" / f"{first.stem}.parquet").height == redo.rows_written == 9
