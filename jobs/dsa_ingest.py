@@ -11,7 +11,8 @@ files live under `<output>/_dsa_ingest/` rather than /tmp, which may be RAM-back
 
 Output:
   <output>/sor/ds=<day>/<chunk>.parquet             statements whose created_at falls on the dump's day
-  <output>/sor_quarantine/ds=<day>/<chunk>.parquet  the other rows, with a `reason` column
+  <output>/sor_quarantine/ds=<day>/<chunk>.parquet  the other rows, with `reason`, `line` and `raw` columns
+                                                    (the last two set for records the csv re-read rejected)
   <output>/_dsa_ingest/ds=<day>/<chunk>.json        the chunk's counts (rows read, duplicates dropped)
   <output>/_dsa_ingest/ds=<day>/ingesting.<file>    present while a dump file of that day is being
                                                     ingested; `dsa daily` refuses a day holding one
@@ -20,6 +21,11 @@ Output:
                                                     changed source is converted again; a lone chunk
                                                     CSV removes its part's marker (and a part the
                                                     markers of its lone chunks), as they share files
+
+A bad record is a quarantine row, never a lost chunk: a list cell that is not a JSON array of strings
+is caught in the Polars read; a record Polars cannot read at all (bytes that are not UTF-8, a field too
+many or too few) fails that read, and only then is the chunk re-read record by record with the csv
+module (`_salvage`, streaming), its bad records set aside with their line and the rest converted.
 
 Files are named after their chunk, so re-ingesting the same chunk (from the zip or as a plain CSV)
 replaces its rows instead of adding them twice. Duplicated uuids are dropped within a chunk here;
@@ -90,6 +96,18 @@ SOR_SCHEMA: dict[str, pl.DataType] = {
 REASON_UUID_MISSING = "uuid_missing"
 REASON_CREATED_AT_INVALID = "created_at_missing_or_invalid"
 REASON_OUTSIDE_DAY = "created_at_outside_dump_day"
+REASON_LIST_INVALID = "list_column_not_a_json_array"
+# Only when the fast (Polars) read of a chunk fails, and the line-by-line re-read finds them:
+REASON_INVALID_UTF8 = "invalid_utf8"
+REASON_FIELD_COUNT = "field_count_mismatch"
+# A JSON array of strings (the list columns hold upper-case enum keys or country codes).
+_JSON_STR_ARRAY = r'^\[\s*(?:"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:[^"\\]|\\.)*"\s*)*)?\]$'
+# Quarantine rows carry two columns more than the statements: `line`, the CSV line a row starts on, and
+# `raw`, the record as read (invalid bytes shown as U+FFFD); both are known, and set, only for a row
+# the line-by-line re-read rejected, which has no typed columns but its uuid.
+QUARANTINE_EXTRA: dict[str, pl.DataType] = {"line": pl.Int64, "raw": pl.String}
+_CSV_FIELD_LIMIT = 1 << 30  # characters in one field, for the csv module (its default is 128 Ki)
+_RAW_MAX = 10_000  # characters of a rejected record kept in `raw`
 
 _NAME = re.compile(
     r"^sor-(?P<scope>[A-Za-z0-9_.-]+?)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<variant>full|light)"
@@ -251,11 +269,17 @@ def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFram
         encoding="utf8",
     )
     exprs = []
+    bad_list: list[str] = []
     for c in SOR_COLUMNS:
         if c not in header:
             exprs.append(pl.lit(None, pl.String).alias(c))
         elif c in LIST_COLUMNS:
-            exprs.append(pl.col(c).str.json_decode(pl.List(pl.String)))
+            # A cell that is not a JSON array of strings would fail the whole chunk's decode: only the
+            # cells that are one are decoded, and the row of any other is quarantined.
+            ok = pl.col(c).is_null() | pl.col(c).str.contains(_JSON_STR_ARRAY)
+            bad_list.append(f"_bad_{c}")
+            exprs.append((~ok).alias(f"_bad_{c}"))
+            exprs.append(pl.when(ok).then(pl.col(c)).str.json_decode(pl.List(pl.String)).alias(c))
         elif c in TIMESTAMP_COLUMNS:
             exprs.append(pl.col(c).str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False))
         else:
@@ -264,6 +288,8 @@ def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFram
     reason = (
         pl.when(pl.col("uuid").is_null())
         .then(pl.lit(REASON_UUID_MISSING))
+        .when(pl.any_horizontal(*bad_list) if bad_list else pl.lit(False))
+        .then(pl.lit(REASON_LIST_INVALID))
         .when(created.is_null())
         .then(pl.lit(REASON_CREATED_AT_INVALID))
         .when(created.dt.date() != pl.lit(day))
@@ -271,7 +297,85 @@ def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFram
         .otherwise(pl.lit(None, pl.String))
         .alias("reason")
     )
-    return raw.select(exprs).with_columns(reason)
+    return raw.select(exprs).with_columns(reason).drop(bad_list)
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
+
+
+def _shown(fields: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    return buf.getvalue().encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:_RAW_MAX]
+
+
+def _list_cell_ok(value: str) -> bool:
+    if not value:
+        return True
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(items, list) and all(isinstance(i, str) for i in items)
+
+
+def _salvage(src: Path, header: tuple[str, ...], name: str, clean: Path, rejected: Path) -> int:
+    """Re-read a chunk Polars could not read, record by record with the csv module: copy every good
+    record to `clean` (a plain RFC 4180 CSV with `header`) and write each bad one to `rejected`
+    (line, reason, uuid, raw). Streams, so memory stays bounded whatever the chunk's size.
+    Returns the number of records rejected. Raises DsaIngestError naming the line where even the
+    csv module cannot go on."""
+    lists = [i for i, c in enumerate(header) if c in LIST_COLUMNS]
+    n_bad = 0
+    limit = csv.field_size_limit(_CSV_FIELD_LIMIT)  # a long free-text field is no error
+    with (
+        open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as f,
+        open(clean, "w", encoding="utf-8", newline="") as good_out,
+        open(rejected, "w", encoding="utf-8", newline="") as bad_out,
+    ):
+        reader = csv.reader(f)
+        good, bad = csv.writer(good_out, lineterminator="\n"), csv.writer(bad_out, lineterminator="\n")
+        bad.writerow(["line", "reason", "uuid", "raw"])
+        start = 1
+        try:
+            for fields in reader:
+                line, start = start, reader.line_num + 1
+                if line == 1:
+                    good.writerow(header)
+                    continue
+                if not fields:
+                    continue  # a blank line holds no record
+                if any(_SURROGATE.search(v) for v in fields):
+                    reason = REASON_INVALID_UTF8
+                elif len(fields) != len(header):
+                    reason = REASON_FIELD_COUNT
+                elif not all(_list_cell_ok(fields[i]) for i in lists):
+                    reason = REASON_LIST_INVALID
+                else:
+                    good.writerow(fields)
+                    continue
+                uuid = fields[0] if fields[0] and not _SURROGATE.search(fields[0]) else ""
+                bad.writerow([line, reason, uuid, _shown(fields)])
+                n_bad += 1
+        except csv.Error as exc:
+            raise DsaIngestError(f"{name}: unreadable CSV at line {reader.line_num} ({exc})") from None
+        finally:
+            csv.field_size_limit(limit)
+    return n_bad
+
+
+def _rejected_rows(rejected: Path) -> pl.LazyFrame:
+    """The records `_salvage` rejected, as quarantine rows: uuid, reason, line and raw; no typed columns."""
+    bad = pl.scan_csv(rejected, schema={"line": pl.Int64, "reason": pl.String, "uuid": pl.String, "raw": pl.String},
+                      has_header=True, empty_string_is_null=True)  # fmt: skip
+    return bad.select(
+        *[pl.col("uuid") if c == "uuid" else pl.lit(None, t).alias(c) for c, t in SOR_SCHEMA.items()],
+        pl.col("reason"), pl.col("line"), pl.col("raw"),
+    )  # fmt: skip
+
+
+def _polars_error(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200]
 
 
 def _parquet_rows(path: Path) -> int:
@@ -292,38 +396,55 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
         has_backslash_quote = _copy_stream(src, raw_csv)
     header = _read_header(raw_csv, chunk)
     rewritten = False
+    rejected = tmp / "chunk.rejected.csv"
+    n_rejected = 0
     try:
         _typed(raw_csv, header, day).sink_parquet(typed_pq)
     except pl.exceptions.PolarsError as exc:
+        source, error = raw_csv, _polars_error(exc)
         # Some chunks escape quotes as \" instead of "": only then, and only when the RFC reading
         # failed, rewrite them, so a field that legitimately ends in a backslash stays intact elsewhere.
-        if not has_backslash_quote:
-            raise DsaIngestError(f"{chunk}: unreadable CSV ({str(exc).splitlines()[0][:200]})") from None
-        fixed = tmp / "chunk.fixed.csv"
-        _rewrite_backslash_quotes(raw_csv, fixed)
-        try:
-            _typed(fixed, header, day).sink_parquet(typed_pq)
-        except pl.exceptions.PolarsError as exc2:
-            raise DsaIngestError(
-                f"{chunk}: unreadable CSV even after rewriting backslash-escaped quotes "
-                f"({str(exc2).splitlines()[0][:200]})"
-            ) from None
-        rewritten = True
-        fixed.unlink()
+        if has_backslash_quote:
+            fixed = tmp / "chunk.fixed.csv"
+            _rewrite_backslash_quotes(raw_csv, fixed)
+            source, rewritten = fixed, True
+            try:
+                _typed(fixed, header, day).sink_parquet(typed_pq)
+                error = None
+            except pl.exceptions.PolarsError as exc2:
+                error = _polars_error(exc2)
+        if error is not None:
+            # A bad record (bytes that are not UTF-8, a field too many or too few) fails the whole
+            # read: find them record by record, quarantine them with their line, convert the rest.
+            clean = tmp / "chunk.clean.csv"
+            n_rejected = _salvage(source, header, chunk, clean, rejected)
+            try:
+                _typed(clean, header, day).sink_parquet(typed_pq)
+            except pl.exceptions.PolarsError as exc3:
+                raise DsaIngestError(
+                    f"{chunk}: unreadable CSV ({error}; and after setting aside {n_rejected} bad records: "
+                    f"{_polars_error(exc3)})"
+                ) from None
+            clean.unlink()
+        if source != raw_csv:
+            source.unlink()
     raw_csv.unlink()
 
     rows = pl.scan_parquet(typed_pq)
     keyed = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
     ds_dir = f"ds={day.isoformat()}"
     written = _sink(keyed.filter(pl.col("reason").is_null()).drop("reason"), output / "sor" / ds_dir / f"{chunk}.parquet")
-    quarantine = pl.concat([rows.filter(pl.col("uuid").is_null()), keyed.filter(pl.col("reason").is_not_null())])
+    no_line = [pl.lit(None, t).alias(c) for c, t in QUARANTINE_EXTRA.items()]
+    parts = [rows.filter(pl.col("uuid").is_null()), keyed.filter(pl.col("reason").is_not_null())]
+    quarantine = pl.concat([q.with_columns(no_line) for q in parts] + ([_rejected_rows(rejected)] if n_rejected else []))
     reasons = {r: int(n) for r, n in quarantine.group_by("reason").len().collect().iter_rows()}
     q_path = output / "sor_quarantine" / ds_dir / f"{chunk}.parquet"
     q_path.unlink(missing_ok=True)
     if reasons:
         _sink(quarantine, q_path)
-    read = _parquet_rows(typed_pq)
+    read = _parquet_rows(typed_pq) + n_rejected
     typed_pq.unlink()
+    rejected.unlink(missing_ok=True)
     kept = written + sum(reasons.values())
     counts = {
         "chunks": 1,
