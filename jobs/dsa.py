@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,6 +93,14 @@ def _dropped_at_ingest(output: Path, day: dt.date) -> int:
     return sum(c["duplicates_dropped"] for c in chunk_counts(output, day))
 
 
+def _unparsed_dates(output: Path, day: dt.date) -> dict[str, int]:
+    """Statements of the day kept with a date (other than created_at) that did not parse, per column."""
+    total: Counter[str] = Counter()
+    for c in chunk_counts(output, day):
+        total.update(c.get("unparsed_dates", {}))  # absent from the counts of older ingests
+    return dict(sorted(total.items()))
+
+
 def _quarantined(output: Path, day: dt.date) -> dict[str, int]:
     files = _files(output, "sor_quarantine", day)
     if not files:
@@ -118,6 +127,7 @@ class DailyResult:
     rows_read: int
     duplicate_uuids: int
     quarantined: dict[str, int]
+    unparsed_dates: dict[str, int]  # statements kept with that date null (left out of the delays)
     sor_daily_rows: int
     trend_rows: int
     anomalies: int
@@ -142,6 +152,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     _write(trends, _partition(output, "sor_trends", day) / PART)
 
     quarantined = _quarantined(output, day)
+    unparsed = _unparsed_dates(output, day)
     total = daily.filter((pl.col("platform_name") == ALL) & (pl.col("category") == ALL))
     statements = int(total["statements"][0])
     # Every row of the day's CSVs is a statement, a duplicate (dropped within a chunk at ingest, or
@@ -151,7 +162,8 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
     rows_read = int(dups["rows"]) + dropped_at_ingest + sum(quarantined.values())
     report_path = output / "reports" / "dsa" / f"{day.isoformat()}.html"
     if report:
-        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, run_ts, params.window_days)
+        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, unparsed, run_ts,
+                      params.window_days)  # fmt: skip
     else:
         # A page from an earlier run would describe the tables just replaced.
         report_path.unlink(missing_ok=True)
@@ -162,6 +174,7 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
         rows_read=rows_read,
         duplicate_uuids=duplicates,
         quarantined=quarantined,
+        unparsed_dates=unparsed,
         sor_daily_rows=daily.height,
         trend_rows=trends.height,
         anomalies=int(trends["is_anomaly"].sum()),
@@ -173,7 +186,8 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
 
 
 def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends: pl.DataFrame, day: dt.date,
-                  duplicates: int, quarantined: dict[str, int], run_ts: str | None, baseline_days: int) -> None:  # fmt: skip
+                  duplicates: int, quarantined: dict[str, int], unparsed_dates: dict[str, int], run_ts: str | None,
+                  baseline_days: int) -> None:  # fmt: skip
     page = render_dsa_day(
         DsaDayData(
             ds=day,
@@ -182,6 +196,7 @@ def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends
             trends=trends,
             duplicate_uuids=duplicates,
             quarantined=quarantined,
+            unparsed_dates=unparsed_dates,
             baseline_days=baseline_days,
         ),
         run_ts=run_ts,
@@ -220,6 +235,13 @@ def cmd_transparency(output: Path | str, start: dt.date | str, end: dt.date | st
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         print(f"note: {len(missing)} of the {len(days)} days have no ingested statements and are not in the table: {shown}",
               file=sys.stderr)  # fmt: skip
+    unparsed: Counter[str] = Counter()
+    for d in days:
+        unparsed.update({c: n for c, n in _unparsed_dates(Path(output), d).items() if c in ("content_date", "application_date")})
+    if unparsed:
+        shown = ", ".join(f"{c} {n}" for c, n in sorted(unparsed.items()))
+        print(f"note: statements of the span (all platforms) with an unreadable date, kept with it empty and left out "
+              f"of the time-to-action figures: {shown}", file=sys.stderr)  # fmt: skip
     return path
 
 

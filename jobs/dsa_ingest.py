@@ -13,7 +13,8 @@ Output:
   <output>/sor/ds=<day>/<chunk>.parquet             statements whose created_at falls on the dump's day
   <output>/sor_quarantine/ds=<day>/<chunk>.parquet  the other rows, with `reason`, `line` and `raw` columns
                                                     (the last two set for records the csv re-read rejected)
-  <output>/_dsa_ingest/ds=<day>/<chunk>.json        the chunk's counts (rows read, duplicates dropped)
+  <output>/_dsa_ingest/ds=<day>/<chunk>.json        the chunk's counts (rows read, duplicates dropped,
+                                                    statements with a date kept null: unparsed_dates)
   <output>/_dsa_ingest/ds=<day>/ingesting.<file>    present while a dump file of that day is being
                                                     ingested; `dsa daily` refuses a day holding one
   <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part;
@@ -107,7 +108,13 @@ _JSON_STR_ARRAY = r'^\[\s*(?:"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:[^"\\]|\\.)*"\s*)*)?
 # the line-by-line re-read rejected, which has no typed columns but its uuid.
 QUARANTINE_EXTRA: dict[str, pl.DataType] = {"line": pl.Int64, "raw": pl.String}
 _CSV_FIELD_LIMIT = 1 << 30  # characters in one field, for the csv module (its default is 128 Ki)
-_RAW_MAX = 10_000  # characters of a rejected record kept in `raw`
+_RAW_MAX = 10_000
+# The dates besides created_at (which decides a row's day, and is quarantined when unreadable): one
+# that does not parse is kept null, and its row stays a statement (it still happened), but it drops out
+# of the delay percentiles; the statements written with one are counted per column (`unparsed_dates`)
+# and shown beside the negative delays, as a null content_created_at is in the decisions (DESIGN §3).
+UNPARSED_DATE_COLUMNS: tuple[str, ...] = tuple(c for c in TIMESTAMP_COLUMNS if c != "created_at")
+_UNPARSED = "_unparsed_"  # characters of a rejected record kept in `raw`
 
 _NAME = re.compile(
     r"^sor-(?P<scope>[A-Za-z0-9_.-]+?)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<variant>full|light)"
@@ -141,6 +148,7 @@ class IngestSummary:
     duplicates_dropped: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     backslash_quote_chunks: int = 0
+    unparsed_dates: dict[str, int] = field(default_factory=dict)  # statements kept with that date null
     sha1_verified: list[str] = field(default_factory=list)
 
     def add_part(self, counts: dict) -> None:
@@ -152,6 +160,9 @@ class IngestSummary:
         q = Counter(self.quarantined)
         q.update(counts["quarantined"])
         self.quarantined = dict(sorted(q.items()))
+        u = Counter(self.unparsed_dates)
+        u.update(counts.get("unparsed_dates", {}))  # absent from the markers of older ingests
+        self.unparsed_dates = dict(sorted(u.items()))
 
 
 @dataclass(frozen=True)
@@ -281,7 +292,10 @@ def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFram
             exprs.append((~ok).alias(f"_bad_{c}"))
             exprs.append(pl.when(ok).then(pl.col(c)).str.json_decode(pl.List(pl.String)).alias(c))
         elif c in TIMESTAMP_COLUMNS:
-            exprs.append(pl.col(c).str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+            parsed = pl.col(c).str.to_datetime(TS_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+            exprs.append(parsed)
+            if c in UNPARSED_DATE_COLUMNS:
+                exprs.append((pl.col(c).is_not_null() & parsed.is_null()).alias(f"{_UNPARSED}{c}"))
         else:
             exprs.append(pl.col(c))
     created = pl.col("created_at")
@@ -431,6 +445,11 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
     raw_csv.unlink()
 
     rows = pl.scan_parquet(typed_pq)
+    flags = [c for c in rows.collect_schema().names() if c.startswith(_UNPARSED)]
+    statements = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
+    statements = statements.filter(pl.col("reason").is_null())
+    unparsed = statements.select(pl.col(flags).sum()).collect().row(0, named=True) if flags else {}
+    rows = rows.drop(flags)
     keyed = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
     ds_dir = f"ds={day.isoformat()}"
     written = _sink(keyed.filter(pl.col("reason").is_null()).drop("reason"), output / "sor" / ds_dir / f"{chunk}.parquet")
@@ -453,6 +472,7 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
         "duplicates_dropped": read - kept,
         "quarantined": reasons,
         "backslash_quote_chunks": int(rewritten),
+        "unparsed_dates": {c.removeprefix(_UNPARSED): int(n) for c, n in sorted(unparsed.items()) if n},
     }
     # Beside the chunk's rows and named like them, so the day's figures (`dsa daily`) count what
     # was read and dropped here, and re-ingesting the chunk replaces its counts with its rows.
@@ -482,16 +502,17 @@ def ingesting_markers(output: Path, day: dt.date) -> list[Path]:
 def _empty_counts() -> dict:
     return {
         "chunks": 0, "rows_read": 0, "rows_written": 0, "duplicates_dropped": 0,
-        "quarantined": {}, "backslash_quote_chunks": 0,
+        "quarantined": {}, "backslash_quote_chunks": 0, "unparsed_dates": {},
     }  # fmt: skip
 
 
 def _merge(total: dict, part: dict) -> None:
     for k in ("chunks", "rows_read", "rows_written", "duplicates_dropped", "backslash_quote_chunks"):
         total[k] += part[k]
-    q = Counter(total["quarantined"])
-    q.update(part["quarantined"])
-    total["quarantined"] = dict(sorted(q.items()))
+    for k in ("quarantined", "unparsed_dates"):
+        c = Counter(total[k])
+        c.update(part[k])
+        total[k] = dict(sorted(c.items()))
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class DsaDayData:
     trends: pl.DataFrame | None  # the day's sor_trends, None when they could not be computed
     duplicate_uuids: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    unparsed_dates: dict[str, int] = field(default_factory=dict)  # statements kept with that date null
     notes: tuple[str, ...] = ()
     baseline_days: int = 28  # the [trends] window the day's trends were computed against
 
@@ -172,6 +173,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         duplicate_uuids=data.duplicate_uuids,
         negative_moderation_delay=t.get("negative_moderation_delay", 0),
         quarantined=sorted(data.quarantined.items()),
+        unparsed_dates=sorted(data.unparsed_dates.items()),
         notes=list(data.notes),
         plotly_js=plotly_js(),
         plotly_config=script_json(PLOTLY_CONFIG),

@@ -6,12 +6,15 @@ record k is on line k + 1) with one or a few records broken by hand.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import polars as pl
 import pytest
 
 from jobs import dsa_ingest
+from jobs.cli import main
 from jobs.dsa import cmd_daily
 from jobs.dsa_ingest import DsaIngestError, ingest, ingesting_markers
 from tests.conftest import shared_path
@@ -95,3 +98,37 @@ def test_an_unreadable_file_names_itself_and_the_line(tmp_path, monkeypatch):
     with pytest.raises(DsaIngestError, match=r"^sor-global-2025-07-01-full-00000-00000: unreadable CSV at line 8 "):
         ingest([_write(tmp_path, lines)], out)
     assert ingesting_markers(out, dt.date(2025, 7, 1))  # the day stays refused until a good ingest
+
+
+def test_unparsable_dates_besides_created_at_are_counted_and_shown(tmp_path, capsys):
+    """An application_date or content_date that does not parse leaves its statement in (it happened)
+    but out of the delay percentiles: the ingest, the day's manifest, the page and transparency say
+    how many, where the negative delays are counted."""
+    lines = _lines()
+    header = next(csv.reader([lines[0].decode()]))
+
+    def edited(k: int, **values: str) -> bytes:
+        fields = next(csv.reader([lines[k].decode()]))
+        for col, v in values.items():
+            fields[header.index(col)] = v
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(fields)
+        return buf.getvalue().encode()
+
+    lines[1] = edited(1, application_date="2025-06-30T22:00:00+02:00")  # an offset and an ISO T
+    lines[2] = edited(2, application_date="2025-07-01")  # a date only
+    lines[3] = edited(3, content_date="2025-06-31 00:00:00")  # no such day
+    out = tmp_path / "out"
+    s = ingest([_write(tmp_path, lines)], out)
+    assert (s.rows_written, s.quarantined) == (50, {})
+    assert s.unparsed_dates == {"application_date": 2, "content_date": 1}
+    sor = pl.read_parquet(out / "sor" / f"ds={DAY}" / "*.parquet")
+    assert sor["application_date"].null_count() == 2 and sor["content_date"].null_count() == 1
+    r = cmd_daily(out, DAY)
+    assert (r.statements, r.unparsed_dates) == (50, {"application_date": 2, "content_date": 1})
+    page = open(r.report, encoding="utf-8").read()
+    assert "Statements with an unreadable date, kept with it empty (left out of the delays that need it): " \
+           "application_date 2, content_date 1." in page  # fmt: skip
+    assert main(["dsa", "transparency", "--output", str(out), "--start", DAY, "--end", DAY,
+                 "--csv", str(tmp_path / "t.csv")]) == 0  # fmt: skip
+    assert "left out of the time-to-action figures: application_date 2, content_date 1" in capsys.readouterr().err
