@@ -108,13 +108,13 @@ _JSON_STR_ARRAY = r'^\[\s*(?:"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:[^"\\]|\\.)*"\s*)*)?
 # the line-by-line re-read rejected, which has no typed columns but its uuid.
 QUARANTINE_EXTRA: dict[str, pl.DataType] = {"line": pl.Int64, "raw": pl.String}
 _CSV_FIELD_LIMIT = 1 << 30  # characters in one field, for the csv module (its default is 128 Ki)
-_RAW_MAX = 10_000
+_RAW_MAX = 10_000  # characters of a rejected record kept in `raw`
 # The dates besides created_at (which decides a row's day, and is quarantined when unreadable): one
 # that does not parse is kept null, and its row stays a statement (it still happened), but it drops out
 # of the delay percentiles; the statements written with one are counted per column (`unparsed_dates`)
 # and shown beside the negative delays, as a null content_created_at is in the decisions (DESIGN §3).
 UNPARSED_DATE_COLUMNS: tuple[str, ...] = tuple(c for c in TIMESTAMP_COLUMNS if c != "created_at")
-_UNPARSED = "_unparsed_"  # characters of a rejected record kept in `raw`
+_UNPARSED = "_unparsed_"  # prefix of the per-column flags, dropped before the rows are written
 
 _NAME = re.compile(
     r"^sor-(?P<scope>[A-Za-z0-9_.-]+?)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<variant>full|light)"
