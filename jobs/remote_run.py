@@ -99,6 +99,10 @@ class RemoteRun:
             if report:
                 self.remote.put_reports(self.mirror, [f"{ds.isoformat()}.html"])
                 self.remote.put_index(self.index_dir)
+            elif tables and self.remote.remove_report(f"{ds.isoformat()}.html"):
+                # As on a local warehouse (nightly._remove_page): the page of the publication
+                # before described tables that are no longer there, and the index linked to it.
+                self.remote.put_index(self.index_dir)
         except BaseException:
             # The mirror must not keep what the remote did not get: later days would read it.
             self.remote.forget(self.mirror, ds)

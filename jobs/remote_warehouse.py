@@ -417,30 +417,45 @@ class RemoteWarehouse:
             self.put_reports(index_dir, ["index.html"])
 
     def _sync_index(self, index_dir: Path) -> None:
-        """Bring `index_dir` up to the remote for every day with a page there: the index's tables of
-        the day (INDEX_TABLES, small) with the publication's run files, or a day that never published
-        its failed attempt's run files; pulled again only where `_runs/ds=D/manifest.json`, swapped
-        in by every publication and failed attempt, changed. An empty stand-in of each page makes
-        render_index list the day (put_index puts index.html alone). Empty stand-ins and nothing
-        more made the index show a day outside the run's window without its figures."""
+        """Bring `index_dir` up to the remote for every day the index lists, as render_index does on
+        a local warehouse: every published day and every day with a page. Each gets the index's
+        tables of the day (INDEX_TABLES, small) with the publication's run files, or, for a day that
+        never published, its failed attempt's run files; pulled again only where
+        `_runs/ds=D/manifest.json`, swapped in by every publication and failed attempt, changed. An
+        empty stand-in of each page makes render_index link the day (put_index puts index.html
+        alone). Days were once listed from the pages alone: a day published with `--no-report` was
+        missing from the index, and the day after it, whose history read it, was marked stale."""
         reports = index_dir / "reports"
         reports.mkdir(parents=True, exist_ok=True)
-        listed = set()
+        pages = {}
         for name, is_dir in self.fs.list_dir(self.uri("reports")):
             day = None if is_dir else page_day(name)
-            if day is None:
-                continue
-            listed.add(name)
+            if day is not None:
+                pages[day] = name
+        listed = set(pages) | set(self.published_days(INDEX_TABLES[0]))
+        for day in sorted(listed):
             state = self.fs.read_bytes(self.uri(RUNS, _ds(day), "manifest.json"))
             if day not in self._indexed or self._indexed[day] != state:
                 _drop_day(index_dir, day)
                 if not self._mirror_day(index_dir, day, INDEX_TABLES):
                     self._get_run_files(self.uri(RUNS, _ds(day)), wh.runs_dir(index_dir, day))
                 self._indexed[day] = state
-            (reports / name).touch()
+        for day in set(self._indexed) - listed:
+            _drop_day(index_dir, day)  # gone from the remote
+            del self._indexed[day]
         for page in reports.iterdir():
-            if page_day(page.name) is not None and page.name not in listed:
+            if page_day(page.name) is not None and page.name not in pages.values():
                 page.unlink()  # its page was removed from the remote
+        for name in pages.values():
+            (reports / name).touch()
+
+    def remove_report(self, name: str) -> bool:
+        """Remove the report page `name` (under the lease of its day); whether there was one."""
+        target = self.uri("reports", name)
+        if not self.fs.exists(target):
+            return False
+        self.fs.delete(target)
+        return True
 
 
 def _drop_day(mirror: Path, ds: dt.date) -> None:

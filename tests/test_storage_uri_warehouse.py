@@ -132,17 +132,18 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     return {"good": good, "bad": bad}
 
 
-def run_both(tmp_path: Path, steps: list[tuple[Path, dt.date]], fs: LocalFS | None = None) -> tuple[Path, Path, list]:
-    """The same runs (input, ds), in order, into a local warehouse and into a URI warehouse, each
-    remote run by a RemoteRun of its own (as separate nightly runs are). -> (local, remote, outcomes)."""
+def run_both(tmp_path: Path, steps: list[tuple], fs: LocalFS | None = None) -> tuple[Path, Path, list]:
+    """The same runs (input, ds[, report]), in order, into a local warehouse and into a URI warehouse,
+    each remote run by a RemoteRun of its own (as separate nightly runs are). -> (local, remote, outcomes)."""
     local, remote = tmp_path / "local", tmp_path / "remote"
     fs = fs or LocalFS()
     engine, config = UriEngine(fs), Config()
     outcomes = []
-    for i, (input_dir, ds) in enumerate(steps):
+    for i, (input_dir, ds, *rest) in enumerate(steps):
+        report = rest[0] if rest else True
         got = []
-        for run in (lambda: nightly.run_day(input_dir, local, ds, engine, config, run_started_at=RUN_TS[i]),
-                    lambda: _remote_run_day(str(remote), input_dir, ds, engine, config, RUN_TS[i])):
+        for run in (lambda: nightly.run_day(input_dir, local, ds, engine, config, report=report, run_started_at=RUN_TS[i]),
+                    lambda: _remote_run_day(str(remote), input_dir, ds, engine, config, RUN_TS[i], report=report)):
             try:
                 got.append(run().published)
             except DQGateFailed:
@@ -153,10 +154,10 @@ def run_both(tmp_path: Path, steps: list[tuple[Path, dt.date]], fs: LocalFS | No
 
 
 def _remote_run_day(remote: str, input_dir: Path, ds: dt.date, engine: UriEngine, config: Config,
-                    started: dt.datetime) -> nightly.DayResult:
+                    started: dt.datetime, *, report: bool = True) -> nightly.DayResult:
     run = RemoteRun(remote, engine)
     try:
-        return run.run_day(input_dir, ds, engine, config, run_started_at=started)
+        return run.run_day(input_dir, ds, engine, config, report=report, run_started_at=started)
     finally:
         run.close()
 
@@ -184,6 +185,24 @@ def test_the_index_keeps_the_figures_of_days_a_run_does_not_read(tmp_path: Path,
     for ds in (DS + DAY, DS):  # later days: outside the window of the last run, of DS - 1
         assert "–" not in _index_row(remote, ds), ds
     assert "latest run failed" in _index_row(remote, DS)
+
+
+def test_a_publication_without_a_report_removes_the_page_and_keeps_its_index_row_as_on_a_local_warehouse(tmp_path: Path, inputs) -> None:
+    """`--no-report` removes the day's older page (it described the tables replaced) and the index
+    reads "no page" for it; a day published without a page is listed, and the day after it, whose
+    history read it, is not "stale history". The remote once kept the old page, and listed days
+    from pages alone."""
+    # DS - 1 without a page; DS with one; DS + 1 with one, then rerun without.
+    steps = [(inputs["good"], DS - DAY, False), (inputs["good"], DS), (inputs["good"], DS + DAY), (inputs["good"], DS + DAY, False)]
+    local, remote, outcomes = run_both(tmp_path, steps)
+    assert outcomes == [True, True, True, True]
+    assert not (remote / "reports" / f"{DS + DAY}.html").exists()
+    assert not (local / "reports" / f"{DS + DAY}.html").exists()
+    for ds in (DS - DAY, DS, DS + DAY):
+        assert _index_row(remote, ds) == _index_row(local, ds), ds
+        assert "stale history" not in _index_row(remote, ds), ds
+    assert "no page" in _index_row(remote, DS - DAY) and "no page" in _index_row(remote, DS + DAY)
+    assert (remote / "reports" / "index.html").read_text(encoding="utf-8") == (local / "reports" / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_long_run_indexes_the_days_other_runs_published_meanwhile(tmp_path: Path, inputs) -> None:
