@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -99,6 +100,10 @@ def _token(body: bytes | None) -> object:
 
 def _holder(body: bytes) -> str:
     return str(_field(body, "holder") or "another process")
+
+
+# A temporary of put_reports: the new file copied in, or the old one renamed aside.
+_REPORT_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]+$")
 
 
 def _ds(ds: dt.date) -> str:
@@ -231,6 +236,12 @@ class RemoteWarehouse:
                     held.lost.set()
                     return
 
+    def _unheld(self, ds: dt.date) -> bool:
+        """Whether no live run holds the lease of ds (no lock, or a stale one)."""
+        lock = self.uri("_locks", f"{_ds(ds)}.lock")
+        body = self.fs.read_bytes(lock)
+        return body is None or self._stale(lock, body)
+
     def _check_held(self, ds: dt.date) -> None:
         held = self._held.get(ds)
         if held is None:
@@ -309,6 +320,7 @@ class RemoteWarehouse:
             self._swap(ds, journal)
         else:
             self._collect_garbage(ds)
+        self._tidy_reports(self._report_temps(f"{ds.isoformat()}.html"))
 
     def _collect_garbage(self, ds: dt.date) -> None:
         """Keep the previous publication one round (readers may still be reading it, and it is the
@@ -319,15 +331,48 @@ class RemoteWarehouse:
                 self.fs.delete(self._versions(ds, name))
 
     def put_reports(self, mirror: Path, names: Iterable[str]) -> None:
-        """Replace report files (each copied aside, then renamed over the old one)."""
+        """Replace report files, each under the lease that covers it (its day's, or the index's).
+
+        The new file is copied to `.<name>.tmp-<hex>`, the old one renamed aside to
+        `.<name>.old-<hex>`, the new one renamed in, and the old one deleted: Hadoop's rename
+        refuses an existing target, and a delete first left no page at all to a run killed before
+        the rename (and its day out of the index). The target is missing only between two renames;
+        a run killed there leaves the old file aside, which `_tidy_reports` puts back."""
         for name in names:
             local = mirror / "reports" / name
             if not local.is_file() or local.stat().st_size == 0:
                 continue
-            target, aside = self.uri("reports", name), self.uri("reports", f".{name}.tmp-{secrets.token_hex(4)}")
-            self.fs.put(local, aside)
-            self.fs.delete(target)
-            self.fs.rename(aside, target)
+            self._tidy_reports(self._report_temps(name))
+            target = self.uri("reports", name)
+            tmp, old = (self.uri("reports", f".{name}.{kind}-{secrets.token_hex(4)}") for kind in ("tmp", "old"))
+            self.fs.put(local, tmp)
+            had_old = self.fs.exists(target)
+            if had_old:
+                self.fs.rename(target, old)
+            self.fs.rename(tmp, target)
+            if had_old:
+                self.fs.delete(old)
+
+    def _report_temps(self, name: str | None = None) -> list[tuple[str, str, str]]:
+        """(entry, file it is of, kind) of what replacing report files left in reports/ (of `name`)."""
+        found = []
+        for entry, is_dir in self.fs.list_dir(self.uri("reports")):
+            left = None if is_dir else _REPORT_TEMP.match(entry)
+            if left is not None and (name is None or left["name"] == name):
+                found.append((entry, left["name"], left["kind"]))
+        return found
+
+    def _tidy_reports(self, temps: Iterable[tuple[str, str, str]]) -> None:
+        """Clear what killed runs left of replacing report files (`_report_temps`): a copy of the old
+        file still aside where the file itself is missing is put back; every other one is deleted.
+        Call under the lease that covers those files."""
+        for entry, name, kind in temps:
+            target, path = self.uri("reports", name), self.uri("reports", entry)
+            if kind == "old" and not self.fs.exists(target):
+                with contextlib.suppress(OSError):  # put back by another run meanwhile: theirs stands
+                    self.fs.rename(path, target)
+            else:
+                self.fs.delete(path)
 
     # ------------------------------------------------------------ mirror
     def mirror_days(self, mirror: Path, days: Iterable[dt.date]) -> None:
@@ -412,6 +457,10 @@ class RemoteWarehouse:
             return f"the report index of {self.root} is being rewritten by {holder}; retry later"
 
         with self._leased(self.uri("_locks", "index.lock"), busy, self.lease_s):
+            # Pages a killed run left half replaced, of days no run holds now (a day's own run
+            # tidies its page itself): put back before the index is listed.
+            temps = self._report_temps()
+            self._tidy_reports(t for t in temps if (day := page_day(t[1])) is not None and self._unheld(day))
             self._sync_index(index_dir)
             render_index(index_dir)
             self.put_reports(index_dir, ["index.html"])

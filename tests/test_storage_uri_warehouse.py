@@ -205,6 +205,57 @@ def test_a_publication_without_a_report_removes_the_page_and_keeps_its_index_row
     assert (remote / "reports" / "index.html").read_text(encoding="utf-8") == (local / "reports" / "index.html").read_text(encoding="utf-8")
 
 
+class Killed(BaseException):
+    """A kill at a chosen filesystem call (BaseException: nothing catches it on the way out)."""
+
+
+class KillingFS(LocalFS):
+    """LocalFS that dies before its `at`-th put, rename or delete of the report page `page`
+    (the page itself or one of its temporaries)."""
+
+    def __init__(self, page: str, at: int) -> None:
+        super().__init__()
+        self.page, self.at, self.calls = page, at, 0
+
+    def _step(self, *uris: str) -> None:
+        if any(os.path.basename(u) == self.page or os.path.basename(u).startswith(f".{self.page}.") for u in uris):
+            self.calls += 1
+            if self.calls == self.at:
+                raise Killed(uris)
+
+    def put(self, local: Path, uri: str) -> None:
+        self._step(uri)
+        super().put(local, uri)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._step(src, dst)
+        super().rename(src, dst)
+
+    def delete(self, uri: str) -> None:
+        self._step(uri)
+        super().delete(uri)
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 4])
+def test_a_run_killed_while_replacing_its_page_never_leaves_the_day_without_one(tmp_path: Path, inputs, at: int) -> None:
+    """Replacing reports/D.html deleted the old page and then renamed the new one in: a run killed
+    between the two left no page (and, its day listed from pages, no row in the index), and a
+    temporary for ever. Now the old page is renamed aside (Hadoop cannot rename over a file), so
+    a run killed before the new one is in leaves it there, and the next run puts it back."""
+    remote, page = tmp_path / "remote", f"{DS}.html"
+    config = Config()
+    _remote_run_day(str(remote), inputs["good"], DS, UriEngine(LocalFS()), config, RUN_TS[0])
+    killing = KillingFS(page, at)
+    with pytest.raises(Killed):
+        _remote_run_day(str(remote), inputs["good"], DS, UriEngine(killing), config, RUN_TS[1])
+    assert killing.calls == at
+    left = sorted(p.name for p in (remote / "reports").iterdir())
+    assert page in left or any(name.startswith(f".{page}.old-") for name in left), left  # never lost
+    _remote_run_day(str(remote), inputs["good"], DS + DAY, UriEngine(LocalFS()), config, RUN_TS[2])
+    assert sorted(p.name for p in (remote / "reports").iterdir()) == [page, f"{DS + DAY}.html", "index.html"]
+    assert f'href="{page}"' in _index_row(remote, DS)
+
+
 def test_a_long_run_indexes_the_days_other_runs_published_meanwhile(tmp_path: Path, inputs) -> None:
     """A run over several days rewrites the index after each; a day another run published since this
     one started is in it (the index was listed once, when the run began)."""
