@@ -189,13 +189,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.phase == "prepare":
         return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)
+    remote_notes: list[str] = []
     try:
         run_days(
             args.input, args.output, days, engine=args.engine, config=config,
             report=not args.no_report, lock_wait=args.lock_wait, on_day=on_day, run_started_at=args.run_ts,
+            # A URI warehouse's note is computed from the remote before the run's mirror goes.
+            on_stale_note=remote_notes.append if is_uri(args.output) else None,
         )
     finally:
         bar.close()
+        for note in remote_notes:
+            _print_stale_note(note)
         if not is_uri(args.output) and Path(args.output).is_dir():
             _note_stale_days(Path(args.output), days, config)
     return 0
@@ -207,7 +212,11 @@ def _note_stale_days(output: Path, days: list[dt.date], config) -> None:
     from jobs import lineage
 
     if note := lineage.stale_note(output, days, config.params(max(days))):
-        print(f"riskinsight: note: {note}", file=sys.stderr)
+        _print_stale_note(note)
+
+
+def _print_stale_note(note: str) -> None:
+    print(f"riskinsight: note: {note}", file=sys.stderr)
 
 
 def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:

@@ -49,7 +49,11 @@ def _span(first: dt.date, last: dt.date) -> list[dt.date]:
 class _Published:
     """What is published now, read once per day (a check of many days reads each day once)."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path | str) -> None:
+        if wh.is_uri(output):
+            # A URI warehouse has no `current` links to read: every day would read as unpublished
+            # and nothing as stale. Its runs check a local copy of its manifests (RemoteRun.stale_note).
+            raise ValueError(f"{output}: lineage reads a local warehouse, not a URI")
         self.output = Path(output)
         self._days: dict[dt.date, tuple[str | None, dict | None]] = {}
 
@@ -102,7 +106,7 @@ def stale_days(output: Path | str, days: Iterable[dt.date]) -> dict[dt.date, lis
     """Published days among `days` whose history tables were built on other tables of earlier days
     than those published now: day -> those earlier days. A day whose manifest predates the record
     is not judged."""
-    published = _Published(Path(output))
+    published = _Published(output)
     out = {}
     for day in sorted(set(days)):
         manifest = published.manifest(day)
@@ -116,6 +120,8 @@ def stale_after(output: Path | str, first: dt.date, last: dt.date, params: Param
     themselves (another day published while they computed) and every day whose history window
     reaches back into them."""
     reach = max(history_days(params).values())
+    if wh.is_uri(output):
+        raise ValueError(f"{output}: lineage reads a local warehouse, not a URI")
     candidates = [d for d in wh.published_days(Path(output), "violation_daily") if first <= d <= last + dt.timedelta(days=reach)]
     return stale_days(output, candidates)
 

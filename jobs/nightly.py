@@ -516,9 +516,13 @@ def run_days(
     lock_wait: float = 0.0,
     run_started_at: dt.datetime | None = None,
     on_day: Callable[[dt.date, DayResult | RiskInsightError], None] | None = None,
+    on_stale_note: Callable[[str], None] | None = None,
 ) -> list[DayResult]:
     """Run every day in order (later days' trends read earlier days). A day that fails does not stop
-    the others; the first failure is raised at the end with every failed day named."""
+    the others; the first failure is raised at the end with every failed day named.
+
+    A URI warehouse's stale-history note (lineage.stale_note) is computed here, from the remote,
+    before its mirror goes, and handed to on_stale_note; the CLI computes a local one itself."""
     cfg = config if isinstance(config, Config) else load_config(config)
     # great-expectations takes seconds to import; do it while the first day computes.
     import_in_background("expectations.gate")
@@ -543,6 +547,9 @@ def run_days(
                 failures.append((ds, exc))
                 if on_day:
                     on_day(ds, exc)
+        if remote is not None and on_stale_note is not None and days:
+            if note := remote.stale_note(sorted(days), cfg.params(max(days))):
+                on_stale_note(note)
     finally:
         if remote is not None:
             remote.close()

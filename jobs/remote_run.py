@@ -17,7 +17,7 @@ from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
 
-from jobs import nightly
+from jobs import lineage, nightly
 from jobs.config import Config
 from jobs.engines.base import Engine
 from jobs.engines.spark_engine import first_line
@@ -107,6 +107,17 @@ class RemoteRun:
             # The mirror must not keep what the remote did not get: later days would read it.
             self.remote.forget(self.mirror, ds)
             raise
+
+    def stale_note(self, days: list[dt.date], params: Params) -> str | None:
+        """lineage.stale_note for the remote: from the run files of every published day, pulled for
+        the index (`index_dir` holds what the index lists: each day's manifest, which is all the
+        lineage check reads). None where the remote cannot be read now: the note is advice, and a
+        run that could not reach the remote says so in its days' own errors."""
+        try:
+            self.remote.sync_index(self.index_dir)
+        except (OSError, Py4JJavaError):
+            return None
+        return lineage.stale_note(self.index_dir, days, params)
 
     def close(self) -> None:
         shutil.rmtree(self.mirror, ignore_errors=True)

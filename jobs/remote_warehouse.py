@@ -461,11 +461,11 @@ class RemoteWarehouse:
             # tidies its page itself): put back before the index is listed.
             temps = self._report_temps()
             self._tidy_reports(t for t in temps if (day := page_day(t[1])) is not None and self._unheld(day))
-            self._sync_index(index_dir)
+            self.sync_index(index_dir)
             render_index(index_dir)
             self.put_reports(index_dir, ["index.html"])
 
-    def _sync_index(self, index_dir: Path) -> None:
+    def sync_index(self, index_dir: Path) -> None:
         """Bring `index_dir` up to the remote for every day the index lists, as render_index does on
         a local warehouse: every published day and every day with a page. Each gets the index's
         tables of the day (INDEX_TABLES, small) with the publication's run files, or, for a day that

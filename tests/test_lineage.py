@@ -6,6 +6,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from jobs import lineage
 from jobs import warehouse as wh
 from jobs.config import Config
@@ -62,6 +64,30 @@ def test_a_backfill_run_after_a_later_day_leaves_that_day_stale_until_it_is_reru
     _run(inp, out, D3, D3)
     assert lineage.stale_after(out, D1, D3, PARAMS) == {}
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_uri_warehouse_gets_the_same_stale_note_as_a_local_one(tmp_path, capsys, monkeypatch):
+    """`run` on a URI warehouse printed no note (lineage looked for `current` links the remote does
+    not have, and found every day unpublished): it now reads the remote's manifests, and says what
+    a local warehouse says, in the same one line."""
+    from jobs import nightly
+    from tests.test_storage_uri_warehouse import FileUriEngine
+
+    real = nightly._as_engine
+    monkeypatch.setattr(nightly, "_as_engine", lambda engine: FileUriEngine() if engine == "spark" else real(engine))
+    inp, local, remote = tmp_path / "in", tmp_path / "local", tmp_path / "remote"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    notes = {}
+    for out, engine in ((str(local), "polars"), (f"file://{remote}", "spark")):
+        for first, last in ((D3, D3), (D1, D2)):  # the backfill after D3
+            assert run("--input", str(inp), "--output", out, "--engine", engine, "--start", str(first), "--end", str(last)) == 0
+        notes[engine] = [line for line in capsys.readouterr().err.splitlines() if "riskinsight: note:" in line]
+    assert len(notes["polars"]) == 1 and f"(run --start {D3} --end {D3})" in notes["polars"][0]
+    assert notes["spark"] == notes["polars"]
+    assert "stale history" in _index_row(remote, D3)
+    with pytest.raises(ValueError, match="not a URI"):  # rather than "nothing is stale"
+        lineage.stale_days(f"file://{remote}", [D3])
 
 
 def test_a_rerun_with_late_rows_makes_the_later_days_stale_and_an_identical_rerun_does_not(tmp_path):

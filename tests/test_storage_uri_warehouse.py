@@ -116,6 +116,61 @@ class UriEngine(PolarsEngine):
         self.fs = fs
 
 
+def _local(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+class FileUriFS(LocalFS):
+    """LocalFS for `file://` URIs: a warehouse given as a URI (`run --output file:///…`), which takes
+    the URI path through the CLI and nightly.run_days."""
+
+    def exists(self, uri: str) -> bool:
+        return super().exists(_local(uri))
+
+    def is_dir(self, uri: str) -> bool:
+        return super().is_dir(_local(uri))
+
+    def is_file(self, uri: str) -> bool:
+        return super().is_file(_local(uri))
+
+    def list_dir(self, uri: str) -> list[tuple[str, bool]]:
+        return super().list_dir(_local(uri))
+
+    def rename(self, src: str, dst: str) -> None:
+        super().rename(_local(src), _local(dst))
+
+    def delete(self, uri: str) -> None:
+        super().delete(_local(uri))
+
+    def create_new(self, uri: str, data: bytes) -> bool:
+        return super().create_new(_local(uri), data)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        super().write_bytes(_local(uri), data)
+
+    def modified_at(self, uri: str) -> float | None:
+        return super().modified_at(_local(uri))
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        return super().read_bytes(_local(uri))
+
+    def put(self, local: Path, uri: str) -> None:
+        super().put(local, _local(uri))
+
+    def get(self, uri: str, local: Path) -> None:
+        super().get(_local(uri), local)
+
+
+class FileUriEngine(UriEngine):
+    """UriEngine over FileUriFS, whose history reads the `file://` partitions RemoteRun hands it."""
+
+    def __init__(self) -> None:
+        super().__init__(FileUriFS())
+
+    def read_history(self, table, partitions):
+        return super().read_history(table, {day: _local(str(path)) for day, path in partitions.items()})
+
+
 def bad_day(ds: dt.date) -> dict[str, list[dict]]:
     rows = clean_day(ds)
     rows["decisions"] += [decision(decision_mode="robot") for _ in range(5)]  # > 1 % quarantined: the gate fails
