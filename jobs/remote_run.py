@@ -70,7 +70,7 @@ class RemoteRun:
     def _run_day(self, input_dir, ds, engine, config, report, lock_wait, run_started_at) -> nightly.DayResult:
         params = config.params(ds)
         window = mirror_window(ds, params, self.remote.published_days("violation_daily"))
-        self.remote.settle(window, wait_s=lock_wait)
+        self.remote.settle(window, ds=ds, wait_s=lock_wait)
         with self.remote.lease(ds, wait_s=lock_wait):  # which settles ds itself
             # ds too: after a failed gate its page shows the publication in place under a banner, as
             # on a local warehouse. Without it, the page of a failed rerun said ds was never

@@ -75,6 +75,27 @@ class RemoteFS(Protocol):
     def get(self, uri: str, local: Path) -> None: ...
 
 
+def _process_space() -> str:
+    """Where a pid names one process: the host, and on Linux its boot and pid namespace (containers
+    on one host may share a name and a volume, not their pids)."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return " ".join(parts)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 class _Held:
     """A lease this process holds: its lock file, token, and whether it was lost."""
 
@@ -83,8 +104,12 @@ class _Held:
         self.lost = threading.Event()
 
     def body(self) -> bytes:
-        # Renewal time on the clients' clock: the clock that judges staleness.
-        return json.dumps({"holder": self.holder, "token": self.token, "renewed_at": time.time()}).encode()
+        # Renewal time on the clients' clock: the clock that judges staleness. The pid, and where
+        # it names a process, let a run on the same host see at once that the holder died.
+        return json.dumps({
+            "holder": self.holder, "token": self.token, "renewed_at": time.time(),
+            "pid": os.getpid(), "space": _process_space(),
+        }).encode()
 
 
 def _field(body: bytes | None, name: str) -> object:
@@ -217,6 +242,12 @@ class RemoteWarehouse:
         return None
 
     def _stale(self, lock: str, body: bytes) -> bool:
+        """lease_s after its last renewal; at once where its holder ran here and is gone. A holder
+        killed on this host was judged alive for lease_s, and every run of the days whose window
+        holds its ds failed for that long."""
+        pid = _field(body, "pid")
+        if isinstance(pid, int) and pid != os.getpid() and _field(body, "space") == _process_space() and not _pid_alive(pid):
+            return True
         renewed = _field(body, "renewed_at")
         if not isinstance(renewed, (int, float)):
             renewed = self.fs.modified_at(lock) or time.time()  # half-written by a holder that died
@@ -426,13 +457,36 @@ class RemoteWarehouse:
         _drop_day(mirror, ds)
         self._mirrored.discard(ds)
 
-    def settle(self, days: Iterable[dt.date], wait_s: float = 0.0) -> None:
+    def settle(self, days: Iterable[dt.date], ds: dt.date | None = None, wait_s: float = 0.0) -> None:
         """Finish any swap a killed run left half done on `days` (taking each one's lease), so
-        history and mirrors never read a half-swapped day."""
+        history and mirrors of the run of `ds` never read a half-swapped day.
+
+        A day whose swap is under way is waited for until its journal is gone, up to one lease at
+        least (wait_s if longer): a live holder finishes its swap in seconds, and one that died has
+        lapsed by then (at once where it ran on this host) and the swap is rolled forward here. It
+        once failed at once with `--lock-wait 0`, naming the other day, not the one being run."""
         for day in sorted(days):
-            if self.fs.exists(self._versions(day, JOURNAL)):
-                with self.lease(day, wait_s=wait_s):
-                    pass  # the lease recovers
+            journal = self._versions(day, JOURNAL)
+            deadline = time.monotonic() + max(wait_s, self.lease_s)
+            while self.fs.exists(journal):
+                try:
+                    with self.lease(day):
+                        pass  # the lease recovers
+                except LockHeld:
+                    if time.monotonic() >= deadline:
+                        raise LockHeld(self._unsettled(day, ds)) from None
+                    time.sleep(0.5)
+
+    def _unsettled(self, day: dt.date, ds: dt.date | None) -> str:
+        lock = self.uri("_locks", f"{_ds(day)}.lock")
+        body = self.fs.read_bytes(lock) or b""
+        renewed = _field(body, "renewed_at")
+        lapse = f"{max(0.0, renewed + self.lease_s - time.time()):.0f} s" if isinstance(renewed, (int, float)) else f"{self.lease_s:.0f} s at most"
+        run = f"ds={ds}: cannot read" if ds is not None else "cannot settle"
+        return (
+            f"{run} ds={day} of {self.root}, half swapped in by {_holder(body)}, which holds its lease; "
+            f"the lease lapses in {lapse} unless renewed, and the next run then finishes the swap; retry later"
+        )
 
     def mirror_attempts(self, mirror: Path, ds: dt.date) -> None:
         """ds's earlier attempt records, so the `_runs/ds=D` this run swaps in still lists them."""

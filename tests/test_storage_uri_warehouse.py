@@ -11,8 +11,11 @@ drives the race it is about.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -388,3 +391,74 @@ def test_a_lock_that_stays_unreadable_is_not_the_holders(tmp_path: Path, monkeyp
     with pytest.raises(LockHeld, match="lost its lease"), remote.lease(DS):
         fs.write_bytes(str(tmp_path / "remote" / "_locks" / f"ds={DS}.lock"), b"")
         remote._check_held(DS)
+
+
+_HOLD = """
+import sys, time
+from jobs.remote_warehouse import RemoteWarehouse
+from tests.test_storage_uri_warehouse import LocalFS, DS
+with RemoteWarehouse(LocalFS(), sys.argv[1]).lease(DS):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_lease_whose_holder_died_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
+    """A holder SIGKILLed here stops renewing, but its lock was judged live for the whole lease
+    (600 s): every run of the days whose window holds its ds failed for that long."""
+    root = str(tmp_path / "remote")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, root], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        remote = RemoteWarehouse(LocalFS(), root, lease_s=600)
+        with pytest.raises(LockHeld, match=f"pid {holder.pid} on"):  # alive: it holds
+            with remote.lease(DS):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    started = time.monotonic()
+    with remote.lease(DS):
+        assert time.monotonic() - started < 5
+    # A lock from another host (or pid namespace) is judged by its renewal time alone.
+    lock = tmp_path / "remote" / "_locks" / f"ds={DS}.lock"
+    lock.write_text(json.dumps({"holder": f"pid {holder.pid} on elsewhere", "token": "x", "renewed_at": time.time(),
+                                "pid": holder.pid, "space": "elsewhere"}))
+    with pytest.raises(LockHeld, match="elsewhere"), remote.lease(DS):
+        pass
+
+
+def test_a_run_waits_for_an_earlier_day_being_swapped_and_names_its_own_day_if_it_cannot(tmp_path: Path) -> None:
+    """A run of D+1 that found D mid-swap (its journal present, its lease held) failed at once with
+    `--lock-wait 0`, saying D "is being run". It waits for the swap now; past a lease, it says
+    which day it was running and which one it could not read."""
+    root, fs = str(tmp_path / "remote"), LocalFS()
+    journal = tmp_path / "remote" / "_versions" / f"ds={DS}" / "_PUBLISHING"
+    swapping, done = threading.Event(), threading.Event()
+
+    def swap(seconds: float, lease_s: float) -> None:
+        with RemoteWarehouse(fs, root, lease_s=lease_s).lease(DS):
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            journal.write_text('{"new": "n", "old": "o", "parts": [], "tables": false}')
+            swapping.set()
+            time.sleep(seconds)
+            journal.unlink()
+        done.set()
+
+    holder = threading.Thread(target=swap, args=(1.0, 600))
+    holder.start()
+    swapping.wait(30)
+    RemoteWarehouse(fs, root, lease_s=600).settle([DS])  # wait_s 0 (--lock-wait 0)
+    assert done.wait(5) or not journal.exists()
+    holder.join()
+
+    swapping.clear()
+    holder = threading.Thread(target=swap, args=(4.0, 1.5))  # renewed every 0.5 s: live throughout
+    holder.start()
+    swapping.wait(30)
+    try:
+        with pytest.raises(LockHeld, match=rf"^ds={DS + DAY}: cannot read ds={DS} of .*half swapped in by pid {os.getpid()}.*lapses in"):
+            RemoteWarehouse(fs, root, lease_s=1.5).settle([DS], ds=DS + DAY)
+    finally:
+        holder.join()
