@@ -17,10 +17,14 @@ tables it copies are the small aggregated outputs, never raw input. On the remot
 Publishing ds: every part (each table partition, then `_runs/ds=D`) is copied aside under
 `_versions/ds=D/<new>/`, the journal is written, and each live part is renamed out to
 `_versions/ds=D/<old>/` and the new one renamed in: a few metadata renames, atomic per part on
-HDFS and ABFS. A run killed during the swap leaves the journal, and whoever takes the lease next
-rolls the swap forward before anything else, so readers see the old publication or the new one,
-never a lasting mix. (On S3A and GCS a rename is a copy: there readers should read a ds only when
-its `_runs/ds=D/manifest.json` names the version they expect.)
+HDFS and ABFS (a copy on S3A and GCS). A run killed during the swap leaves the journal, and whoever
+takes the lease next rolls the swap forward before anything else.
+
+Not atomic across parts: while the journal is there (a swap under way, or a killed one not yet
+rolled forward) a reader of ds can see some tables new and others old, or one missing. A reader
+that needs one publication checks that the journal is absent and reads `_runs/ds=D/manifest.json`
+before it reads the tables, checks both again after, and reads again if either changed (README,
+"Running on a Spark cluster"); this job's own runs settle such a day before they read it.
 """
 
 from __future__ import annotations
