@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,9 +24,27 @@ from jobs.config import Config
 from jobs.engines.base import Engine
 from jobs.engines.spark_engine import first_line
 from jobs.errors import DQGateFailed, UsageError, WarehouseUnavailable
-from jobs.remote_warehouse import RemoteWarehouse
+from jobs.remote_warehouse import RemoteWarehouse, pid_alive, process_space
 from jobs.report import TREND_WINDOW_DAYS
 from transforms.params import Params
+
+
+MIRROR_PREFIX = "riskinsight-mirror-"
+OWNER = ".owner"  # in a mirror: the pid of the run it is of, and where that pid names it
+
+
+def _remove_dead_mirrors() -> None:
+    """The mirrors of runs killed on this host (close never ran), with up to a month of tables each."""
+    for mirror in Path(tempfile.gettempdir()).glob(f"{MIRROR_PREFIX}*"):
+        try:
+            owner = json.loads((mirror / OWNER).read_text())
+            if mirror.stat().st_uid != os.getuid() or owner.get("space") != process_space():
+                continue
+            pid = owner.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and not pid_alive(pid):
+                shutil.rmtree(mirror, ignore_errors=True)
+        except (OSError, ValueError, AttributeError):
+            continue  # not one of ours, or one being made or removed
 
 
 def mirror_window(ds: dt.date, params: Params, published: list[dt.date]) -> list[dt.date]:
@@ -45,7 +65,9 @@ class RemoteRun:
             )
         self.output = output
         self.remote = RemoteWarehouse(fs, output)
-        self.mirror = Path(tempfile.mkdtemp(prefix="riskinsight-mirror-"))
+        _remove_dead_mirrors()
+        self.mirror = Path(tempfile.mkdtemp(prefix=MIRROR_PREFIX))
+        (self.mirror / OWNER).write_text(json.dumps({"pid": os.getpid(), "space": process_space()}))
         # What the report index reads of every day with a page; apart from the mirror, which holds
         # whole days, and only the ones this run reads.
         self.index_dir = self.mirror / "_index"

@@ -79,7 +79,7 @@ class RemoteFS(Protocol):
     def get(self, uri: str, local: Path) -> None: ...
 
 
-def _process_space() -> str:
+def process_space() -> str:
     """Where a pid names one process: the host, and on Linux its boot and pid namespace (containers
     on one host may share a name and a volume, not their pids)."""
     parts = [socket.gethostname()]
@@ -90,7 +90,7 @@ def _process_space() -> str:
     return " ".join(parts)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +112,7 @@ class _Held:
         # it names a process, let a run on the same host see at once that the holder died.
         return json.dumps({
             "holder": self.holder, "token": self.token, "renewed_at": time.time(),
-            "pid": os.getpid(), "space": _process_space(),
+            "pid": os.getpid(), "space": process_space(),
         }).encode()
 
 
@@ -250,7 +250,7 @@ class RemoteWarehouse:
         killed on this host was judged alive for lease_s, and every run of the days whose window
         holds its ds failed for that long."""
         pid = _field(body, "pid")
-        if isinstance(pid, int) and pid != os.getpid() and _field(body, "space") == _process_space() and not _pid_alive(pid):
+        if isinstance(pid, int) and pid != os.getpid() and _field(body, "space") == process_space() and not pid_alive(pid):
             return True
         renewed = _field(body, "renewed_at")
         if not isinstance(renewed, (int, float)):

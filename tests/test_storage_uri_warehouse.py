@@ -492,3 +492,25 @@ def test_readers_can_tell_a_day_mid_swap_from_the_journal(tmp_path: Path, inputs
     assert all(before[p] != after[p] for p in ("violation_daily", "_runs"))
     mixed = [j for j, s in seen if s != before and s != after]
     assert mixed and all(mixed)  # some reader's view was mixed, and the journal said so every time
+
+
+def test_a_run_removes_the_mirrors_of_runs_killed_on_this_host(tmp_path: Path, monkeypatch) -> None:
+    """A SIGKILLed run never closed its mirror (up to a month of tables) in the temp directory."""
+    from jobs import remote_run
+
+    monkeypatch.setattr(remote_run.tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = remote_warehouse.process_space()
+    mirrors = {}
+    for label, pid, space in (("dead", dead.pid, here), ("live", os.getpid(), here), ("elsewhere", dead.pid, "elsewhere")):
+        mirrors[label] = tmp_path / f"{remote_run.MIRROR_PREFIX}{label}"
+        (mirrors[label] / "violation_daily").mkdir(parents=True)
+        (mirrors[label] / remote_run.OWNER).write_text(json.dumps({"pid": pid, "space": space}))
+    run = RemoteRun(str(tmp_path / "remote"), UriEngine(LocalFS()))
+    try:
+        assert run.mirror.parent == tmp_path
+        assert not mirrors["dead"].exists() and mirrors["live"].exists() and mirrors["elsewhere"].exists()
+    finally:
+        run.close()
+    assert not run.mirror.exists()
