@@ -57,6 +57,11 @@ class WarehouseConflict(RiskInsightError):
     exit_code = 1
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (Polars and Spark append plans and traces)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def range_failure(failures: list[tuple[object, RiskInsightError]]) -> RiskInsightError:
     """The error a range of days ends with: the first day's (its type, so its exit code), naming
     every other day that failed. A failed day does not stop the days after it."""

@@ -25,7 +25,7 @@ from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
-from jobs.errors import CandidateReplaced, DQGateFailed, RiskInsightError, range_failure
+from jobs.errors import CandidateReplaced, DQGateFailed, RiskInsightError, WarehouseUnavailable, first_line, range_failure
 from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
@@ -179,7 +179,10 @@ def prepare_day(
                     tables[table] = tables[table].lazy().sort(_sort_keys(table), nulls_last=True).collect()
                     # zstd at level 1: creator_category_daily (3 M rows at 10 M decisions) wrote in 0.33 s
                     # instead of 0.55-0.7 s at Polars' default level 3, for files 2.7 % larger.
-                    tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
+                    try:
+                        tables[table].write_parquet(target / PART, compression="zstd", compression_level=1)
+                    except pl.exceptions.PolarsError as exc:  # Polars' own wrapping of a full or failing disk
+                        raise WarehouseUnavailable(f"output {target}: cannot write {table}: {first_line(exc)}") from exc
                     rows_written[table] = tables[table].height
                     table_sha256[table] = lineage.file_sha256(target / PART)
                     faults.point(f"after_write:{table}")

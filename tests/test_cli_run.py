@@ -618,3 +618,36 @@ def test_demo_ends_with_the_last_reports_path_and_most_days_pass(tmp_path, capsy
     assert {v for d, v in verdicts.items() if d not in ("2024-01-01", "2024-01-10")} == {"pass"}
     rates = demo_dirty_rates([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(35)])
     assert [d.isoformat() for d, r in rates.items() if r > 0] == ["2024-01-08", "2024-01-17", "2024-01-26", "2024-02-04"]
+
+
+@pytest.mark.parametrize("step", ["checkpoint", "table"])
+def test_a_full_output_volume_is_one_line_naming_the_output_not_the_input(tmp_path, monkeypatch, capsys, step) -> None:
+    """Polars reports a full disk as its own ComputeError. While staging it was blamed on the input
+    (exit 4, which the DAG does not retry); while writing a table it escaped as an 80-line traceback."""
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    full = pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)")
+    if step == "checkpoint":
+        real = pl.LazyFrame.sink_parquet
+
+        def sink(self, path, *args, **kwargs):
+            if "_scratch" in str(path):
+                raise full
+            return real(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(pl.LazyFrame, "sink_parquet", sink)
+        where = f"output {wh.candidate_dir(out, DS) / '_scratch' / 'decisions'}: cannot write the staging checkpoint: "
+    else:
+        real_write = pl.DataFrame.write_parquet
+
+        def write(self, path, *args, **kwargs):
+            if "/tables/" in str(path):
+                raise full
+            return real_write(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
+        where = f"output {wh.candidate_dir(out, DS) / 'tables' / 'reviewer_daily'}: cannot write reviewer_daily: "
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"riskinsight: error: {where}failed to write: No space left on device (os error 28)"
+    assert wh.published_days(out, "violation_daily") == [] and not wh.candidate_dir(out, DS).exists()

@@ -310,3 +310,18 @@ def test_a_rejected_rows_json_numbers_read_back_as_the_values_themselves(engine)
     assert {k: (x, math.copysign(1.0, x)) for k, x in decoded.items()} == {
         f"k{i}\u001f": (x, math.copysign(1.0, x)) for i, x in enumerate(values)
     }
+
+
+def test_a_checkpoint_that_cannot_be_written_is_the_outputs_failure_not_the_inputs(engine, tmp_path) -> None:
+    """One pass reads the day and writes the checkpoint. A checkpoint that cannot be written (here a
+    file where its directory belongs; a full output volume alike) was reported as unreadable input
+    (exit 4), which the DAG does not retry and which sends on-call to the upstream logs."""
+    from jobs.errors import InputUnreadable, WarehouseUnavailable
+
+    raw = engine.input_frame("decisions", frame("decisions", [decision(decision_id="a"), decision(decision_id="b")]))
+    blocker = tmp_path / "scratch-is-a-file"
+    blocker.write_text("")
+    with pytest.raises(WarehouseUnavailable) as failed:
+        collect(engine, engine.stage(raw, "decisions", P, blocker / "decisions", source="decisions somewhere"))
+    assert str(failed.value).startswith(f"output {blocker / 'decisions'}: cannot write the staging checkpoint: ")
+    assert "\n" not in str(failed.value) and not isinstance(failed.value, InputUnreadable)

@@ -11,6 +11,7 @@ from typing import Protocol
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from jobs.errors import InputUnreadable, RiskInsightError, WarehouseUnavailable
 from transforms._expr import Quantiles
 from transforms.params import Params
 
@@ -24,6 +25,22 @@ def accept_any_time_zone_label() -> None:
     Its own switch turns that check off; every value is still the instant stored.
     """
     os.environ["POLARS_IGNORE_TIMEZONE_PARSE_ERROR"] = "1"
+
+
+def staging_failure(input_readable: Callable[[], object], source: str, scratch: Path, detail: str) -> RiskInsightError:
+    """The error of a staging pass that failed, which read the input and wrote the checkpoint at once.
+
+    The pass's own error cannot say which side failed, and taken for the input's, a full or
+    read-only output volume read as unreadable input (exit 4): the DAG does not retry that, and it
+    sends on-call to the upstream logs. So, and only after a failure, the input is read again on
+    its own (`input_readable` decodes every column, returning anything or raising): read whole, the
+    fault was the checkpoint's (exit 1, retryable).
+    """
+    try:
+        input_readable()
+    except Exception:
+        return InputUnreadable(f"input {source}: cannot read its data: {detail}")
+    return WarehouseUnavailable(f"output {scratch}: cannot write the staging checkpoint: {detail}")
 
 
 class Engine(Protocol):
@@ -52,7 +69,8 @@ class Engine(Protocol):
     def stage(self, raw: nw.LazyFrame, table: str, params: Params, scratch: Path, source: str) -> nw.LazyFrame:
         """`staging.classify(raw, table, params)`, in whatever form this engine reads fastest
         (a checkpoint, or a lazy scan plus the few deduplicated rows). May use `scratch` for the
-        run. Unreadable data raises InputUnreadable naming `source`."""
+        run. Unreadable data raises InputUnreadable naming `source`; a checkpoint that cannot be
+        written, WarehouseUnavailable naming `scratch` (`staging_failure` tells them apart)."""
 
     def by_key_parts(
         self,

@@ -14,9 +14,9 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs import warehouse as wh
-from jobs.engines.base import accept_any_time_zone_label
+from jobs.engines.base import accept_any_time_zone_label, staging_failure
 from jobs.engines.polars_quantiles import ranked_quantiles
-from jobs.errors import InputUnreadable, UsageError
+from jobs.errors import InputUnreadable, UsageError, first_line
 from transforms import _expr, staging
 from transforms.params import Params
 from transforms.schemas import (
@@ -229,8 +229,8 @@ class PolarsEngine:
         the checkpoint instead of re-running the rules over the raw day. Unreadable data pages fail
         here, with the input named.
         """
+        native: pl.LazyFrame = raw.to_native()
         try:
-            native: pl.LazyFrame = raw.to_native()
             candidate = self._candidates(native, table)
             if scratch.exists():
                 shutil.rmtree(scratch)
@@ -258,8 +258,10 @@ class PolarsEngine:
             shared = staging.classify(nw.from_native(few.lazy()), table, params).to_native().collect()
             shared.drop(us).with_columns(coded).write_parquet(scratch / "part-shared.parquet", **_SCRATCH)
         except (pl.exceptions.PolarsError, OSError) as exc:
-            # The footer and schema were readable (read_input checked them) but the data is not.
-            raise InputUnreadable(f"input {source}: cannot read its data: {str(exc).strip().splitlines()[0]}") from exc
+            # The footer and schema were readable (read_input checked them), but the data may not be;
+            # or the checkpoint could not be written.
+            decode_all = native.select(pl.all().max()).collect
+            raise staging_failure(partial(decode_all, engine="streaming"), source, scratch, first_line(exc)) from exc
         reason = pl.col(REASON)
         checkpoint = pl.concat(
             [

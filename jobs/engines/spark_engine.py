@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import warehouse as wh
-from jobs.engines.base import accept_any_time_zone_label
+from jobs.engines.base import accept_any_time_zone_label, staging_failure
 from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.polars_quantiles import _OFFSET, _PER_OCTAVE, _TOP
@@ -290,8 +290,13 @@ class SparkEngine:
         # `<ts>_us` is derived from its timestamp (read_input), so it is derived again after the
         # checkpoint rather than written and read back: a third of a decisions checkpoint's bytes.
         epoch_us = epoch_us_columns(table)
-        with _reading(source):
+        try:
             back: DataFrame = self.checkpoint(nw.from_native(classified.drop(*epoch_us)), scratch).to_native()
+        except (PySparkException, Py4JJavaError, OSError) as exc:
+            # Reading the day and writing its checkpoint are one job: which side failed? The noop
+            # sink decodes every column of the input and writes nothing.
+            decode_all = raw.to_native().write.format("noop").mode("overwrite").save
+            raise staging_failure(decode_all, source, scratch, first_line(exc)) from exc
         return nw.from_native(_with_epoch_us(back, table).select(*classified.columns))
 
     # Repeated keys up to this many are broadcast to every task (a few MB); more are left to a shuffle.
