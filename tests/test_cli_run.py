@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 from jobs import warehouse as wh
 from jobs.cli import main
 from tests.builders import appeal, audit, automated, clean, decision, shift
-from tests.conftest import DS, ts
+from tests.conftest import DS, collect, ts
 from tests.inputs import write_day
 from transforms.schemas import OUTPUT_TABLES
 
@@ -651,3 +651,38 @@ def test_a_full_output_volume_is_one_line_naming_the_output_not_the_input(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err == f"riskinsight: error: {where}failed to write: No space left on device (os error 28)"
     assert wh.published_days(out, "violation_daily") == [] and not wh.candidate_dir(out, DS).exists()
+
+
+def test_history_reads_partitions_written_before_a_column_was_added_or_after_one_was_dropped(tmp_path) -> None:
+    """A release that adds a column to violation_daily or creator_category_daily must not break the
+    next 30 nights: an earlier partition without it gives null there, one with a column since
+    dropped is read without it. Required whole, the next day's run failed with an 80-line
+    ColumnNotFoundError."""
+    for d in (DS, DS + dt.timedelta(days=1)):
+        write_day(tmp_path / "in", d, clean_day(d))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 0
+    for table, dropped in (("violation_daily", "removed"), ("creator_category_daily", "last_violation_at")):
+        part = next(wh.partition_dir(out, table, DS).glob("*.parquet"))
+        old = pl.read_parquet(part).drop(dropped).with_columns(pl.lit("x").alias("since_dropped"))
+        part.unlink()  # a hard link into the published version: replaced, not rewritten in place
+        old.write_parquet(part)
+    day2 = DS + dt.timedelta(days=1)
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(day2), "--no-report") == 0
+    trends = pl.read_parquet(next(wh.partition_dir(out, "violation_trends", day2).glob("*.parquet")))
+    assert trends.filter((pl.col("market") == "ALL") & (pl.col("policy_category") == "ALL"))["baseline_days"].to_list() == [1]
+    offenders = pl.read_parquet(next(wh.partition_dir(out, "repeat_offenders", day2).glob("*.parquet")))
+    assert offenders.height > 0  # two days of the same creators' violations
+
+
+def test_read_history_gives_every_partition_the_contracts_columns(engine, tmp_path) -> None:
+    from transforms.schemas import OUTPUT_SCHEMAS
+
+    row = {"market": "DE", "policy_category": "spam", "actioned": 3}
+    for day, extra in ((DS, {"since_dropped": "x"}), (DS + dt.timedelta(days=1), {"removed": 1})):
+        part = tmp_path / f"ds={day}"
+        part.mkdir()
+        pl.DataFrame([{**row, **extra}]).write_parquet(part / "part-00000.parquet")
+    got = collect(engine, engine.read_history("violation_daily", {DS + dt.timedelta(days=i): tmp_path / f"ds={DS + dt.timedelta(days=i)}" for i in (0, 1)}))
+    assert got.columns == [*OUTPUT_SCHEMAS["violation_daily"], "ds"]
+    assert got.sort("ds")[["actioned", "removed", "overturn_rate"]].rows() == [(3, None, None), (3, 1, None)]

@@ -219,3 +219,16 @@ ALL = "ALL"  # the rollup value of market / policy_category in violation_daily a
 def select_schema(frame: nw.LazyFrame, schema: dict[str, nw.dtypes.DType]) -> nw.LazyFrame:
     """The schema contract at a table's exit: exactly these columns, in order, with these types."""
     return frame.select([nw.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+def select_published_schema(frame: nw.LazyFrame, schema: dict[str, nw.dtypes.DType]) -> nw.LazyFrame:
+    """The schema contract at a published partition's entry, whichever contract it was written under.
+
+    A later day's history reads up to 30 earlier partitions; one written before a release added a
+    column gets it as null, one since dropped is left out. Required whole, a release that added a
+    column failed every run until its window had rolled past the partitions written before it.
+    """
+    have = set(frame.collect_schema().names())
+    return frame.select([
+        nw.col(name).cast(dtype) if name in have else nw.lit(None, dtype).alias(name) for name, dtype in schema.items()
+    ])

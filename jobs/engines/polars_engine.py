@@ -22,9 +22,11 @@ from transforms.params import Params
 from transforms.schemas import (
     INPUT_KEYS,
     INPUT_SCHEMAS,
+    OUTPUT_SCHEMAS,
     TS,
     epoch_us_column,
     epoch_us_columns,
+    select_published_schema,
     timestamp_columns,
 )
 from transforms.staging import REASON
@@ -206,7 +208,8 @@ class PolarsEngine:
     def read_history(self, table: str, partitions: dict[dt.date, Path | str]) -> nw.LazyFrame | None:
         partitions = {day: Path(path) for day, path in partitions.items()}
         parts = [
-            pl.scan_parquet(sorted(path.glob("*.parquet"))).with_columns(pl.lit(day).alias("ds"))
+            select_published_schema(nw.from_native(pl.scan_parquet(sorted(path.glob("*.parquet")))), OUTPUT_SCHEMAS[table])
+            .to_native().with_columns(pl.lit(day).alias("ds"))
             for day, path in sorted(partitions.items())
             if any(path.glob("*.parquet"))
         ]

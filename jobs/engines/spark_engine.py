@@ -40,7 +40,16 @@ from jobs.errors import EngineFailed, InputUnreadable, RiskInsightError
 from transforms import _expr, staging
 from transforms._expr import Quantiles
 from transforms.params import Params
-from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, TS, epoch_us_column, epoch_us_columns, timestamp_columns
+from transforms.schemas import (
+    INPUT_KEYS,
+    INPUT_SCHEMAS,
+    OUTPUT_SCHEMAS,
+    TS,
+    epoch_us_column,
+    epoch_us_columns,
+    select_published_schema,
+    timestamp_columns,
+)
 
 Checkpoint = Literal["parquet", "memory"]
 # parquet-mr's write options for the day's checkpoint, a scratch file read back by each output query.
@@ -247,7 +256,8 @@ class SparkEngine:
         # Partitions may be URIs of a remote warehouse: the executors read them where they are.
         files = {day: self.input_files(path) for day, path in sorted(partitions.items())}
         parts = [
-            self.spark.read.parquet(*[str(f) for f in day_files]).withColumn("ds", F.lit(day).cast(T.DateType()))
+            select_published_schema(nw.from_native(self.spark.read.parquet(*[str(f) for f in day_files])), OUTPUT_SCHEMAS[table])
+            .to_native().withColumn("ds", F.lit(day).cast(T.DateType()))
             for day, day_files in files.items()
             if day_files
         ]
