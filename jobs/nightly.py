@@ -319,7 +319,7 @@ def _history_tables(eng: Engine, history: History, params, today: dict[str, pl.D
 def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
     """Validate the candidate; record dq.json; raise DQGateFailed (nothing published) on a critical failure."""
     from expectations.gate import OUTPUT_SUITES, InputFigures, evaluate
-    from transforms.params import OffenderParams
+    from transforms.params import OffenderParams, from_recorded
 
     config = config or Config()
     with wh.ds_lock(candidate.output, candidate.ds):
@@ -341,7 +341,7 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
             # config changed since (a candidate prepared before manifests held params: the config's).
             params = config.params(candidate.ds)
             if recorded := manifest.get("params", {}).get("offenders"):
-                params = dataclasses.replace(params, offenders=OffenderParams(**recorded))
+                params = dataclasses.replace(params, offenders=from_recorded(OffenderParams, recorded))
             result = evaluate(outputs, figures, config.dq_thresholds(), params)
         dq = {"ds": candidate.ds.isoformat(), **result.to_json()}
         manifest["dq"] = {

@@ -43,7 +43,7 @@ from transforms.repeat_offenders import (
     offender_categories,
     window_pairs,
 )
-from transforms.params import OffenderParams, TrendParams
+from transforms.params import OffenderParams, TrendParams, from_recorded
 from transforms.schemas import ALL, OUTPUT_SCHEMAS
 
 KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
@@ -213,13 +213,11 @@ def _params_changed(output_dir: Path, ds: dt.date, recorded: dict[str, Any]) -> 
 
 
 def _params(manifest: Any) -> tuple[TrendParams, OffenderParams]:
-    """The trend and offender parameters the run computed its tables with; the defaults for a run
-    recorded before its manifest kept them (or a manifest that does not parse as them)."""
+    """The trend and offender parameters the run computed its tables with; a field the manifest
+    does not hold (a run recorded before manifests kept them) at its default."""
     recorded = manifest.get("params") if isinstance(manifest, dict) else None
-    try:
-        return TrendParams(**recorded["trends"]), OffenderParams(**recorded["offenders"])
-    except (TypeError, KeyError):
-        return TrendParams(), OffenderParams()
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return from_recorded(TrendParams, recorded.get("trends")), from_recorded(OffenderParams, recorded.get("offenders"))
 
 
 def _run_files(output_dir: Path, ds: dt.date, published: bool) -> tuple[Any, Any, dict[str, Any] | None]:

@@ -686,3 +686,18 @@ def test_top_risers_are_the_highest_zscores_first() -> None:
     })
     # ALL/ALL is the headline; GB is under the volume floor of 20, IT exactly on it.
     assert [r["market"] for r in _risers(trends, 20)] == ["DE", "FR", "IT", "US"]
+
+
+def test_the_page_reads_the_parameters_a_manifest_recorded_field_by_field() -> None:
+    """A manifest from another version (a parameter added since, or a section missing) still names
+    the thresholds its tables were computed with; one unknown key made the page describe every
+    table with the defaults instead."""
+    from jobs.report import _params
+    from transforms.params import OffenderParams, TrendParams
+
+    recorded = {"params": {"trends": {"zscore_threshold": 2.5, "min_volume": 50.0, "window_days": 21, "added_later": 1}}}
+    trends, offenders = _params(recorded)
+    assert (trends.zscore_threshold, trends.min_volume, trends.window_days) == (2.5, 50.0, 21)
+    assert trends.min_baseline_days == TrendParams().min_baseline_days and offenders == OffenderParams()
+    assert _params({"params": {"offenders": {"min_violations": 5}}})[1].min_violations == 5
+    assert _params(None) == (TrendParams(), OffenderParams())

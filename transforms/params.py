@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 DEFAULT_SLA_S: dict[str, float] = {
     "live_realtime": 300.0,
@@ -73,3 +74,15 @@ US_PER_S = 1_000_000
 def epoch_day(day: dt.date) -> int:
     """Days since 1970-01-01, to compare with `<ts>_us // US_PER_DAY` without any engine date function."""
     return (day - EPOCH).days
+
+
+_Recorded = TypeVar("_Recorded", "TrendParams", "OffenderParams")
+
+
+def from_recorded(cls: type[_Recorded], recorded: object) -> _Recorded:
+    """Parameters as a manifest recorded them: the fields this version knows, each missing one at
+    its default. A manifest written by another version (a field added or dropped since) still
+    describes its tables; all-or-nothing, one unknown key turned every recorded value into a default."""
+    if not isinstance(recorded, dict):
+        return cls()
+    return cls(**{f.name: recorded[f.name] for f in fields(cls) if f.name in recorded})
