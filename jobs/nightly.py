@@ -30,6 +30,7 @@ from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versio
 from transforms import staging
 from transforms.input_profile import input_profile
 from transforms.quarantine import quarantine
+from transforms.params import Params, recorded_params
 from transforms.queue_daily import queue_daily
 from transforms.repeat_offenders import add_offender_categories, creator_category_daily, offender_pairs, offender_tables
 from transforms.reviewer_daily import reviewer_daily
@@ -239,14 +240,8 @@ def prepare_day(
     return candidate
 
 
-def _recorded_params(params, config: Config) -> dict:
-    job = dataclasses.asdict(params)
-    return {
-        "trends": job.pop("trends"),
-        "offenders": job.pop("offenders"),
-        "job": {k: list(v) if isinstance(v, tuple) else v for k, v in job.items() if k != "ds"},
-        "dq": dataclasses.asdict(config.dq_thresholds()),
-    }
+def _recorded_params(params: Params, config: Config) -> dict:
+    return {**recorded_params(params), "dq": dataclasses.asdict(config.dq_thresholds())}
 
 
 def _absolute(partition: Path | str) -> str:

@@ -43,7 +43,7 @@ from transforms.repeat_offenders import (
     offender_categories,
     window_pairs,
 )
-from transforms.params import OffenderParams, TrendParams, from_recorded
+from transforms.params import OffenderParams, Params, TrendParams, from_recorded, recorded_params
 from transforms.schemas import ALL, OUTPUT_SCHEMAS
 
 KEY_ENV = "RISKINSIGHT_PSEUDONYM_KEY"
@@ -194,18 +194,25 @@ _COMPARED_PARAMS = ("job", "trends", "offenders")
 
 def _params_changed(output_dir: Path, ds: dt.date, recorded: dict[str, Any]) -> tuple[tuple[dt.date, tuple[str, ...]], ...]:
     """The KPI tiles' comparison days (ds-1, ds-7) that were computed with other parameters, with
-    the names of those that differ. Days recorded before manifests held every parameter are skipped."""
+    the names of those that differ. Days recorded before manifests held every parameter are skipped;
+    a parameter one manifest lacks (added since) counts at its default, so adding one with a default
+    that keeps the old behaviour does not mark the week after the release."""
+    defaults = recorded_params(Params(ds=ds))
     out = []
     for day in (ds - dt.timedelta(days=1), ds - dt.timedelta(days=7)):
         other = read_json(published_run_file(output_dir, day, "manifest.json"))
         theirs = other.get("params", {}) if isinstance(other, dict) else {}
         if "job" not in theirs or "job" not in recorded:
             continue
+
+        def value(params: dict[str, Any], section: str, key: str) -> Any:
+            return params.get(section, {}).get(key, defaults[section].get(key))
+
         keys = tuple(
             f"{section}.{key}"
             for section in _COMPARED_PARAMS
             for key in sorted(set(recorded.get(section, {})) | set(theirs.get(section, {})))
-            if recorded.get(section, {}).get(key) != theirs.get(section, {}).get(key)
+            if value(recorded, section, key) != value(theirs, section, key)
         )
         if keys:
             out.append((day, keys))

@@ -147,3 +147,25 @@ def test_the_page_says_when_its_comparison_days_ran_with_other_parameters(tmp_pa
     assert load_report_data(out, D2).taxonomy == ("spam", "hate_speech")
     assert run("--input", str(inp), "--output", str(out), "--ds", str(D1), "--config", str(config)) == 0
     assert 'id="params-changed"' not in _page(out, D1)  # D1-1 and D1-7 were never run
+
+
+def test_a_parameter_added_since_a_day_ran_counts_at_its_default_in_the_comparison(tmp_path):
+    """Days published before a release that added a parameter lack it in their manifests. At its
+    default it is no change: the week after every such release carried the banner on every page."""
+    from jobs import warehouse as wh
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2):
+        _write(inp, d)
+    _run(inp, out, D1, D1)
+    path = wh.published_run_file(out, D1, "manifest.json")
+    older = wh.read_json(path)
+    del older["params"]["trends"]["min_volume"], older["params"]["job"]["default_sla_s"]  # as if added since
+    path.unlink()  # a hard link into the publication: replaced, not rewritten in place
+    wh.write_json(path, older)
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D2)) == 0
+    assert 'id="params-changed"' not in _page(out, D2)
+    config = tmp_path / "c.toml"
+    config.write_text("[trends]\nmin_volume = 5.0\n")
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D2), "--config", str(config)) == 0
+    assert f"Computed with other parameters than {D1} (trends.min_volume)" in " ".join(_page(out, D2).split())

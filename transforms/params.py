@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TypeVar
 
 DEFAULT_SLA_S: dict[str, float] = {
@@ -86,3 +86,14 @@ def from_recorded(cls: type[_Recorded], recorded: object) -> _Recorded:
     if not isinstance(recorded, dict):
         return cls()
     return cls(**{f.name: recorded[f.name] for f in fields(cls) if f.name in recorded})
+
+
+def recorded_params(params: Params) -> dict[str, dict]:
+    """`params` as a manifest records them (`trends`, `offenders`, and the rest as `job`, without ds),
+    in JSON's types."""
+    job = asdict(params)
+    return {
+        "trends": job.pop("trends"),
+        "offenders": job.pop("offenders"),
+        "job": {k: list(v) if isinstance(v, tuple) else v for k, v in job.items() if k != "ds"},
+    }
