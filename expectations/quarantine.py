@@ -11,6 +11,8 @@ from transforms.params import Params
 from transforms.schemas import INPUT_TABLES
 
 TABLE = "quarantine"
+# DESIGN §3's reasons, written out rather than taken from transforms.staging: the gate holds staging
+# to the contract, and a reason staging made up (or misspelt) fails it. A test keeps the two equal.
 REASONS = ("missing_key", "bad_timestamp", "wrong_partition", "bad_mode", "bad_outcome", "bad_range",
            "conflicting_duplicate")
 

@@ -716,3 +716,14 @@ def test_creator_category_daily_missing_column_is_a_reported_failure_not_a_crash
     for name in ("violations_ge_1", "reconcile:violations_eq_staged_violations"):
         assert results[name].success is False and results[name].severity == "critical"
     assert results["grain_unique"].success is True
+
+
+def test_the_gates_quarantine_reasons_are_exactly_the_ones_staging_can_give() -> None:
+    """Written out twice on purpose (the gate checks staging against DESIGN §3): a rule added to
+    staging without its reason in the gate would fail the critical in_set check on every day it
+    quarantines a row; a reason the gate lists that no rule gives is a contract nobody keeps."""
+    from expectations.quarantine import REASONS
+    from transforms import staging
+    from transforms.schemas import INPUT_TABLES
+
+    assert set(REASONS) == {r for t in INPUT_TABLES for r in staging.reasons(t)}

@@ -113,6 +113,17 @@ def sla_seconds(params_sla: dict[str, float], default: float, queue: str = "queu
     return expr.otherwise(nw.lit(float(default))).cast(nw.Float64)
 
 
+def wait_and_sla(params_sla: dict[str, float], default: float) -> dict[str, nw.Expr]:
+    """A decision's queue wait (`wait_s`: enqueued to decided) and its queue's SLA (`sla_s`), the
+    two columns `sla_met` compares: queue_daily and reviewer_daily count it alike."""
+    return {"wait_s": seconds_between("decided_at", "enqueued_at"), "sla_s": sla_seconds(params_sla, default)}
+
+
+def sla_met() -> nw.Expr:
+    """Decisions within their queue's SLA (DESIGN §4: wait_s <= sla_s), over rows with wait_and_sla's columns."""
+    return flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met")
+
+
 def outer_combine(frames: list[nw.LazyFrame], keys: list[str]) -> nw.LazyFrame:
     """One row per key present in any frame, with every frame's columns (null where it has no row).
 

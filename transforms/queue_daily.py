@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import Aggregate, aggregate, flag, ratio, seconds_between, sla_seconds
+from transforms._expr import Aggregate, aggregate, flag, ratio, sla_met, sla_seconds, wait_and_sla
 from transforms.params import Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
@@ -15,10 +15,7 @@ KEY = ["queue", "market"]
 
 
 def queue_daily(decisions: nw.LazyFrame, params: Params, aggregate: Aggregate = aggregate) -> nw.LazyFrame:
-    rows = decisions.with_columns(
-        wait_s=seconds_between("decided_at", "enqueued_at"),
-        sla_s=sla_seconds(params.sla_s, params.default_sla_s),
-    )
+    rows = decisions.with_columns(**wait_and_sla(params.sla_s, params.default_sla_s))
     out = (
         aggregate(
             rows,
@@ -28,7 +25,7 @@ def queue_daily(decisions: nw.LazyFrame, params: Params, aggregate: Aggregate = 
                 flag(nw.col("decision_mode") == "automated").sum().alias("automated"),
                 flag(nw.col("outcome") == "violation").sum().alias("violations"),
                 nw.col("wait_s").max().alias("wait_max_s"),
-                flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+                sla_met(),
             ],
             {"wait_p50_s": ("wait_s", 0.5), "wait_p90_s": ("wait_s", 0.9)},
         )

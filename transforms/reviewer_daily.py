@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import narwhals.stable.v2 as nw
 
-from transforms._expr import Aggregate, aggregate, flag, outer_combine, ratio, seconds_between, sla_seconds
+from transforms._expr import Aggregate, aggregate, flag, outer_combine, ratio, sla_met, wait_and_sla
 from transforms.params import US_PER_S, Params
 from transforms.schemas import OUTPUT_SCHEMAS, select_schema
 
@@ -31,8 +31,7 @@ def reviewer_daily(
     aggregate: Aggregate = aggregate,
 ) -> nw.LazyFrame:
     human = decisions.filter(nw.col("decision_mode") == "human").with_columns(
-        wait_s=seconds_between("decided_at", "enqueued_at"),
-        sla_s=sla_seconds(params.sla_s, params.default_sla_s),
+        **wait_and_sla(params.sla_s, params.default_sla_s),
         # Summed as integer microseconds: a float sum depends on the order a parallel engine adds
         # the rows in, which made reruns differ in the last bit at 10 M decisions. Staging guarantees
         # every human decision a finite handle time in [0, 14400].
@@ -45,7 +44,7 @@ def reviewer_daily(
             nw.len().cast(nw.Int64).alias("decisions"),
             flag(nw.col("outcome") == "violation").sum().alias("violations"),
             nw.col("_handle_us").sum().alias("_handle_total_us"),
-            flag(nw.col("wait_s") <= nw.col("sla_s")).sum().alias("sla_met"),
+            sla_met(),
         ],
         {"handle_p50_s": ("handle_time_s", 0.5), "handle_p90_s": ("handle_time_s", 0.9)},
     ).with_columns(
