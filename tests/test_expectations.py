@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import contextlib
 import json
 import math
@@ -727,3 +728,28 @@ def test_the_gates_quarantine_reasons_are_exactly_the_ones_staging_can_give() ->
     from transforms.schemas import INPUT_TABLES
 
     assert set(REASONS) == {r for t in INPUT_TABLES for r in staging.reasons(t)}
+
+
+# Numeric output columns no expectation of their suite names, each with the reason.
+UNCHECKED_ON_PURPOSE = {
+    ("violation_trends", "zscore"): "any real number; NaN and ±inf fail floats_finite (counted in Polars)",
+}
+
+
+def test_every_numeric_output_column_is_checked_by_its_suite_or_exempted_with_a_reason() -> None:
+    """A column added to an output table without a range check would pass the gate with any value:
+    the suites name every count, duration and rate (non-negative, rates in [0, 1], ...)."""
+    import narwhals.stable.v2 as nw
+
+    from expectations.gate import OUTPUT_SUITES
+
+    unchecked = set()
+    for module in OUTPUT_SUITES:
+        named: set[str] = set()
+        for check in module.suite(clean_figures(), DQThresholds(), Params(ds=dt.date(2024, 3, 14))):
+            for attr in ("column", "column_A", "column_B", "column_list"):
+                value = getattr(check, attr, None)
+                named.update(value if isinstance(value, (list, tuple)) else [value] if value else [])
+        numeric = [c for c, t in OUTPUT_SCHEMAS[module.TABLE].items() if t in (nw.Int64, nw.Float64)]
+        unchecked |= {(module.TABLE, c) for c in numeric if c not in named}
+    assert unchecked == set(UNCHECKED_ON_PURPOSE)

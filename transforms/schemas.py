@@ -1,8 +1,10 @@
 """Column contracts of every input and output table (DESIGN §2 and §4).
 
-One place names each table's columns, their order and their types; staging selects
-the input columns at entry and every output transform selects its columns at exit,
-so a table's schema can only change here.
+One place names each table's columns, their order and their types: the engines' readers select
+the input columns at entry, every output transform selects its columns at exit, and history reads
+earlier partitions through `select_published_schema`. The DuckDB reference (benchmarks/) and the DQ
+suites name columns too, on purpose independently; docs/INTERFACES.md ("Extending") lists where a
+new column goes and which test notices a place forgotten.
 """
 
 from __future__ import annotations
