@@ -177,7 +177,7 @@ RULES: dict[str, Number | Strings | Text] = {
     "dq.quarantine_rate_warning": _RATE,
     "dq.volume_low": _NON_NEGATIVE,  # ratio of today's raw rows to the trailing mean; 0: never low
     "dq.volume_high": _POSITIVE,
-    "dq.volume_trailing_days": Number(1, MAX_VOLUME_TRAILING_DAYS, integer=True),  # 0: check never runs
+    "dq.volume_trailing_days": Number(1, MAX_VOLUME_TRAILING_DAYS, integer=True),  # 0 refused: the check would never run
     "dq.unknown_rate_warning": _RATE,
     "dq.action_mismatch_rate_warning": _RATE,
     "dq.duplicates_rate_warning": _RATE,

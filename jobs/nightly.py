@@ -339,11 +339,7 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
                 params = dataclasses.replace(params, offenders=from_recorded(OffenderParams, recorded))
             result = evaluate(outputs, figures, config.dq_thresholds(), params)
         dq = {"ds": candidate.ds.isoformat(), **result.to_json()}
-        manifest["dq"] = {
-            "verdict": result.verdict,
-            "critical_failed": [f"{r.table}.{r.expectation}" for r in result.critical_failures()],
-            "warnings": [f"{r.table}.{r.expectation}" for r in result.warnings()],
-        }
+        manifest["dq"] = result.summary()
         timer.record(manifest)
         wh.write_json(candidate.dq_path, dq)
         wh.write_json(candidate.manifest_path, manifest)
