@@ -686,3 +686,25 @@ def test_read_history_gives_every_partition_the_contracts_columns(engine, tmp_pa
     got = collect(engine, engine.read_history("violation_daily", {DS + dt.timedelta(days=i): tmp_path / f"ds={DS + dt.timedelta(days=i)}" for i in (0, 1)}))
     assert got.columns == [*OUTPUT_SCHEMAS["violation_daily"], "ds"]
     assert got.sort("ds")[["actioned", "removed", "overturn_rate"]].rows() == [(3, None, None), (3, 1, None)]
+
+
+def test_a_pinned_candidate_and_a_publish_retried_after_another_run_prepared(tmp_path) -> None:
+    """Run A published, then run B of the same day prepared: A's publish retried returns A's
+    publication and leaves B's candidate whole (B then publishes); a candidate loaded for another
+    run id is refused, and a pinned one carries the run id in place."""
+    from jobs import nightly
+    from jobs.errors import CandidateReplaced
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    a = nightly.prepare_day(tmp_path / "in", out, DS, run_started_at=dt.datetime(2024, 3, 1, 1, tzinfo=dt.UTC))
+    nightly.gate_day(a)
+    assert nightly.publish_day(a)["run_id"] == a.run_id
+    b = nightly.prepare_day(tmp_path / "in", out, DS, run_started_at=dt.datetime(2024, 3, 1, 2, tzinfo=dt.UTC))
+    assert nightly.publish_day(a)["run_id"] == a.run_id  # the retry: A's publication, nothing redone
+    assert nightly.load_candidate(out, DS).pinned().run_id == b.run_id != a.run_id
+    with pytest.raises(CandidateReplaced):
+        nightly.load_candidate(out, DS, a.run_id)
+    nightly.gate_day(b)
+    assert nightly.publish_day(b)["run_id"] == b.run_id
+    assert wh.read_json(wh.published_run_file(out, DS, "manifest.json"))["run_id"] == b.run_id

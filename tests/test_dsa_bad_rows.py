@@ -132,3 +132,36 @@ def test_unparsable_dates_besides_created_at_are_counted_and_shown(tmp_path, cap
     assert main(["dsa", "transparency", "--output", str(out), "--start", DAY, "--end", DAY,
                  "--csv", str(tmp_path / "t.csv")]) == 0  # fmt: skip
     assert "left out of the time-to-action figures: application_date 2, content_date 1" in capsys.readouterr().err
+
+
+def _edited(line: bytes, **values: str) -> bytes:
+    header = next(csv.reader([_lines()[0].decode()]))
+    fields = next(csv.reader([line.decode()]))
+    for column, value in values.items():
+        fields[header.index(column)] = value
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(fields)
+    return buf.getvalue().encode()
+
+
+def test_a_record_whose_uuid_is_not_utf8_and_a_blank_line_in_a_salvaged_chunk(tmp_path):
+    """The re-read must survive what made it necessary: a bad byte may sit in the uuid itself (kept
+    null, never written as a lone surrogate) and a chunk may hold blank lines (no record)."""
+    lines = _lines()
+    lines[4] = b"\xe9" + lines[4]
+    lines.insert(10, b"\n")
+    out = tmp_path / "out"
+    s = ingest([_write(tmp_path, lines)], out)
+    assert (s.rows_read, s.rows_written, s.quarantined) == (50, 49, {REASON_INVALID_UTF8: 1})
+    assert _quarantine(out).select("line", "reason", "uuid").rows() == [(5, REASON_INVALID_UTF8, None)]
+
+
+def test_unparsed_dates_count_each_statement_once_and_no_quarantined_row(tmp_path):
+    lines = _lines()
+    lines[1] = _edited(lines[1], created_at="2025-06-30 10:00:00", application_date="junk")  # quarantined
+    lines[2] = _edited(lines[2], application_date="junk")
+    lines.append(lines[2])  # the same statement twice: one statement
+    out = tmp_path / "out"
+    s = ingest([_write(tmp_path, lines)], out)
+    assert (s.rows_written, s.quarantined, s.unparsed_dates) == (49, {"created_at_outside_dump_day": 1}, {"application_date": 1})
+    assert cmd_daily(out, DAY, report=False).unparsed_dates == {"application_date": 1}

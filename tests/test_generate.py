@@ -569,3 +569,16 @@ def test_the_command_shows_each_day_and_counts_the_rows(tmp_path: Path, capsys) 
     assert out.out.strip().endswith(f"({written:,} rows)")
     assert cli.main([*argv, "--verbose"]) == 0
     assert "generate 2024-01-02 (2/3): decisions=" in capsys.readouterr().err
+
+
+def test_a_days_own_dirty_rate_applies_to_every_table_of_that_day_and_is_range_checked(tmp_path: Path) -> None:
+    """The demo's quiet days and incidents: a day's rate from dirty_rate_on, for decisions and for
+    the appeals, audits and shifts of that day alike."""
+    day2 = START + dt.timedelta(days=1)
+    summary = gen.generate(tmp_path / "in", START, 2, 3000, 7, dirty_rate=0.0, dirty_rate_on={day2: 0.2})
+    dirty = {d: {t: sum(summary["days"][d][t]["dirty"].values()) for t in gen.TABLES} for d in summary["days"]}
+    assert set(dirty[START.isoformat()].values()) == {0}
+    assert all(n > 0 for n in dirty[day2.isoformat()].values()), dirty
+    assert summary["dirty_rate_on"] == {day2.isoformat(): 0.2}
+    with pytest.raises(gen.GenerateArgumentError, match="dirty_rate must be within 0..0.2, got 5.0"):
+        gen.generate(tmp_path / "bad", START, 1, 100, 7, dirty_rate_on={START: 5.0})

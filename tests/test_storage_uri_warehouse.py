@@ -264,6 +264,26 @@ def test_a_publication_without_a_report_removes_the_page_and_keeps_its_index_row
     assert (remote / "reports" / "index.html").read_text(encoding="utf-8") == (local / "reports" / "index.html").read_text(encoding="utf-8")
 
 
+def test_one_run_of_several_days_without_reports_leaves_no_index_link_to_a_removed_page(tmp_path: Path, inputs) -> None:
+    """One run (one mirror) rerunning two days with --no-report: the index it writes after the second
+    day must not link the first day's page, which the first day removed."""
+    remote, config = tmp_path / "remote", Config()
+    for i, d in enumerate((DS, DS + DAY)):
+        _remote_run_day(str(remote), inputs["good"], d, UriEngine(LocalFS()), config, RUN_TS[i])
+    assert {p.name for p in (remote / "reports").glob("2*.html")} == {f"{DS}.html", f"{DS + DAY}.html"}
+    eng = UriEngine(LocalFS())
+    run = RemoteRun(str(remote), eng)
+    try:
+        for i, d in enumerate((DS, DS + DAY)):
+            run.run_day(inputs["good"], d, eng, config, report=False, run_started_at=RUN_TS[2 + i])
+    finally:
+        run.close()
+    assert not list((remote / "reports").glob("2*.html"))
+    index = (remote / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{DS}.html"' not in index and f'href="{DS + DAY}.html"' not in index
+    assert "no page" in _index_row(remote, DS) and "no page" in _index_row(remote, DS + DAY)
+
+
 class Killed(BaseException):
     """A kill at a chosen filesystem call (BaseException: nothing catches it on the way out)."""
 
@@ -313,6 +333,19 @@ def test_a_run_killed_while_replacing_its_page_never_leaves_the_day_without_one(
     _remote_run_day(str(remote), inputs["good"], DS + DAY, UriEngine(LocalFS()), config, RUN_TS[2])
     assert sorted(p.name for p in (remote / "reports").iterdir()) == [page, f"{DS + DAY}.html", "index.html"]
     assert f'href="{page}"' in _index_row(remote, DS)
+
+
+def test_a_page_left_aside_by_a_killed_run_stays_gone_after_a_rerun_without_a_report(tmp_path: Path, inputs) -> None:
+    """Killed with the old page renamed aside, then rerun with --no-report: that page described the
+    tables the rerun replaced, and no later run may put it back."""
+    remote, page, config = tmp_path / "remote", f"{DS}.html", Config()
+    _remote_run_day(str(remote), inputs["good"], DS, UriEngine(LocalFS()), config, RUN_TS[0])
+    with pytest.raises(Killed):
+        _remote_run_day(str(remote), inputs["good"], DS, UriEngine(KillingFS(page, 3)), config, RUN_TS[1])
+    _remote_run_day(str(remote), inputs["good"], DS, UriEngine(LocalFS()), config, RUN_TS[2], report=False)
+    _remote_run_day(str(remote), inputs["good"], DS + DAY, UriEngine(LocalFS()), config, RUN_TS[3])
+    assert sorted(p.name for p in (remote / "reports").iterdir()) == [f"{DS + DAY}.html", "index.html"]
+    assert "no page" in _index_row(remote, DS)
 
 
 def test_a_long_run_indexes_the_days_other_runs_published_meanwhile(tmp_path: Path, inputs) -> None:
@@ -455,12 +488,14 @@ def test_a_run_waits_for_an_earlier_day_being_swapped_and_names_its_own_day_if_i
     holder.join()
 
     swapping.clear()
-    holder = threading.Thread(target=swap, args=(4.0, 1.5))  # renewed every 0.5 s: live throughout
+    # Renewed every lease_s / 3: live throughout, with seconds to spare on a loaded machine (a 1.5 s
+    # lease missed its renewal at a load of 3.5 and was rightly taken over).
+    holder = threading.Thread(target=swap, args=(12.0, 4.5))
     holder.start()
     swapping.wait(30)
     try:
-        with pytest.raises(LockHeld, match=rf"^ds={DS + DAY}: cannot read ds={DS} of .*half swapped in by pid {os.getpid()}.*lapses in"):
-            RemoteWarehouse(fs, root, lease_s=1.5).settle([DS], ds=DS + DAY)
+        with pytest.raises(LockHeld, match=rf"^ds={DS + DAY}: cannot read ds={DS} of .*half swapped in by pid {os.getpid()}.*lapses in [1-9][0-9]* s unless renewed"):
+            RemoteWarehouse(fs, root, lease_s=4.5).settle([DS], ds=DS + DAY)
     finally:
         holder.join()
 
