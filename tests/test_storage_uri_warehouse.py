@@ -500,6 +500,35 @@ def test_a_run_waits_for_an_earlier_day_being_swapped_and_names_its_own_day_if_i
         holder.join()
 
 
+def test_a_run_blocked_by_an_earlier_days_swap_names_the_day_it_was_running(tmp_path: Path, inputs) -> None:
+    """Through RemoteRun, as `run` meets it: the error names the day the user asked for first."""
+    root, fs = str(tmp_path / "remote"), LocalFS()
+    journal = tmp_path / "remote" / "_versions" / f"ds={DS}" / "_PUBLISHING"
+    swapping, release = threading.Event(), threading.Event()
+
+    def swap() -> None:
+        with RemoteWarehouse(fs, root, lease_s=4.5).lease(DS):
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            journal.write_text('{"new": "n", "old": "o", "parts": [], "tables": false}')
+            swapping.set()
+            release.wait(60)
+            journal.unlink()
+
+    holder = threading.Thread(target=swap)
+    holder.start()
+    swapping.wait(30)
+    engine = UriEngine(fs)
+    run = RemoteRun(root, engine)
+    run.remote.lease_s = 4.5
+    try:
+        with pytest.raises(LockHeld, match=rf"^ds={DS + DAY}: cannot read ds={DS} of "):
+            run.run_day(inputs["good"], DS + DAY, engine, Config())
+    finally:
+        release.set()
+        holder.join()
+        run.close()
+
+
 def test_readers_can_tell_a_day_mid_swap_from_the_journal(tmp_path: Path, inputs) -> None:
     """The swap is per table (README, "Running on a Spark cluster"): the reader's check is that the
     journal is absent and the manifest unchanged. At every rename of a rerun, whenever the day's
