@@ -627,25 +627,18 @@ def test_a_full_output_volume_is_one_line_naming_the_output_not_the_input(tmp_pa
     write_day(tmp_path / "in", DS, clean_day(DS))
     out = tmp_path / "out"
     full = pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)")
+    owner, method, under = (pl.LazyFrame, "sink_parquet", "/_scratch/") if step == "checkpoint" else (pl.DataFrame, "write_parquet", "/tables/")
+    real = getattr(owner, method)
+
+    def failing(self, path, *args, **kwargs):
+        if under in str(path):
+            raise full
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(owner, method, failing)
     if step == "checkpoint":
-        real = pl.LazyFrame.sink_parquet
-
-        def sink(self, path, *args, **kwargs):
-            if "_scratch" in str(path):
-                raise full
-            return real(self, path, *args, **kwargs)
-
-        monkeypatch.setattr(pl.LazyFrame, "sink_parquet", sink)
         where = f"output {wh.candidate_dir(out, DS) / '_scratch' / 'decisions'}: cannot write the staging checkpoint: "
     else:
-        real_write = pl.DataFrame.write_parquet
-
-        def write(self, path, *args, **kwargs):
-            if "/tables/" in str(path):
-                raise full
-            return real_write(self, path, *args, **kwargs)
-
-        monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
         where = f"output {wh.candidate_dir(out, DS) / 'tables' / 'reviewer_daily'}: cannot write reviewer_daily: "
     assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report") == 1
     err = capsys.readouterr().err.strip()
