@@ -444,15 +444,14 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
             source.unlink()
     raw_csv.unlink()
 
-    rows = pl.scan_parquet(typed_pq)
-    flags = [c for c in rows.collect_schema().names() if c.startswith(_UNPARSED)]
-    statements = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
-    statements = statements.filter(pl.col("reason").is_null())
+    flagged = pl.scan_parquet(typed_pq)
+    flags = [c for c in flagged.collect_schema().names() if c.startswith(_UNPARSED)]
+    flagged_keyed = flagged.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
+    statements = flagged_keyed.filter(pl.col("reason").is_null())
     unparsed = statements.select(pl.col(flags).sum()).collect().row(0, named=True) if flags else {}
-    rows = rows.drop(flags)
-    keyed = rows.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
+    rows, keyed = flagged.drop(flags), flagged_keyed.drop(flags)
     ds_dir = f"ds={day.isoformat()}"
-    written = _sink(keyed.filter(pl.col("reason").is_null()).drop("reason"), output / "sor" / ds_dir / f"{chunk}.parquet")
+    written = _sink(statements.drop("reason", *flags), output / "sor" / ds_dir / f"{chunk}.parquet")
     no_line = [pl.lit(None, t).alias(c) for c, t in QUARANTINE_EXTRA.items()]
     parts = [rows.filter(pl.col("uuid").is_null()), keyed.filter(pl.col("reason").is_not_null())]
     quarantine = pl.concat([q.with_columns(no_line) for q in parts] + ([_rejected_rows(rejected)] if n_rejected else []))

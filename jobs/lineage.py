@@ -46,15 +46,19 @@ def _span(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def _local(output: Path | str) -> Path:
+    """A URI warehouse has no `current` links to read: every day would read as unpublished and
+    nothing as stale. Its runs check a local copy of its manifests (RemoteRun.stale_note)."""
+    if wh.is_uri(output):
+        raise ValueError(f"{output}: lineage reads a local warehouse, not a URI")
+    return Path(output)
+
+
 class _Published:
     """What is published now, read once per day (a check of many days reads each day once)."""
 
     def __init__(self, output: Path | str) -> None:
-        if wh.is_uri(output):
-            # A URI warehouse has no `current` links to read: every day would read as unpublished
-            # and nothing as stale. Its runs check a local copy of its manifests (RemoteRun.stale_note).
-            raise ValueError(f"{output}: lineage reads a local warehouse, not a URI")
-        self.output = Path(output)
+        self.output = _local(output)
         self._days: dict[dt.date, tuple[str | None, dict | None]] = {}
 
     def _day(self, day: dt.date) -> tuple[str | None, dict | None]:
@@ -120,9 +124,7 @@ def stale_after(output: Path | str, first: dt.date, last: dt.date, params: Param
     themselves (another day published while they computed) and every day whose history window
     reaches back into them."""
     reach = max(history_days(params).values())
-    if wh.is_uri(output):
-        raise ValueError(f"{output}: lineage reads a local warehouse, not a URI")
-    candidates = [d for d in wh.published_days(Path(output), "violation_daily") if first <= d <= last + dt.timedelta(days=reach)]
+    candidates = [d for d in wh.published_days(_local(output), "violation_daily") if first <= d <= last + dt.timedelta(days=reach)]
     return stale_days(output, candidates)
 
 

@@ -386,18 +386,16 @@ def publish_day(candidate: Candidate) -> dict:
     returns the publication in place. Published again, the same run became `previous` too, and the
     real previous publication was deleted at once instead of being kept one round."""
     with wh.ds_lock(candidate.output, candidate.ds):
-        if candidate.run_id is not None and (done := published_run(candidate.output, candidate.ds, candidate.run_id)):
+        run_id = candidate.run_id or candidate.manifest()["run_id"]
+        if (done := published_run(candidate.output, candidate.ds, run_id)) is not None:
             # A retry of a publish that completed; a candidate in place now is another run's, kept.
-            if (wh.read_json(candidate.manifest_path) or {}).get("run_id") == candidate.run_id:
+            if (wh.read_json(candidate.manifest_path) or {}).get("run_id") == run_id:
                 shutil.rmtree(candidate.path, ignore_errors=True)
             return done
         manifest = candidate.manifest()
         if manifest["dq"].get("verdict") not in ("pass", "warn"):
             raise RiskInsightError(f"ds={candidate.ds}: candidate has DQ verdict {manifest['dq'].get('verdict')!r}; not publishing")
         dq = wh.read_json(candidate.dq_path)
-        if (done := published_run(candidate.output, candidate.ds, manifest["run_id"])) is not None:
-            shutil.rmtree(candidate.path, ignore_errors=True)
-            return done
         timer = StageTimer()
         with timer.stage("publish"):
             manifest["published"] = True

@@ -198,16 +198,16 @@ def _params_changed(output_dir: Path, ds: dt.date, recorded: dict[str, Any]) -> 
     a parameter one manifest lacks (added since) counts at its default, so adding one with a default
     that keeps the old behaviour does not mark the week after the release."""
     defaults = recorded_params(Params(ds=ds))
+
+    def value(params: dict[str, Any], section: str, key: str) -> Any:
+        return params.get(section, {}).get(key, defaults[section].get(key))
+
     out = []
     for day in (ds - dt.timedelta(days=1), ds - dt.timedelta(days=7)):
         other = read_json(published_run_file(output_dir, day, "manifest.json"))
         theirs = other.get("params", {}) if isinstance(other, dict) else {}
         if "job" not in theirs or "job" not in recorded:
             continue
-
-        def value(params: dict[str, Any], section: str, key: str) -> Any:
-            return params.get(section, {}).get(key, defaults[section].get(key))
-
         keys = tuple(
             f"{section}.{key}"
             for section in _COMPARED_PARAMS
