@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from jobs import warehouse as wh
+from transforms.schemas import ALL
 
 
 def _read(output: Path, table: str, ds: dt.date) -> pl.DataFrame:
@@ -20,7 +21,7 @@ def _pct(value: float | None) -> str:
 
 def day_summary(output: Path, ds: dt.date) -> str:
     manifest = wh.read_json(wh.runs_dir(output, ds) / "manifest.json") or {}
-    vd = _read(output, "violation_daily", ds).filter((pl.col("market") == "ALL") & (pl.col("policy_category") == "ALL"))
+    vd = _read(output, "violation_daily", ds).filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
     qd = _read(output, "queue_daily", ds)
     trends = _read(output, "violation_trends", ds).filter(pl.col("is_anomaly"))
     offenders = _read(output, "repeat_offenders", ds)

@@ -20,8 +20,8 @@ import polars as pl
 from reports.figures import OKABE_ITO, label
 from reports.fmt import FILTERS
 from reports.render import PLOTLY_CONFIG, plotly_js, script_json, template_env
+from transforms.schemas import ALL
 
-ALL = "ALL"
 TOP_PLATFORMS = 15
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 

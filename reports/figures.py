@@ -20,8 +20,8 @@ import polars as pl
 
 from reports.pseudonym import pseudonymise
 from transforms.params import DEFAULT_TAXONOMY
+from transforms.schemas import ALL
 
-ALL = "ALL"
 TREND_DAYS = 28
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
@@ -194,13 +194,19 @@ def heatmap_chart(violation_daily: pl.DataFrame, ds: date) -> Chart:
     return Chart(chart_id, title, _to_json(fig), height=height)
 
 
-def queue_order(queue_daily: pl.DataFrame) -> list[str]:
-    """Queues with decisions, lowest SLA rate (over all their markets) first, then by name: the order
-    of the page's queue table, which the chart's rows follow top to bottom."""
+def queue_sla(queue_daily: pl.DataFrame, *extra: pl.Expr) -> pl.DataFrame:
+    """One row per queue with decisions: decisions, sla_met and sla_rate over all its markets (the
+    page's one definition of a queue's SLA rate), plus any `extra` aggregations; lowest rate first,
+    then by name: the order of the page's queue table, which the chart's rows follow top to bottom."""
     q = queue_daily.filter(pl.col("decisions") > 0)
-    s = q.group_by("queue").agg(pl.col("sla_met").sum(), pl.col("decisions").sum())
+    s = q.group_by("queue").agg(pl.col("decisions").sum(), pl.col("sla_met").sum(), *extra)
     s = s.with_columns((pl.col("sla_met") / pl.col("decisions")).alias("sla_rate"))
-    return s.sort(["sla_rate", "queue"], nulls_last=True)["queue"].to_list()
+    return s.sort(["sla_rate", "queue"], nulls_last=True)
+
+
+def queue_order(queue_daily: pl.DataFrame) -> list[str]:
+    """The queues of `queue_sla`, in its order."""
+    return queue_sla(queue_daily)["queue"].to_list()
 
 
 def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:

@@ -8,8 +8,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from reports.model import ReportData
-
-ALL = "ALL"
+from transforms.schemas import ALL
 
 # kind decides how a change is expressed: counts and durations change relatively (%),
 # rates change in percentage points, since "+10% of 2%" is easy to misread.

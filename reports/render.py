@@ -24,8 +24,8 @@ from reports.fmt import FILTERS, fmt_distinct, fmt_int, fmt_rate_observed, thous
 from reports.kpis import compute_kpis
 from reports.model import IndexEntry, ReportData
 from reports.pseudonym import is_demo_key
+from transforms.schemas import ALL
 
-ALL = "ALL"
 TOP_N = 10
 OBSERVED_VALUE_MAX_CHARS = 200
 
@@ -136,14 +136,9 @@ def _queue_summary(queue_daily: pl.DataFrame) -> list[dict[str, Any]]:
     worst = (q.sort(["queue", "wait_p90_s", "market"], descending=[False, True, False], nulls_last=True)
              .group_by("queue", maintain_order=True).first()
              .select("queue", pl.col("market").alias("worst_market"), pl.col("wait_p90_s").alias("worst_p90_s")))
-    s = q.group_by("queue").agg(
-        pl.col("decisions").sum(), pl.col("sla_met").sum(), pl.col("sla_s").max(),
-        pl.col("market").n_unique().alias("markets"),
-    ).join(worst, on="queue", how="left")
-    s = s.with_columns((pl.col("sla_met") / pl.col("decisions")).alias("sla_rate"))
     # The chart's rows follow the same order (figures.queue_order), top to bottom.
-    order = {queue: i for i, queue in enumerate(figures.queue_order(q))}
-    return sorted(_rows(s), key=lambda r: order[r["queue"]])
+    s = figures.queue_sla(q, pl.col("sla_s").max(), pl.col("market").n_unique().alias("markets"))
+    return _rows(s.join(worst, on="queue", how="left", maintain_order="left"))
 
 
 def _reviewer_summary(reviewer_daily: pl.DataFrame) -> dict[str, int]:
