@@ -531,6 +531,10 @@ def run_days(
             day_runner = partial(remote.run_day, input_dir)
         for ds in sorted(days):
             try:
+                # A day whose input is missing or incomplete is refused before anything is written:
+                # a mistyped --input must not leave a lock file or a mirror in the warehouse.
+                for table in INPUT_TABLES:
+                    eng.input_partition(input_dir, table, ds)
                 result = day_runner(ds, eng, cfg, report=report, lock_wait=lock_wait, run_started_at=run_started_at)
                 results.append(result)
                 if on_day:
