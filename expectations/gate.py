@@ -270,7 +270,13 @@ def _convert(table: str, item: Any) -> ExpectationResult:
             sample = _jsonable(result.get("partial_unexpected_list", [])[:_SAMPLE])
             counted = f"{observed} of {result.get('element_count')} rows unexpected, e.g. {sample}"
             details = f"{details}; {counted}" if details else counted
-    return ExpectationResult(table, meta["name"], meta["severity"], bool(item.success), observed, details)
+    kwargs = item.expectation_config.kwargs or {}
+    return ExpectationResult(table, meta["name"], meta["severity"], bool(item.success), observed, details,
+                             _bound(kwargs.get("min_value")), _bound(kwargs.get("max_value")))
+
+
+def _bound(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _error_message(info: Any) -> str | None:

@@ -19,6 +19,10 @@ class ExpectationResult:
     success: bool
     observed_value: Any  # JSON-serialisable: a number, a string, a small list, or None
     details: str = ""
+    # The bounds a "between" check allows (None: unbounded on that side, or not a between check):
+    # what a reader compares observed_value with, without parsing `details`.
+    min_value: float | None = None
+    max_value: float | None = None
 
     @property
     def key(self) -> str:

@@ -171,27 +171,21 @@ def _offenders(data: ReportData) -> dict[str, Any]:
     }
 
 
-# The threshold a rate check states in its details ("...; warns above 0.1%"), and the bounds of the
-# volume check ("observed is the ratio, allowed x0.5..x2"): what an observed value is read against.
-_RATE_LIMIT = re.compile(r"\b(?:warns|fails) above (\d+(?:\.\d+)?(?:[eE]-?\d+)?)%")
-_RATIO_BOUNDS = re.compile(r"allowed x(\d+(?:\.\d+)?)\.\.x(\d+(?:\.\d+)?)")
-
-
 def _is_rate_check(expectation: str) -> bool:
     """A check whose observed value is a share: unknown_market_rate, quarantine_rate_elevated, ..."""
     return re.search(r"_rate(_|$)", expectation.split(":", 1)[0]) is not None
 
 
-def _fmt_observed(expectation: str, value: Any, details: str) -> str:
-    """An observed value as the page shows it: a rate as a percentage (with the digits that tell it
-    from its threshold), a ratio as "×2.40", a count with thousands separators, anything else as JSON."""
+def _fmt_observed(expectation: str, value: Any, bounds: tuple[float, ...]) -> str:
+    """An observed value as the page shows it: a rate as a percentage, a ratio as "×2.40" (both with
+    the digits that tell them from the check's `bounds`), a count with thousands separators,
+    anything else as JSON."""
     x = _num(value)
     if x is not None:
         if _is_rate_check(expectation):
-            return fmt_rate_observed(x, tuple(float(t) / 100.0 for t in _RATE_LIMIT.findall(details)))
-        bounds = _RATIO_BOUNDS.search(details)
-        if expectation.startswith("volume_vs_") or bounds:
-            return "×" + fmt_distinct(x, tuple(float(b) for b in bounds.groups()) if bounds else ())
+            return fmt_rate_observed(x, bounds)
+        if expectation.startswith("volume_vs_"):
+            return "×" + fmt_distinct(x, bounds)
         if x.is_integer():
             return fmt_int(x)
         return fmt_distinct(x, sig=4)
@@ -231,7 +225,8 @@ def _dq_section(data: ReportData) -> dict[str, Any]:
             "table": str(r.get("table", "")),
             "expectation": expectation,
             "severity": str(r.get("severity", "")),
-            "observed": _fmt_observed(expectation, r.get("observed_value"), details),
+            "observed": _fmt_observed(expectation, r.get("observed_value"),
+                                      tuple(b for b in map(_num, (r.get("min_value"), r.get("max_value"))) if b is not None)),
             "details": thousands_in_text(details),
             "_raw": json.dumps(r.get("observed_value"), sort_keys=True, default=str),
         })

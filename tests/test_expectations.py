@@ -486,11 +486,20 @@ def test_to_json_lists_every_expectation_with_observed_value() -> None:
     assert doc["ds"] == "2024-01-31" and doc["verdict"] == "pass"
     assert len(doc["results"]) == len(result.results) > 100
     for row in doc["results"]:
-        assert set(row) == {"table", "expectation", "severity", "success", "observed_value", "details"}
+        assert set(row) == {"table", "expectation", "severity", "success", "observed_value", "details",
+                            "min_value", "max_value"}
         assert row["severity"] in ("critical", "warning")
     by_key = {(r["table"], r["expectation"]): r for r in doc["results"]}
     assert by_key[("violation_daily", "reconcile:actioned_eq_staged_violations")]["observed_value"] == 300
     assert by_key[("decisions", "quarantine_rate")]["observed_value"] == pytest.approx(1 / 1001)
+    # The bounds a reader compares the observed value with (DESIGN §5's 1% and 0.1%), as numbers.
+    bounds = {name: (by_key[("decisions", name)]["min_value"], by_key[("decisions", name)]["max_value"])
+              for name in ("quarantine_rate", "quarantine_rate_elevated", "volume_vs_trailing_7d")}
+    assert bounds == {"quarantine_rate": (None, 0.01), "quarantine_rate_elevated": (None, 0.001),
+                      "volume_vs_trailing_7d": (0.5, 2.0)}
+    assert (by_key[("reviewer_daily", "grain_unique")]["min_value"], by_key[("reviewer_daily", "grain_unique")]["max_value"]) == (None, None)
+    assert (by_key[("reviewer_daily", "rate_in_0_1:qa_accuracy")]["min_value"],
+            by_key[("reviewer_daily", "rate_in_0_1:qa_accuracy")]["max_value"]) == (0.0, 1.0)
     assert by_key[("reviewer_daily", "grain_unique")]["observed_value"] == 0  # unexpected rows
     assert by_key[("quarantine", "reconcile:rows_eq_quarantined")]["observed_value"] == 1
     # Names are stable keys: one per (table, expectation).

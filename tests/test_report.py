@@ -491,20 +491,21 @@ def test_observed_rates_are_percentages_that_never_read_equal_to_their_threshold
     assert thousands_in_text("2 of 40000 rows unexpected, e.g. [12345678]") == "2 of 40,000 rows unexpected, e.g. [12345678]"
 
 
-def _dq_result(table: str, expectation: str, severity: str, observed: object, details: str) -> dict:
+def _dq_result(table: str, expectation: str, severity: str, observed: object, details: str,
+               bounds: tuple[float | None, float | None]) -> dict:
     return {"table": table, "expectation": expectation, "severity": severity, "success": False,
-            "observed_value": observed, "details": details}
+            "observed_value": observed, "details": details, "min_value": bounds[0], "max_value": bounds[1]}
 
 
 def test_dq_values_are_formatted_and_the_badge_links_to_them() -> None:
     tables, manifest, dq = tiny_tables()
     dq["results"] += [
         _dq_result("decisions", "unknown_market_rate", "warning", 0.00014029836786232054,
-                   "3 of 21383 staged rows: market null or not ISO 3166-1 alpha-2; warns above 0%"),
+                   "3 of 21383 staged rows: market null or not ISO 3166-1 alpha-2; warns above 0%", (None, 0.0)),
         _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.0010004,
-                   "21 of 20991 distinct rows quarantined (bad_mode 21); warns above 0.1%"),
+                   "21 of 20991 distinct rows quarantined (bad_mode 21); warns above 0.1%", (None, 0.001)),
         _dq_result("decisions", "volume_vs_trailing_7d", "warning", 2.4000001,
-                   "50000 raw rows today vs mean 20833.3 of 7 trailing observed days; observed is the ratio, allowed x0.5..x2"),
+                   "50000 raw rows today vs mean 20833.3 of 7 trailing observed days; observed is the ratio, allowed x0.5..x2", (0.5, 2.0)),
     ]
     page = _strip_plotly(render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY))
     table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
@@ -538,10 +539,10 @@ def _failed_run(ds: dt.date) -> tuple[dict, dict]:
     }
     details = "592 of 3044 distinct rows quarantined (bad_mode 400, missing_key 192); "
     dq = {"ds": ds.isoformat(), "verdict": "fail", "results": [
-        _dq_result("decisions", "quarantine_rate", "critical", 0.19448094612352168, details + "fails above 1%"),
-        _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.19448094612352168, details + "warns above 0.1%"),
+        _dq_result("decisions", "quarantine_rate", "critical", 0.19448094612352168, details + "fails above 1%", (None, 0.01)),
+        _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.19448094612352168, details + "warns above 0.1%", (None, 0.001)),
         _dq_result("decisions", "duplicates_rate", "warning", 0.023733162283515075,
-                   "74 of 3118 raw rows were exact duplicates; warns above 0.1%"),
+                   "74 of 3118 raw rows were exact duplicates; warns above 0.1%", (None, 0.001)),
         {"table": "decisions", "expectation": "reconcile:staged", "severity": "critical", "success": True,
          "observed_value": 2452.0, "details": ""},
     ]}
@@ -596,7 +597,7 @@ def test_a_critical_failure_keeps_a_warning_on_another_figure() -> None:
     manifest, dq = _failed_run(DS + dt.timedelta(days=1))
     # The warning level with another value is another figure (here: another count), so it stays.
     dq["results"][1]["observed_value"] = 0.5
-    dq["results"].append(_dq_result("appeals", "quarantine_rate_elevated", "warning", 0.19448094612352168, "x"))
+    dq["results"].append(_dq_result("appeals", "quarantine_rate_elevated", "warning", 0.19448094612352168, "x", (None, 0.001)))
     page = render_day(report_data(tables, DS + dt.timedelta(days=1), manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
     table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
     assert table.count("quarantine_rate_elevated") == 2 and 'id="dq-superseded"' not in page
