@@ -2,15 +2,20 @@
 
 It exists for two reasons: it is the correctness oracle for the main Polars/narwhals
 implementation (so it deliberately shares no code with `transforms/` or `jobs/` beyond the
-column contracts in `transforms.schemas` and the defaults in `transforms.params`), and it is
-the "what would an analyst write in SQL" baseline of the benchmarks.
+column contracts in `transforms.schemas` and the parameter object `transforms.params.Params`, a
+plain dataclass of values and defaults), and it is the "what would an analyst write in SQL"
+baseline of the benchmarks. It takes the same parameters as the job (`reference_tables(...,
+params)`), so it checks the job on any configuration, not only the defaults.
 
 Everything follows DESIGN.md §3 (staging) and §4 (tables). Durations are computed from
 integer epoch microseconds so both implementations do the same float division.
 
 CLI (used by the benchmark harness as a separate process)::
 
-    python -m benchmarks.duckdb_reference --input IN --output OUT --ds 2024-01-31 [--ds ...]
+    python -m benchmarks.duckdb_reference --input IN --output OUT --ds 2024-01-31 [--ds ...] [--config FILE]
+
+`--config` takes the job's TOML file (`riskinsight run --config`), read by the job's own loader
+(jobs.config: parsing and range checks only, no computation), so both run on the same parameters.
 """
 
 from __future__ import annotations
@@ -30,13 +35,11 @@ import duckdb
 import narwhals.stable.v2 as nw
 import polars as pl
 
-from transforms.params import DEFAULT_SLA_S, OffenderParams, TrendParams
+from transforms.params import EPOCH, Params
 from transforms.schemas import INPUT_KEYS, INPUT_SCHEMAS, OUTPUT_GRAINS, OUTPUT_SCHEMAS
 
 US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
-EPOCH = dt.date(1970, 1, 1)
-DEFAULT_PROACTIVE = ("ml_model", "rule_engine", "proactive_sweep")
 
 # Quarantine rules per input table, in DESIGN §3 order; the first that holds wins.
 # Each is a SQL predicate over the distinct raw row plus `<ts>_us` companions and the
@@ -422,14 +425,17 @@ FROM st_decisions WHERE reason IS NULL AND outcome = 'violation'
 GROUP BY creator_id, policy_category ORDER BY creator_id, policy_category
 """
 
-# Over every run day at once: `win` pairs each target ds with its observed days (run days in
-# ds-28..ds); combinations are those with a violation_daily row on any of them, and an observed
+# Over every run day at once, with $window = trends.window_days (W, default 28): `win` pairs each
+# target ds with its observed days (run days in ds-max(W, 7)..ds: the baseline ds-W..ds-1, and
+# never less than the week that the 7-day mean, ds-6..ds, and the week-ago value, ds-7, need);
+# combinations are those with a violation_daily row on an observed day of ds-W..ds, and an observed
 # day without a row contributes actioned 0 (LEFT JOIN + coalesce), an unobserved one nothing.
 _TRENDS_SQL = """
 WITH win AS (
-    SELECT t.ds AS target, o.ds AS d FROM run_days t JOIN run_days o ON o.ds BETWEEN t.ds - 28 AND t.ds
+    SELECT t.ds AS target, o.ds AS d FROM run_days t JOIN run_days o ON o.ds BETWEEN t.ds - greatest($window, 7) AND t.ds
 ), combos AS (
-    SELECT DISTINCT w.target, v.market, v.policy_category FROM win w JOIN vd_hist v ON v.ds = w.d
+    SELECT DISTINCT w.target, v.market, v.policy_category
+    FROM win w JOIN vd_hist v ON v.ds = w.d WHERE w.d >= w.target - $window
 ), grid AS (
     SELECT c.target, c.market, c.policy_category, w.d, coalesce(v.actioned, 0) AS a
     FROM combos c JOIN win w ON w.target = c.target
@@ -439,9 +445,9 @@ WITH win AS (
     SELECT target, market, policy_category,
            max(a) FILTER (WHERE d = target) AS actioned,
            avg(a::DOUBLE) FILTER (WHERE d >= target - 6) AS actioned_7d_mean,
-           count(*) FILTER (WHERE d < target) AS baseline_days,
-           avg(a::DOUBLE) FILTER (WHERE d < target) AS baseline_mean,
-           stddev_samp(a::DOUBLE) FILTER (WHERE d < target) AS baseline_std,
+           count(*) FILTER (WHERE d < target AND d >= target - $window) AS baseline_days,
+           avg(a::DOUBLE) FILTER (WHERE d < target AND d >= target - $window) AS baseline_mean,
+           stddev_samp(a::DOUBLE) FILTER (WHERE d < target AND d >= target - $window) AS baseline_std,
            count(*) FILTER (WHERE d = target - 7) AS has_wow,
            max(a) FILTER (WHERE d = target - 7) AS actioned_wow
     FROM grid GROUP BY target, market, policy_category
@@ -464,10 +470,11 @@ SELECT target AS ds, market, policy_category, actioned, actioned_7d_mean, baseli
 FROM an ORDER BY ds, market NULLS FIRST, policy_category NULLS FIRST
 """
 
+# $window = offenders.window_days (default 30): the run days ds-($window-1)..ds.
 _OFFENDERS_SQL = """
 SELECT t.ds, c.creator_id, sum(c.violations)::BIGINT AS violations_30d,
        count(DISTINCT c.policy_category) AS distinct_categories, max(c.last_violation_at) AS last_violation_at
-FROM run_days t JOIN ccd_hist c ON c.ds BETWEEN t.ds - 29 AND t.ds
+FROM run_days t JOIN ccd_hist c ON c.ds BETWEEN t.ds - ($window - 1) AND t.ds
 GROUP BY t.ds, c.creator_id
 HAVING sum(c.violations) >= $offender_min
 ORDER BY t.ds, c.creator_id
@@ -514,31 +521,59 @@ def _connect(memory_limit: str | None, threads: int | None, temp_dir: str) -> du
     return con
 
 
+def _checked_params(params: Params | None) -> Params:
+    """`params` (defaults when None), refusing what would make the SQL meaningless or that the
+    config loader (jobs.config) never lets through: the integers bound into the SQL are checked to
+    be integers here, so no float or string ever reaches a day window or a count threshold."""
+    p = Params(ds=EPOCH) if params is None else params
+    if not isinstance(p, Params):
+        raise TypeError(f"params must be a transforms.params.Params, not {type(p).__name__}")
+    ints = {
+        "trends.min_baseline_days": (p.trends.min_baseline_days, 0),
+        "trends.window_days": (p.trends.window_days, 1),
+        "offenders.min_violations": (p.offenders.min_violations, 0),
+        "offenders.window_days": (p.offenders.window_days, 1),
+    }
+    for name, (value, low) in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    for name, value in (("trends.zscore_threshold", p.trends.zscore_threshold),
+                        ("trends.min_volume", p.trends.min_volume), ("default_sla_s", p.default_sla_s),
+                        *((f"sla_s.{q}", v) for q, v in p.sla_s.items())):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value!r}")
+    return p
+
+
 def reference_tables(
     input_dir: str | Path,
     days: Sequence[dt.date],
+    params: Params | None = None,
     *,
-    sla_s: dict[str, float] | None = None,
-    default_sla_s: float = 86400.0,
-    proactive_sources: Sequence[str] = DEFAULT_PROACTIVE,
-    min_baseline_days: int = TrendParams.min_baseline_days,
-    zscore_threshold: float = TrendParams.zscore_threshold,
-    min_volume: float = TrendParams.min_volume,
-    offender_min: int = OffenderParams.min_violations,
     memory_limit: str | None = None,
     threads: int | None = None,
     stats: dict | None = None,
 ) -> dict[dt.date, dict[str, pl.DataFrame]]:
     """Every output table for every day in `days`, computed in DuckDB SQL.
 
+    `params`: the job's parameter object (`transforms.params.Params`, defaults when None); its `ds`
+    is ignored (every day of `days` is computed). Every field that changes an output table is
+    used, each bound into the SQL as a parameter or a temp table: `sla_s` and `default_sla_s`
+    (reviewer_daily, queue_daily), `proactive_sources` (violation_daily), `trends.*` (window,
+    min_baseline_days, zscore_threshold, min_volume: violation_trends) and `offenders.*` (window,
+    min_violations: repeat_offenders). `taxonomy` changes no table (only the DQ gate's
+    unknown-category checks), so it is not read.
+
     `days` are the days that were run: they alone are observed for violation_trends and
     counted for repeat_offenders. A missing input partition is read as empty (the main job
     refuses to run instead; the oracle has no reason to). If `stats` is given it receives
     {ds: {"duplicates_dropped": {table: n}}} for manifest checks.
     """
+    p = _checked_params(params)
     input_dir = Path(input_dir)
     run_days = sorted(set(days))
-    sla = DEFAULT_SLA_S if sla_s is None else sla_s
+    sla = p.sla_s
+    proactive_sources = p.proactive_sources
     out: dict[dt.date, dict[str, pl.DataFrame]] = {d: {} for d in run_days}
 
     with tempfile.TemporaryDirectory(prefix="duckdb_ref_") as tmp:
@@ -560,7 +595,7 @@ def reference_tables(
                 "CREATE TEMP TABLE ccd_hist (ds DATE, creator_id VARCHAR, policy_category VARCHAR,"
                 " violations BIGINT, last_violation_at BIGINT)"
             )
-            dparams = {"default_sla": float(default_sla_s)}
+            dparams = {"default_sla": float(p.default_sla_s)}
 
             for ds in run_days:
                 day = _Day(con, input_dir, ds)
@@ -588,12 +623,18 @@ def reference_tables(
                 _TRENDS_SQL,
                 "violation_trends",
                 {
-                    "min_baseline_days": int(min_baseline_days),
-                    "zscore_threshold": float(zscore_threshold),
-                    "min_volume": float(min_volume),
+                    "window": p.trends.window_days,
+                    "min_baseline_days": p.trends.min_baseline_days,
+                    "zscore_threshold": float(p.trends.zscore_threshold),
+                    "min_volume": float(p.trends.min_volume),
                 },
             )
-            offenders = _to_polars_with_ds(con, _OFFENDERS_SQL, "repeat_offenders", {"offender_min": int(offender_min)})
+            offenders = _to_polars_with_ds(
+                con,
+                _OFFENDERS_SQL,
+                "repeat_offenders",
+                {"window": p.offenders.window_days, "offender_min": p.offenders.min_violations},
+            )
         finally:
             con.close()
 
@@ -659,17 +700,19 @@ def _comparable(table: str, df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.Series("row", rows, dtype=pl.String))
 
 
-def _schema_problems(table: str, actual: pl.DataFrame) -> list[str]:
+def _schema_problems(table: str, frame: pl.DataFrame, side: str = "") -> list[str]:
+    """How `frame`'s schema departs from the table's contract (transforms.schemas.OUTPUT_SCHEMAS,
+    DESIGN §4): a missing or extra column, a dtype, the column order."""
     schema = OUTPUT_SCHEMAS[table]
     want_types = {c: _polars_type(t) for c, t in schema.items()}
     problems = []
     for c in schema:
-        if c not in actual.columns:
-            problems.append(f"{table}: missing column {c}")
-        elif actual.schema[c] != want_types[c]:
-            problems.append(f"{table}.{c}: dtype {actual.schema[c]} != {want_types[c]}")
-    if list(actual.columns) != list(schema):
-        problems.append(f"{table}: columns {list(actual.columns)} != {list(schema)}")
+        if c not in frame.columns:
+            problems.append(f"{table}{side}: missing column {c}")
+        elif frame.schema[c] != want_types[c]:
+            problems.append(f"{table}.{c}{side}: dtype {frame.schema[c]} != {want_types[c]}")
+    if list(frame.columns) != list(schema):
+        problems.append(f"{table}{side}: columns {list(frame.columns)} != {list(schema)}")
     return problems
 
 
@@ -693,10 +736,20 @@ def diff_table(
 ) -> list[str]:
     """Human-readable differences between two versions of one output table (empty when equal).
 
-    Rows are matched after sorting by the grain (quarantine: every column, its `row` JSON compared
-    as parsed values, see `canonical_row`); floats compare with a relative tolerance.
+    What is compared, all of it: the schema of both sides against the table's contract
+    (`transforms.schemas.OUTPUT_SCHEMAS`: the column names, their order and dtypes; `expected`'s
+    too, so a reference that drops or mistypes a column is a difference, not a pass), the row
+    count, and every column's value in every row. Rows are matched after sorting by the grain
+    (quarantine: every column, its `row` JSON compared as parsed values, see `canonical_row`).
+    Non-float values must be equal (null only equals null). Float64 values must satisfy
+    `math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol)` (default 1e-9 each: the two engines
+    sum and divide in different orders, which moves the last bits, never the ninth significant
+    digit); null only equals null and NaN only NaN.
     """
-    if problems := _schema_problems(table, actual):
+    if table not in OUTPUT_SCHEMAS:
+        raise KeyError(f"{table}: not an output table")
+    problems = _schema_problems(table, expected, " (expected)") + _schema_problems(table, actual)
+    if problems:
         return problems
     cols = list(OUTPUT_SCHEMAS[table])
     if expected.height != actual.height:
@@ -758,8 +811,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ds", action="append", required=True, type=dt.date.fromisoformat)
     p.add_argument("--memory-limit", default=os.environ.get("RISKINSIGHT_DUCKDB_MEMORY"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--config", default=None, help="the job's TOML config (default: every parameter at its default)")
     args = p.parse_args(argv)
-    tables = reference_tables(args.input, args.ds, memory_limit=args.memory_limit, threads=args.threads)
+    params = None
+    if args.config is not None:
+        from jobs.config import load_config
+        from jobs.errors import UsageError
+
+        try:
+            params = load_config(args.config).job
+        except UsageError as exc:
+            p.error(str(exc))
+    tables = reference_tables(args.input, args.ds, params, memory_limit=args.memory_limit, threads=args.threads)
     write_tables(args.output, tables)
     return 0
 

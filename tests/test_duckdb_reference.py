@@ -26,7 +26,8 @@ from benchmarks.duckdb_reference import (
     reference_tables,
     write_tables,
 )
-from transforms.schemas import INPUT_SCHEMAS, OUTPUT_SCHEMAS
+from transforms.params import OffenderParams, Params, TrendParams
+from transforms.schemas import INPUT_SCHEMAS, OUTPUT_GRAINS, OUTPUT_SCHEMAS
 
 UTC = dt.timezone.utc
 D = dt.date(2024, 3, 10)
@@ -129,10 +130,11 @@ def shift(reviewer_id: str | None, **kw) -> dict:
     return row
 
 
-def one_day(tmp_path: Path, decisions=(), appeals=(), audits=(), shifts=(), ds: dt.date = D, **kw):
+def one_day(tmp_path: Path, decisions=(), appeals=(), audits=(), shifts=(), ds: dt.date = D,
+            params: Params | None = None, **kw):
     for table, rows in (("decisions", decisions), ("appeals", appeals), ("qa_audits", audits), ("shifts", shifts)):
         write(tmp_path, table, ds, list(rows))
-    return reference_tables(tmp_path, [ds], **kw)[ds]
+    return reference_tables(tmp_path, [ds], params, **kw)[ds]
 
 
 def by_key(df: pl.DataFrame, *keys: str) -> dict:
@@ -145,13 +147,34 @@ def approx(a, b) -> bool:
     return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
 
 
-def assert_row(row: dict, **expected) -> None:
+def _table_of(row: dict) -> str:
+    """The output table whose columns, in order, the row has (each table's columns differ)."""
+    found = [t for t, schema in OUTPUT_SCHEMAS.items() if list(schema) == list(row)]
+    assert len(found) == 1, f"a row of no output table: {list(row)}"
+    return found[0]
+
+
+def assert_some(row: dict, **expected) -> None:
+    """The named columns of `row` equal `expected` (floats within 1e-12); the others are not looked
+    at. For checks about one rule; `assert_row` pins a whole row."""
     for k, v in expected.items():
+        assert k in row, f"{k}: no such column in {list(row)}"
         got = row[k]
         if isinstance(v, float):
             assert approx(got, v), f"{k}: {got!r} != {v!r}"
         else:
             assert got == v, f"{k}: {got!r} != {v!r}"
+
+
+def assert_row(row: dict, **expected) -> None:
+    """Every column of `row` (a row of an output table, its columns in the table's order) but its
+    grain keys, which picked the row, equals `expected`: a column left out is a failure, so no
+    column of a pinned row goes unchecked."""
+    table = _table_of(row)
+    want = [c for c in OUTPUT_SCHEMAS[table] if c not in OUTPUT_GRAINS[table]]
+    missing = [c for c in want if c not in expected]
+    assert not missing, f"{table}: columns not given (use assert_some for a partial check): {missing}"
+    assert_some(row, **expected)
 
 
 # ---------------------------------------------------------------- staging / quarantine
@@ -164,8 +187,10 @@ def test_schemas_exact_even_when_empty(tmp_path: Path) -> None:
         assert dict(tables[name].schema) == want, name
     vd = tables["violation_daily"]
     assert vd.height == 1
-    assert_row(vd.row(0, named=True), market="ALL", policy_category="ALL", actioned=0, appeals_resolved=0,
-               proactive_rate=None, overturn_rate=None, tta_p50_s=None)
+    assert_row(vd.row(0, named=True), market="ALL", policy_category="ALL", actioned=0, proactive=0,
+               proactive_rate=None, automated=0, automated_rate=None, zero_view=0, zero_view_rate=None,
+               within_24h=0, within_24h_rate=None, tta_p50_s=None, tta_p90_s=None, removed=0,
+               appeals_resolved=0, appeals_overturned=0, overturn_rate=None)
     assert tables["violation_trends"].height == 1  # the ALL/ALL combination
     assert tables["reviewer_daily"].height == 0
 
@@ -242,7 +267,9 @@ def test_duplicates_across_files_and_timestamp_units(tmp_path: Path) -> None:
     assert stats[D]["duplicates_dropped"]["decisions"] == 1
     assert tables["quarantine"].select("record_id", "reason").rows() == [("p2", "wrong_partition")]
     qd = tables["queue_daily"].row(0, named=True)
-    assert_row(qd, decisions=2, wait_p50_s=60.0000005, wait_max_s=60.000001)
+    assert_row(qd, queue="video_standard", market="US", decisions=2, automated=0, automation_rate=0.0, violations=0,
+               violation_rate=0.0, wait_p50_s=60.0000005, wait_p90_s=60.0000009, wait_max_s=60.000001,
+               sla_s=43200.0, sla_met=2, sla_rate=1.0)
 
 
 def test_other_tables_quarantine(tmp_path: Path) -> None:
@@ -302,12 +329,20 @@ def test_other_tables_quarantine(tmp_path: Path) -> None:
     assert q.filter(pl.col("record_id") == "bm")["decision_id"].to_list() == ["x-bm"]
     rd = by_key(tables["reviewer_daily"], "reviewer_id")
     assert set(rd) == {"r1", "ok", "edge"}
-    assert_row(rd["r1"], appeals_resolved=1, appeals_overturned=0, qa_audits=1, qa_agreed=1, qa_accuracy=1.0)
+    assert_row(rd["r1"], **NO_SHIFT, **NO_DECISIONS, appeals_resolved=1, appeals_overturned=0, overturn_rate=0.0,
+               qa_audits=1, qa_agreed=1, qa_accuracy=1.0)
     vd = by_key(tables["violation_daily"], "market", "policy_category")
     assert vd[("ALL", "ALL")]["appeals_resolved"] == 2  # ok and auto_ok
 
 
 # ---------------------------------------------------------------- reviewer_daily
+
+# The columns of a reviewer_daily row without a shift, a human decision, a QA audit or an appeal.
+NO_SHIFT = {"team": None, "site": None, "logged_in_s": None, "occupancy": None}
+NO_DECISIONS = {"decisions": 0, "violations": 0, "handle_time_total_s": 0.0, "aht_s": None, "handle_p50_s": None,
+                "handle_p90_s": None, "decisions_per_hour": None, "sla_met": 0, "sla_rate": None}
+NO_QA = {"qa_audits": 0, "qa_agreed": 0, "qa_accuracy": None}
+NO_APPEALS = {"appeals_resolved": 0, "appeals_overturned": 0, "overturn_rate": None}
 
 
 def test_reviewer_daily(tmp_path: Path) -> None:
@@ -351,23 +386,26 @@ def test_reviewer_daily(tmp_path: Path) -> None:
                appeals_overturned=0, overturn_rate=None)
     assert_row(rd["r2"], team=None, site=None, decisions=3, violations=0, handle_time_total_s=112.0,
                aht_s=112.0 / 3, handle_p50_s=7.0, handle_p90_s=81.4, decisions_per_hour=3 / (112.0 / 3600),
-               logged_in_s=None, occupancy=None, sla_met=3, sla_rate=1.0)
+               logged_in_s=None, occupancy=None, sla_met=3, sla_rate=1.0, **NO_QA, **NO_APPEALS)
     assert_row(rd["r3"], team="t3", site=None, decisions=0, violations=0, handle_time_total_s=0.0, aht_s=None,
                handle_p50_s=None, handle_p90_s=None, decisions_per_hour=None, logged_in_s=0.0, occupancy=None,
-               sla_met=0, sla_rate=None)
-    assert_row(rd["r4"], decisions=0, qa_audits=4, qa_agreed=2, qa_accuracy=0.5, logged_in_s=None)
-    assert_row(rd["r5"], appeals_resolved=2, appeals_overturned=1, overturn_rate=0.5, qa_accuracy=None)
-    assert_row(rd["r6"], decisions=1, handle_time_total_s=0.0, decisions_per_hour=None, handle_p50_s=0.0)
+               sla_met=0, sla_rate=None, **NO_QA, **NO_APPEALS)
+    assert_row(rd["r4"], **NO_SHIFT, **NO_DECISIONS, qa_audits=4, qa_agreed=2, qa_accuracy=0.5, **NO_APPEALS)
+    assert_row(rd["r5"], **NO_SHIFT, **NO_DECISIONS, **NO_QA, appeals_resolved=2, appeals_overturned=1,
+               overturn_rate=0.5)
+    # One decision of handle time 0 (wait 60 s on video_standard): no rate per hour.
+    assert_row(rd["r6"], **NO_SHIFT, decisions=1, violations=0, handle_time_total_s=0.0, aht_s=0.0, handle_p50_s=0.0,
+               handle_p90_s=0.0, decisions_per_hour=None, sla_met=1, sla_rate=1.0, **NO_QA, **NO_APPEALS)
 
 
 def test_custom_sla(tmp_path: Path) -> None:
     decisions = [dec("a1", queue="live_realtime", enqueued_at=T - _s(100)),
                  dec("a2", queue="other", enqueued_at=T - _s(20))]
-    tables = one_day(tmp_path, decisions, sla_s={"live_realtime": 99.0}, default_sla_s=20.0)
-    assert_row(tables["reviewer_daily"].row(0, named=True), sla_met=1, sla_rate=0.5)
+    tables = one_day(tmp_path, decisions, params=Params(ds=D, sla_s={"live_realtime": 99.0}, default_sla_s=20.0))
+    assert_some(tables["reviewer_daily"].row(0, named=True), sla_met=1, sla_rate=0.5)
     qd = by_key(tables["queue_daily"], "queue")
-    assert_row(qd["live_realtime"], sla_s=99.0, sla_met=0, sla_rate=0.0)
-    assert_row(qd["other"], sla_s=20.0, sla_met=1, sla_rate=1.0)
+    assert_some(qd["live_realtime"], sla_s=99.0, sla_met=0, sla_rate=0.0)
+    assert_some(qd["other"], sla_s=20.0, sla_met=1, sla_rate=1.0)
 
 
 # ---------------------------------------------------------------- queue_daily
@@ -426,7 +464,8 @@ def test_violation_daily_and_rollups(tmp_path: Path) -> None:
                 removed=0, appeals_resolved=0, appeals_overturned=0, overturn_rate=None)
     assert_row(vd[("US", "hate_speech")], **hate)
     assert_row(vd[("ALL", "hate_speech")], **hate)
-    appeals_only = dict(actioned=0, proactive=0, proactive_rate=None, automated_rate=None, zero_view_rate=None,
+    appeals_only = dict(actioned=0, proactive=0, proactive_rate=None, automated=0, automated_rate=None, zero_view=0,
+                        zero_view_rate=None,
                         within_24h=0, within_24h_rate=None, tta_p50_s=None, tta_p90_s=None, removed=0,
                         appeals_resolved=1, appeals_overturned=1, overturn_rate=1.0)
     assert_row(vd[("DE", "spam")], **appeals_only)
@@ -434,8 +473,9 @@ def test_violation_daily_and_rollups(tmp_path: Path) -> None:
     assert_row(vd[("US", "ALL")], actioned=4, proactive=2, proactive_rate=0.5, automated=1, automated_rate=0.25,
                zero_view=2, zero_view_rate=0.5, within_24h=2, within_24h_rate=0.5, tta_p50_s=86400.0,
                tta_p90_s=89280.0, removed=2, appeals_resolved=1, appeals_overturned=0, overturn_rate=0.0)
-    assert_row(vd[("ALL", "ALL")], actioned=4, within_24h=2, appeals_resolved=2, appeals_overturned=1,
-               overturn_rate=0.5, tta_p50_s=86400.0)
+    assert_row(vd[("ALL", "ALL")], actioned=4, proactive=2, proactive_rate=0.5, automated=1, automated_rate=0.25,
+               zero_view=2, zero_view_rate=0.5, within_24h=2, within_24h_rate=0.5, tta_p50_s=86400.0,
+               tta_p90_s=89280.0, removed=2, appeals_resolved=2, appeals_overturned=1, overturn_rate=0.5)
 
     ccd = by_key(tables["creator_category_daily"], "creator_id", "policy_category")
     assert set(ccd) == {("u1", "spam"), ("u2", "spam"), ("u1", "hate_speech")}
@@ -455,8 +495,8 @@ def test_a_market_or_category_spelled_all_is_unknown_not_a_rollup(tmp_path: Path
 
 def test_proactive_sources_param(tmp_path: Path) -> None:
     decisions = [viol("v1", detection_source="user_report"), viol("v2", detection_source="ml_model")]
-    vd = one_day(tmp_path, decisions, proactive_sources=("user_report",))["violation_daily"]
-    assert_row(by_key(vd, "market", "policy_category")[("ALL", "ALL")], proactive=1, proactive_rate=0.5)
+    vd = one_day(tmp_path, decisions, params=Params(ds=D, proactive_sources=("user_report",)))["violation_daily"]
+    assert_some(by_key(vd, "market", "policy_category")[("ALL", "ALL")], proactive=1, proactive_rate=0.5)
 
 
 # ---------------------------------------------------------------- repeat_offenders
@@ -482,7 +522,8 @@ def test_repeat_offenders_counts_only_run_days(tmp_path: Path) -> None:
     assert set(ro29) == {"a", "b"}
     assert_row(ro29["a"], violations_30d=3, distinct_categories=2,
                last_violation_at=dt.datetime.combine(d0 + dt.timedelta(days=29), dt.time(12), UTC))
-    assert_row(ro29["b"], violations_30d=3, distinct_categories=1)
+    assert_row(ro29["b"], violations_30d=3, distinct_categories=1,
+               last_violation_at=dt.datetime.combine(d0 + dt.timedelta(days=29), dt.time(12), UTC))
     # d0 leaves the 30-day window on d0+30.
     assert out[d0 + dt.timedelta(days=30)]["repeat_offenders"]["creator_id"].to_list() == ["b"]
     assert out[d0]["repeat_offenders"].height == 0
@@ -491,8 +532,43 @@ def test_repeat_offenders_counts_only_run_days(tmp_path: Path) -> None:
     assert out2[d0 + dt.timedelta(days=29)]["repeat_offenders"]["creator_id"].to_list() == ["b"]
 
 
+def test_offender_window_days(tmp_path: Path) -> None:
+    """offenders.window_days = 20 and min_violations = 2: ds-19..ds counts, from 2 violations."""
+    d0 = D
+    plan = {
+        d0: [viol("a0", creator_id="a")],
+        d0 + dt.timedelta(days=10): [viol("a10", "spam", creator_id="a")],
+        d0 + dt.timedelta(days=29): [viol("a29", "hate_speech", creator_id="a")],
+        d0 + dt.timedelta(days=30): [],
+    }
+    for day, rows in plan.items():
+        at = dt.datetime.combine(day, dt.time(12), UTC)
+        write(tmp_path, "decisions", day, [{**r, "decided_at": at, "enqueued_at": at - _s(60),
+                                            "content_created_at": at - _s(60)} for r in rows])
+    days = sorted(plan)
+    out = reference_tables(tmp_path, days, Params(ds=D, offenders=OffenderParams(min_violations=2, window_days=20)))
+    at = {d: dt.datetime.combine(d, dt.time(12), UTC) for d in days}
+    assert out[d0]["repeat_offenders"].height == 0
+    assert out[days[1]]["repeat_offenders"].rows() == [("a", 2, 1, at[days[1]])]  # d0 is day ds-10
+    assert out[days[2]]["repeat_offenders"].rows() == [("a", 2, 2, at[days[2]])]  # d0 is out, d0+10 is ds-19
+    assert out[days[3]]["repeat_offenders"].height == 0  # d0+10 is ds-20: out
+    # The defaults (30 days, 3 violations): a has 3 on d0+29 only.
+    default = reference_tables(tmp_path, days)
+    assert [default[d]["repeat_offenders"].height for d in days] == [0, 0, 1, 0]
+
+
+def test_params_are_checked(tmp_path: Path) -> None:
+    for bad in (Params(ds=D, trends=TrendParams(window_days=0)), Params(ds=D, trends=TrendParams(window_days=7.5)),
+                Params(ds=D, offenders=OffenderParams(window_days="30")),
+                Params(ds=D, offenders=OffenderParams(min_violations=True)),
+                Params(ds=D, trends=TrendParams(zscore_threshold=float("nan"))),
+                Params(ds=D, sla_s={"q": "300; DROP TABLE sla"})):
+        with pytest.raises(ValueError):
+            reference_tables(tmp_path, [D], bad)
+
+
 def test_offender_min_param(tmp_path: Path) -> None:
-    tables = one_day(tmp_path, [viol("a", creator_id="x")], offender_min=1)
+    tables = one_day(tmp_path, [viol("a", creator_id="x")], params=Params(ds=D, offenders=OffenderParams(min_violations=1)))
     assert tables["repeat_offenders"].rows() == [("x", 1, 1, T)]
 
 
@@ -524,11 +600,11 @@ def trend_run(tmp_path_factory: pytest.TempPathFactory):
         write(root, "decisions", day, rows)
         if i != 5:
             run.append(day)
-    return d0, counts, reference_tables(root, run)
+    return d0, counts, reference_tables(root, run), (root, run)
 
 
 def test_trends_spike_with_unobserved_days(trend_run) -> None:
-    d0, counts, out = trend_run
+    d0, counts, out, _ = trend_run
     ds = d0 + dt.timedelta(days=20)
     tr = by_key(out[ds]["violation_trends"], "market", "policy_category")
     assert set(tr) == {("US", "spam"), ("US", "ALL"), ("ALL", "spam"), ("ALL", "ALL"), ("DE", "hate_speech"),
@@ -549,33 +625,71 @@ def test_trends_spike_with_unobserved_days(trend_run) -> None:
                is_anomaly=False, direction=None)
     # ALL/ALL on D20 = US/spam + DE/hate.
     all_base = [b + (1 if i == 2 else 0) for i, b in zip([i for i in range(20) if i not in (5, 15)], base)]
-    assert_row(tr[("ALL", "ALL")], actioned=40, baseline_mean=statistics.mean(all_base),
-               baseline_std=statistics.stdev(all_base))
+    all_z = (40 - statistics.mean(all_base)) / statistics.stdev(all_base)
+    assert_row(tr[("ALL", "ALL")], actioned=40, actioned_7d_mean=sum(week) / 6, baseline_days=18,
+               baseline_mean=statistics.mean(all_base), baseline_std=statistics.stdev(all_base), zscore=all_z,
+               wow_change=40 / counts[13] - 1, is_anomaly=True, direction="spike")
+    assert all_z > 3
 
 
 def test_trends_wow_and_short_baseline(trend_run) -> None:
-    d0, counts, out = trend_run
+    d0, counts, out, _ = trend_run
     d22 = by_key(out[d0 + dt.timedelta(days=22)]["violation_trends"], "market", "policy_category")
     # D15 (= D22 - 7) unobserved -> wow null; D21 unobserved and D15 out of the 7-day mean.
     week = [counts[i] for i in (16, 17, 18, 19, 20, 22)]
     base = [counts[i] for i in range(23) if i not in (5, 15, 21, 22)]
     z = (11 - statistics.mean(base)) / statistics.stdev(base)
     assert_row(d22[("US", "spam")], actioned=11, wow_change=None, actioned_7d_mean=sum(week) / 6,
-               baseline_days=19, zscore=z, is_anomaly=False, direction=None)
+               baseline_days=19, baseline_mean=statistics.mean(base), baseline_std=statistics.stdev(base), zscore=z,
+               is_anomaly=False, direction=None)
     # D19: wow over D12 observed; DE/hate had 0 on D12 -> wow null.
     d19 = by_key(out[d0 + dt.timedelta(days=19)]["violation_trends"], "market", "policy_category")
-    assert_row(d19[("US", "spam")], wow_change=counts[19] / counts[12] - 1, baseline_days=17)
-    assert_row(d19[("DE", "hate_speech")], wow_change=None)
+    assert_some(d19[("US", "spam")], wow_change=counts[19] / counts[12] - 1, baseline_days=17)
+    assert_some(d19[("DE", "hate_speech")], wow_change=None)
     # D3: baseline of 3 days < 14 -> zscore null, not an anomaly.
     d3 = by_key(out[d0 + dt.timedelta(days=3)]["violation_trends"], "market", "policy_category")
-    assert_row(d3[("US", "spam")], baseline_days=3, baseline_mean=float(statistics.mean([10, 12, 10])),
-               zscore=None, is_anomaly=False, direction=None, actioned_7d_mean=11.0)
+    assert_row(d3[("US", "spam")], actioned=12, baseline_days=3, baseline_mean=float(statistics.mean([10, 12, 10])),
+               baseline_std=statistics.stdev([10, 12, 10]), zscore=None, wow_change=None, is_anomaly=False,
+               direction=None, actioned_7d_mean=11.0)
     # D0: no baseline at all.
     d0t = by_key(out[d0]["violation_trends"], "market", "policy_category")
-    assert_row(d0t[("US", "spam")], baseline_days=0, baseline_mean=None, baseline_std=None, zscore=None,
-               actioned_7d_mean=10.0)
+    assert_row(d0t[("US", "spam")], actioned=10, baseline_days=0, baseline_mean=None, baseline_std=None, zscore=None,
+               actioned_7d_mean=10.0, wow_change=None, is_anomaly=False, direction=None)
     # The hate combination enters the window on D2 only.
     assert ("DE", "hate_speech") not in d0t
+
+
+def test_trend_window_days(trend_run) -> None:
+    """trends.window_days = 3: the baseline is ds-3..ds-1 and the combinations those seen in ds-3..ds,
+    while the 7-day mean (ds-6..ds) and the week-ago value (ds-7) still reach back a week."""
+    d0, counts, _, (root, run) = trend_run
+    out = reference_tables(root, run, _trends(window_days=3, min_baseline_days=2))
+    d20 = by_key(out[d0 + dt.timedelta(days=20)]["violation_trends"], "market", "policy_category")
+    # DE/hate_speech (D2 only) is outside D17..D20: no row, though D13 (week ago) and D2 are within reach.
+    assert set(d20) == {("US", "spam"), ("US", "ALL"), ("ALL", "spam"), ("ALL", "ALL")}
+    base = [counts[i] for i in (17, 18, 19)]
+    week = [counts[i] for i in range(14, 21) if i != 15]
+    z = (40 - statistics.mean(base)) / statistics.stdev(base)
+    assert_row(d20[("US", "spam")], actioned=40, actioned_7d_mean=sum(week) / 6, baseline_days=3,
+               baseline_mean=statistics.mean(base), baseline_std=statistics.stdev(base), zscore=z,
+               wow_change=40 / counts[13] - 1, is_anomaly=True, direction="spike")
+    # D22: D21 unobserved and D19..D20 observed; D15 (week ago) unobserved.
+    d22 = by_key(out[d0 + dt.timedelta(days=22)]["violation_trends"], "market", "policy_category")
+    base22 = [counts[19], 40]
+    assert_row(d22[("US", "spam")], actioned=11, actioned_7d_mean=sum(counts[i] for i in (16, 17, 18, 19, 20, 22)) / 6,
+               baseline_days=2, baseline_mean=statistics.mean(base22), baseline_std=statistics.stdev(base22),
+               zscore=(11 - statistics.mean(base22)) / statistics.stdev(base22), wow_change=None, is_anomaly=False,
+               direction=None)
+    # D4: DE/hate_speech (D2) is in D1..D4 and counts 0 on the observed D3 and D4.
+    d4 = by_key(out[d0 + dt.timedelta(days=4)]["violation_trends"], "market", "policy_category")
+    h4 = [0, 1, 0]
+    assert_row(d4[("DE", "hate_speech")], actioned=0, actioned_7d_mean=1 / 5, baseline_days=3, baseline_mean=1 / 3,
+               baseline_std=statistics.stdev(h4), zscore=(0 - 1 / 3) / statistics.stdev(h4), wow_change=None,
+               is_anomaly=False, direction=None)
+
+
+def _trends(**kw) -> Params:
+    return Params(ds=D, trends=TrendParams(**kw))
 
 
 def test_trend_params_and_drop(tmp_path: Path) -> None:
@@ -587,21 +701,23 @@ def test_trend_params_and_drop(tmp_path: Path) -> None:
         t = dt.datetime.combine(day, dt.time(1), UTC)
         write(tmp_path, "decisions", day, [viol(f"s{k}", decided_at=t) for k in range(n)])
         days.append(day)
-    out = reference_tables(tmp_path, days, min_baseline_days=4, zscore_threshold=2.0, min_volume=31.0)
+    out = reference_tables(tmp_path, days, _trends(min_baseline_days=4, zscore_threshold=2.0, min_volume=31.0))
     tr = by_key(out[days[-1]]["violation_trends"], "market", "policy_category")
     z = (5 - 31) / statistics.stdev([30, 32, 30, 32])
-    assert_row(tr[("US", "spam")], zscore=z, is_anomaly=True, direction="drop")
-    out = reference_tables(tmp_path, days, min_baseline_days=4, zscore_threshold=2.0, min_volume=31.5)
+    assert_row(tr[("US", "spam")], actioned=5, actioned_7d_mean=sum(counts) / 5, baseline_days=4, baseline_mean=31.0,
+               baseline_std=statistics.stdev([30, 32, 30, 32]), zscore=z, wow_change=None, is_anomaly=True,
+               direction="drop")
+    out = reference_tables(tmp_path, days, _trends(min_baseline_days=4, zscore_threshold=2.0, min_volume=31.5))
     tr = by_key(out[days[-1]]["violation_trends"], "market", "policy_category")
-    assert_row(tr[("US", "spam")], zscore=z, is_anomaly=False, direction=None)
+    assert_some(tr[("US", "spam")], zscore=z, is_anomaly=False, direction=None)
     # Constant baseline: std 0 -> zscore null.
     t = dt.datetime.combine(d0 + dt.timedelta(days=1), dt.time(1), UTC)
     write(tmp_path, "decisions", d0 + dt.timedelta(days=1), [viol(f"s{k}", decided_at=t) for k in range(30)])
     write(tmp_path, "decisions", d0 + dt.timedelta(days=3), [
         viol(f"s{k}", decided_at=t + dt.timedelta(days=2)) for k in range(30)])
-    out = reference_tables(tmp_path, days, min_baseline_days=4)
-    assert_row(out[days[-1]]["violation_trends"].row(0, named=True), baseline_std=0.0, zscore=None,
-               is_anomaly=False)
+    out = reference_tables(tmp_path, days, _trends(min_baseline_days=4))
+    assert_some(out[days[-1]]["violation_trends"].row(0, named=True), baseline_std=0.0, zscore=None,
+                is_anomaly=False)
 
 
 # ---------------------------------------------------------------- diff helper
@@ -616,6 +732,15 @@ def test_diff_table_reports_differences(tmp_path: Path) -> None:
                           .alias("decisions"))
     assert any("decisions" in p and "r2" in p for p in diff_table("reviewer_daily", rd, bad))
     assert diff_table("reviewer_daily", rd, rd.with_columns(pl.col("decisions").cast(pl.Int32)))
+    # Every column of the contract, on both sides: one the reference left out, added, mistyped or moved
+    # is a difference too, not a column quietly skipped.
+    assert any("(expected)" in p and "aht_s" in p for p in diff_table("reviewer_daily", rd.drop("aht_s"), rd))
+    assert diff_table("reviewer_daily", rd.with_columns(pl.col("aht_s").cast(pl.Float32)), rd)
+    assert diff_table("reviewer_daily", rd.with_columns(pl.lit(1).alias("extra")), rd)
+    assert diff_table("reviewer_daily", rd, rd.select(["team", *[c for c in rd.columns if c != "team"]]))
+    # A difference in the last column, which no caller names.
+    last = rd.columns[-1]
+    assert any(last in p for p in diff_table("reviewer_daily", rd, rd.with_columns(pl.lit(0.123).alias(last))))
     q = one_day(tmp_path / "q", [dec(None)])["quarantine"]
     assert q.height == 1
     # The rejected row itself is part of the table (DESIGN §3): an empty JSON object is a difference.
@@ -713,3 +838,37 @@ def test_a_missing_output_partition_raises(tmp_path: Path) -> None:
         f.unlink()
     with pytest.raises(MissingPartition):  # the folder without its file is no partition either
         read_output_table(tmp_path / "out", "quarantine", D)
+
+
+def test_assert_row_checks_every_column() -> None:
+    row = {c: None for c in OUTPUT_SCHEMAS["repeat_offenders"]} | {"creator_id": "x", "violations_30d": 3}
+    assert_some(row, violations_30d=3)
+    with pytest.raises(AssertionError, match="columns not given.*distinct_categories"):
+        assert_row(row, violations_30d=3)  # a wrong column left out would pass unseen
+    assert_row(row, violations_30d=3, distinct_categories=None, last_violation_at=None)
+    with pytest.raises(AssertionError, match="distinct_categories"):
+        assert_row(row, violations_30d=3, distinct_categories=1, last_violation_at=None)
+
+
+def test_cli_config_gives_the_job_params(tmp_path: Path) -> None:
+    """`--config` reads the job's TOML file: its SLAs and proactive sources reach the tables."""
+    from benchmarks.duckdb_reference import main
+    from jobs.config import load_config
+
+    decisions = [viol("v1", detection_source="user_report", queue="live_realtime", enqueued_at=T - _s(100))]
+    one_day(tmp_path / "in", decisions)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[sla_s]\nlive_realtime = 50\n[job]\nproactive_sources = ["user_report"]\n'
+                   "[offenders]\nmin_violations = 1\nwindow_days = 2\n[trends]\nwindow_days = 3\nmin_baseline_days = 2\n")
+    assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--ds", D.isoformat(),
+                 "--config", str(cfg)]) == 0
+    expected = reference_tables(tmp_path / "in", [D], load_config(cfg).job)[D]
+    for table in OUTPUT_SCHEMAS:
+        assert diff_table(table, expected[table], read_output_table(tmp_path / "out", table, D)) == [], table
+    assert_some(read_output_table(tmp_path / "out", "queue_daily", D).row(0, named=True), sla_s=50.0, sla_met=0)
+    assert read_output_table(tmp_path / "out", "repeat_offenders", D)["creator_id"].to_list() == ["u1"]
+    vd = by_key(read_output_table(tmp_path / "out", "violation_daily", D), "market", "policy_category")
+    assert_some(vd[("ALL", "ALL")], proactive=1)
+    with pytest.raises(SystemExit):
+        main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "o2"), "--ds", D.isoformat(),
+              "--config", str(tmp_path / "missing.toml")])
