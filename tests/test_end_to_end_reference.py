@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -10,13 +11,14 @@ import math
 import pytest
 
 from benchmarks.duckdb_reference import diff_table, read_output_table, read_partition, reference_tables
+from jobs.config import Config
 from jobs.errors import DQGateFailed
 from jobs import warehouse as wh
 from jobs.generate import generate
 from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.nightly import Candidate, run_days
 from jobs.report import _count_offender_categories
-from transforms.params import OffenderParams
+from transforms.params import DEFAULT_SLA_S, EPOCH, OffenderParams, Params, TrendParams
 from transforms.schemas import OUTPUT_TABLES
 
 START = dt.date(2024, 2, 1)
@@ -104,3 +106,72 @@ def test_quarantined_rows_json_equals_the_reference(tmp_path, unit, naive):
     actual = read_partition(published if published.exists() else Candidate(tmp_path / "out", D).table_dir("quarantine"),
                             "quarantine")
     assert diff_table("quarantine", expected, actual) == []
+
+
+# ---------------------------------------------------------------- non-default parameters
+
+# Every parameter that changes an output table, away from its default: SLAs changed and one
+# generated queue (comments) left to default_sla_s; a proactive set with a reactive source in it; a
+# trend window shorter than the week the 7-day mean and week-ago value read; thresholds low enough
+# for this small volume to flag anomalies; a short offender window with a lower bar.
+NON_DEFAULT = Params(
+    ds=EPOCH,
+    sla_s={**{q: s for q, s in DEFAULT_SLA_S.items() if q != "comments"},
+           "live_realtime": 120.0, "live_escalation": 600.0, "video_standard": 3600.0},
+    default_sla_s=1800.0,
+    proactive_sources=("ml_model", "user_report"),
+    trends=TrendParams(min_baseline_days=3, zscore_threshold=1.5, min_volume=5.0, window_days=5),
+    offenders=OffenderParams(min_violations=2, window_days=4),
+)
+# The fields of Params that change an output table ("section.field" for the nested ones). taxonomy
+# changes none (only the DQ gate's unknown-category checks); ds is each run's own.
+TABLE_PARAMS = ("sla_s", "default_sla_s", "proactive_sources", "trends.min_baseline_days", "trends.zscore_threshold",
+                "trends.min_volume", "trends.window_days", "offenders.min_violations", "offenders.window_days")
+ND_DAYS = [START + dt.timedelta(days=i) for i in range(8)]
+
+
+def _at_default(params: Params, name: str) -> Params:
+    """`params` with the one field `name` put back to its default."""
+    default = Params(ds=params.ds)
+    if "." not in name:
+        return dataclasses.replace(params, **{name: getattr(default, name)})
+    section, field = name.split(".")
+    inner = dataclasses.replace(getattr(params, section), **{field: getattr(getattr(default, section), field)})
+    return dataclasses.replace(params, **{section: inner})
+
+
+def _differences(expected: dict, actual_of) -> list[str]:
+    return [f"{ds} {table}: {p}" for ds in ND_DAYS for table in OUTPUT_TABLES
+            for p in diff_table(table, expected[ds][table], actual_of(ds, table))]
+
+
+@pytest.fixture(scope="module")
+def non_default(tmp_path_factory):
+    """The Polars job run with NON_DEFAULT on generated days (dirty rows included), and the reference's tables."""
+    root = tmp_path_factory.mktemp("e2e_params")
+    generate(root / "in", START, len(ND_DAYS), 500, seed=5, dirty_rate=0.002)
+    run_days(root / "in", root / "out", ND_DAYS, engine="polars", config=Config(job=NON_DEFAULT), report=False)
+    return root, reference_tables(root / "in", ND_DAYS, NON_DEFAULT)
+
+
+def test_every_table_equals_the_reference_with_non_default_params(non_default):
+    root, expected = non_default
+    # A field added to Params must be added here (and to the reference) or named as changing no table.
+    top = {f.name for f in dataclasses.fields(Params)} - {"ds", "taxonomy", "trends", "offenders"}
+    nested = {f"{section}.{f.name}" for section, cls in (("trends", TrendParams), ("offenders", OffenderParams))
+              for f in dataclasses.fields(cls)}
+    assert set(TABLE_PARAMS) == top | nested
+    assert _differences(expected, lambda ds, table: read_output_table(root / "out", table, ds)) == []
+    # Not vacuous: anomalies flagged and repeat offenders found under these parameters.
+    assert any(expected[ds]["violation_trends"]["is_anomaly"].any() for ds in ND_DAYS)
+    assert any(expected[ds]["repeat_offenders"].height for ds in ND_DAYS)
+
+
+@pytest.mark.parametrize("name", TABLE_PARAMS)
+def test_each_non_default_param_changes_the_tables(non_default, name):
+    """On this input every parameter of NON_DEFAULT matters: put back to its default alone, some table
+    differs. So the equality above fails if either side ignored any one of them (a reference with a
+    window hard-coded, say), instead of the two agreeing on the defaults."""
+    root, expected = non_default
+    other = reference_tables(root / "in", ND_DAYS, _at_default(NON_DEFAULT, name))
+    assert _differences(expected, lambda ds, table: other[ds][table]), name
