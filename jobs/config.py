@@ -55,6 +55,7 @@ from typing import Any
 from expectations.thresholds import DQThresholds
 from jobs.errors import UsageError
 from transforms.params import DEFAULT_SLA_S, EPOCH, OffenderParams, Params, TrendParams
+from transforms.schemas import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,10 @@ def load_config(path: str | Path | None) -> Config:
         if not isinstance(section, dict):
             raise UsageError(f"config: [{name}] must be a table")
     sections = {name: _checked(name, raw.get(name, {})) for name in sorted(SECTIONS)}
+    if UNKNOWN in sections["sla_s"]:
+        # Staging groups a null queue as UNKNOWN; DESIGN gives those decisions default_sla_s.
+        raise UsageError(f"config: [sla_s] {UNKNOWN} is where decisions without a queue are grouped; "
+                         "set their SLA with [job] default_sla_s")
 
     defaults = Params(ds=EPOCH)
     job = sections["job"]

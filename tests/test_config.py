@@ -113,6 +113,8 @@ def test_overrides_change_the_computation(tmp_path, engine):
         ("[dq]\nquarantine_rate = 0.1\n", "unknown key"),
         ("[sla_s]\nlive_realtime = true\n", "must be a number"),
         ("sla_s = 3\n", "must be a table"),
+        # null queues are grouped as UNKNOWN and take default_sla_s (DESIGN §3), not an SLA of that name
+        ("[sla_s]\nUNKNOWN = 5\n", "set their SLA with \\[job\\] default_sla_s"),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path, text, message):

@@ -216,6 +216,7 @@ OUTPUT_SCHEMAS: dict[str, dict[str, nw.dtypes.DType]] = {
 OUTPUT_TABLES: tuple[str, ...] = tuple(OUTPUT_SCHEMAS)
 
 ALL = "ALL"  # the rollup value of market / policy_category in violation_daily and trends
+UNKNOWN = "UNKNOWN"  # grouping value for a null market / queue / category (a DQ warning, not a rejection)
 
 
 def select_schema(frame: nw.LazyFrame, schema: dict[str, nw.dtypes.DType]) -> nw.LazyFrame:

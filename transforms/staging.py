@@ -12,10 +12,16 @@ import narwhals.stable.v2 as nw
 
 from transforms._expr import is_in
 from transforms.params import US_PER_DAY, Params, epoch_day
-from transforms.schemas import ALL, EVENT_TIME, INPUT_KEYS, INPUT_SCHEMAS, epoch_us_column
+from transforms.schemas import (
+    ALL,
+    EVENT_TIME,
+    INPUT_KEYS,
+    INPUT_SCHEMAS,
+    UNKNOWN,
+    epoch_us_column,
+)
 
 REASON = "reason"
-UNKNOWN = "UNKNOWN"  # grouping value for a null market / queue / category (a DQ warning, not a rejection)
 
 MODES = ("human", "automated")
 OUTCOMES = ("violation", "no_violation")
