@@ -56,6 +56,11 @@ GATE_TIMEOUT = timedelta(hours=1)
 PUBLISH_TIMEOUT = timedelta(minutes=30)
 REPORT_TIMEOUT = timedelta(minutes=30)
 LOOKBACK_TIMEOUT = timedelta(hours=24)  # up to MAX_LOOKBACK days prepared, gated and published in turn
+# A run still going after this fails and gives back its max_active_runs slot. Without it, the days
+# after a day that failed its gate waited on prepare's depends_on_past for good, holding every slot,
+# so the cleared day itself could never start again. Above the longest legitimate run: the sensors'
+# wait and a full lookback, then prepare to report.
+DAGRUN_TIMEOUT = timedelta(hours=48)
 
 
 def _start_date() -> datetime:
@@ -70,8 +75,19 @@ def _start_date() -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
+def _run_type(dag_run: Any) -> str:
+    run_type = getattr(dag_run, "run_type", None)
+    return str(getattr(run_type, "value", run_type))
+
+
 def _interval_ds(context: Context) -> date:
     """The UTC day a run is for: the start of its data interval (the interval is that whole day)."""
+    logical = context.get("logical_date")
+    if logical is not None and _run_type(context["dag_run"]) == "manual":
+        # `airflow dags trigger -l X` gives the run the data interval of the clock's time, not of X,
+        # while the UI, the REST API and `dags test` give it the interval this daily timetable infers
+        # from X, [X-1, X): ds is X-1 whichever way the run was triggered.
+        return logical.astimezone(timezone.utc).date() - timedelta(days=1)
     start = context.get("data_interval_start")
     if start is not None:
         return start.astimezone(timezone.utc).date()
@@ -99,6 +115,14 @@ def _resolve_run(context: Context) -> dict[str, Any]:
     lookback = int(params.get("lookback") or 0)
     if not 0 <= lookback <= MAX_LOOKBACK:
         raise AirflowFailException(f"lookback={lookback} is outside 0..{MAX_LOOKBACK}")
+    start = context["dag"].start_date if context.get("dag") is not None else None
+    if _run_type(context["dag_run"]) == "backfill" and start is not None and ds < start.astimezone(timezone.utc).date():
+        # depends_on_past holds nothing before the DAG's start date: such backfill days would be
+        # computed in any order, each day's trends on whatever earlier days happened to be published.
+        raise AirflowFailException(
+            f"backfill of ds={ds} before the DAG's start date {start.date()}: prepare's depends_on_past orders "
+            f"no day before it; set Variable {VAR_START_DATE} to the backfill's first day first"
+        )
     from jobs.warehouse import is_uri
 
     output_dir = _setting(params, "output_dir", VAR_OUTPUT_DIR, DEFAULT_OUTPUT_DIR)
@@ -133,27 +157,50 @@ def _failure_path(output_dir: str, ds: str) -> Path:
 
 
 def record_failure(context: Context) -> None:
-    """on_failure_callback: leave what failed next to the day's run manifest, for the on-call."""
+    """Task on_failure_callback: leave what failed next to the day's run manifest, for the on-call."""
+    _record(context, run_level=False)
+
+
+def record_run_failure(context: Context) -> None:
+    """DAG on_failure_callback. A task killed outright (an OOM kill on its last try) runs no task
+    callback (apache/airflow#60858), and a run that timed out failed no task; the run's callback
+    still runs. It records only when no task recorded for this run already: the task's record
+    names the error, the run's only that the run failed."""
+    _record(context, run_level=True)
+
+
+def _record(context: Context, run_level: bool) -> None:
     try:
-        ti = context["ti"]
-        try:
-            run = ti.xcom_pull(task_ids="plan")
-        except Exception:  # the plan task itself may be what failed
-            run = None
+        ti = context.get("ti")
+        dag_run = context["dag_run"]
+        run = None
+        if ti is not None:
+            try:
+                run = ti.xcom_pull(task_ids="plan")
+            except Exception:  # the plan task itself may be what failed
+                run = None
         if not run:
             run = _resolve_run(context)
+        path = _failure_path(run["output_dir"], run["ds"])
+        if run_level:
+            try:
+                earlier = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                earlier = None
+            if isinstance(earlier, dict) and earlier.get("run_id") == dag_run.run_id:
+                return
         payload = {
-            "dag_id": ti.dag_id,
-            "task_id": ti.task_id,
-            "run_id": ti.run_id,
-            "try_number": ti.try_number,
+            "dag_id": dag_run.dag_id,
+            "task_id": ti.task_id if ti is not None else None,
+            "run_id": dag_run.run_id,
+            "try_number": ti.try_number if ti is not None else None,
             "ds": run["ds"],
             "days": run["days"],
             "engine": run["engine"],
-            "exception": _one_line(context.get("exception")),
-            "log_url": ti.log_url,
+            "exception": _one_line(context.get("exception"))
+            or (f"DAG run failed: {context.get('reason')}" if run_level else None),
+            "log_url": ti.log_url if ti is not None else None,
         }
-        path = _failure_path(run["output_dir"], run["ds"])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -171,12 +218,15 @@ def _expected_errors(ds: str) -> Iterator[None]:
     Everything else (LockHeld while another run holds the ds, an OOM, a flaky filesystem) stays
     retryable.
     """
-    from jobs.errors import CandidateReplaced, DQGateFailed, InputMissing, UsageError
+    from jobs.errors import CandidateMissing, CandidateReplaced, DQGateFailed, InputMissing, UsageError
 
     try:
         yield
     except CandidateReplaced as exc:
         raise AirflowFailException(_one_line(exc)) from exc
+    except CandidateMissing as exc:
+        # Only prepare makes a candidate: clearing dq_gate or publish alone cannot bring it back.
+        raise AirflowFailException(f"{_one_line(exc)}; clear this run from its prepare task") from exc
     except DQGateFailed as exc:
         raise AirflowFailException(f"DQ gate failed for ds={ds}, nothing published: {_one_line(exc)}") from exc
     except InputMissing as exc:
@@ -265,16 +315,28 @@ def _candidate(run: dict[str, Any], prepared: dict[str, str]) -> Any:
 
 def _publish(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str]:
     """Publish this run's candidate. A retry after a publish that completed but was not recorded as
-    a success (the worker died after it) finds no candidate, since publishing removes it: the
-    publication in place is this run's, so the task is done, not failed."""
+    a success (the worker died after it, or after the flip) finds the publication in place is this
+    run's: the task is done, not failed, and publish_day removes what the candidate left behind."""
     from jobs import nightly
 
     ds = prepared["ds"]
-    manifest = nightly.published_run(run["output_dir"], date.fromisoformat(ds), prepared["run_id"])
-    if manifest is None:
-        with _expected_errors(ds):
-            manifest = nightly.publish_day(_candidate(run, prepared))
+    with _expected_errors(ds):
+        manifest = nightly.publish_day(nightly.Candidate(Path(run["output_dir"]), date.fromisoformat(ds), prepared["run_id"]))
     return {"ds": ds, "verdict": str(manifest["dq"]["verdict"])}
+
+
+def _gate_prepared(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str]:
+    """The dq_gate task: the gate of this run's candidate. A gate cleared after this run published
+    the day has nothing left to check: it returns the publication's verdict."""
+    from jobs import nightly
+
+    ds = prepared["ds"]
+    done = nightly.published_run(run["output_dir"], date.fromisoformat(ds), prepared["run_id"])
+    if done is not None:
+        return {"ds": ds, "verdict": str(done["dq"]["verdict"])}
+    # The thresholds come from the same config prepare used; a critical failure raises.
+    result = _gate(ds, _candidate(run, prepared), _load_config(run))
+    return {"ds": ds, "verdict": str(result["verdict"])}
 
 
 def _gate(ds: str, candidate: Any, config: Any) -> dict:
@@ -302,7 +364,11 @@ and nothing is published) → `publish` (atomic swap) → `report` (HTML per day
 (`depends_on_past` + `wait_for_downstream`): catchup runs may overlap while their sensors wait, but days
 are computed in date order, so trends never see a half-finished earlier day. After a failed gate the
 next days wait until the day is fixed and its scheduled run cleared and rerun (a manual trigger with
-conf `ds` does not count for the next day), or its `dq_gate` and `publish` marked success/skipped on purpose.
+conf `ds` does not count for the next day), or its `prepare`, `dq_gate` and `publish` marked skipped on
+purpose. Those waiting runs hold the `max_active_runs` slots, so the cleared day queues behind them:
+mark the waiting later runs failed, clear the day, and clear the later runs once it is published (a
+run left waiting fails by itself after `dagrun_timeout`, {DAGRUN_TIMEOUT.total_seconds() / 3600:g} h).
+A backfill before Variable `{VAR_START_DATE}` is refused: move the Variable back first.
 
 **Trigger conf** (all optional): `ds` (YYYY-MM-DD, default: the data interval's day), `lookback`
 (0..{MAX_LOOKBACK} days before ds to reprocess too), `engine` (`polars` | `spark`), `input_dir`,
@@ -324,6 +390,8 @@ On a final failure `<output>/_runs/ds=<ds>/airflow_failure.json` records the tas
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=_start_date(),
     catchup=True,
+    dagrun_timeout=DAGRUN_TIMEOUT,
+    on_failure_callback=record_run_failure,
     # Several catchup runs may wait on sensors at once; prepare's depends_on_past keeps the
     # computation itself in date order.
     max_active_runs=3,
@@ -395,7 +463,8 @@ def risk_insight_nightly() -> None:
         for day in run["days"][:-1]:
             candidate = _prepare_one(run, day, config)
             _gate(day, candidate, config)
-            nightly.publish_day(candidate)
+            with _expected_errors(day):
+                nightly.publish_day(candidate)
             log.info("lookback day %s republished", day)
             done.append(day)
         return done
@@ -409,10 +478,7 @@ def risk_insight_nightly() -> None:
 
     @task(execution_timeout=GATE_TIMEOUT)
     def dq_gate(run: dict[str, Any], prepared: dict[str, str]) -> dict[str, str | None]:
-        ds = prepared["ds"]
-        # The thresholds come from the same config prepare used; a critical failure raises.
-        result = _gate(ds, _candidate(run, prepared), _load_config(run))
-        return {"ds": ds, "verdict": str(result["verdict"])}
+        return _gate_prepared(run, prepared)
 
     @task(execution_timeout=PUBLISH_TIMEOUT)
     def publish(run: dict[str, Any], prepared: dict[str, str], gated: dict[str, str | None]) -> dict[str, str]:

@@ -45,6 +45,10 @@ class CandidateReplaced(LockHeld):
     """Another run of the same (output, ds) prepared its candidate over this run's since."""
 
 
+class CandidateMissing(RiskInsightError):
+    """No candidate of ds is prepared (or none of the run asked for): only a new prepare makes one."""
+
+
 class WarehouseUnavailable(RiskInsightError):
     """The warehouse's filesystem refused an operation (unknown scheme, permissions, lost namenode)."""
 

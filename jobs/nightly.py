@@ -25,7 +25,7 @@ from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
-from jobs.errors import CandidateReplaced, DQGateFailed, RiskInsightError, WarehouseUnavailable, first_line, range_failure
+from jobs.errors import CandidateMissing, CandidateReplaced, DQGateFailed, RiskInsightError, WarehouseUnavailable, first_line, range_failure
 from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
@@ -79,7 +79,7 @@ class Candidate:
     def manifest(self) -> dict:
         data = wh.read_json(self.manifest_path)
         if data is None:
-            raise RiskInsightError(f"no prepared candidate for ds={self.ds} in {self.output} (run prepare first)")
+            raise CandidateMissing(f"no prepared candidate for ds={self.ds} in {self.output} (run prepare first)")
         if self.run_id is not None and data.get("run_id") != self.run_id:
             raise CandidateReplaced(
                 f"the candidate of ds={self.ds} is run {data.get('run_id')}'s, not run {self.run_id}'s: "

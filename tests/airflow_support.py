@@ -134,6 +134,8 @@ def cmd_describe(_: argparse.Namespace) -> dict[str, Any]:
         "start_date": dag.start_date.isoformat(),
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
+        "dagrun_timeout_s": _seconds(dag.dagrun_timeout),
+        "has_on_failure_callback": bool(dag.on_failure_callback),
         "tags": sorted(dag.tags),
         "doc_md": dag.doc_md,
         "params": {name: {"default": p.value if p.has_value else None, "schema": p.schema}
@@ -263,6 +265,53 @@ def cmd_publish(ns: argparse.Namespace) -> dict[str, Any]:
         return {"raised": type(exc).__name__, "message": str(exc)}
 
 
+def cmd_gate(ns: argparse.Namespace) -> dict[str, Any]:
+    """The DAG's dq_gate task body `_gate_prepared(run, prepared)`: its result, or what it raised."""
+    try:
+        return {"raised": None, "result": _dag_module()._gate_prepared(json.loads(ns.run), json.loads(ns.prepared))}
+    except Exception as exc:  # noqa: BLE001 - the exception is the result
+        return {"raised": type(exc).__name__, "message": str(exc)}
+
+
+def _fake_context(ns: argparse.Namespace) -> dict[str, Any]:
+    """A task context with what the DAG's helpers read: the run (its type, id, run_after), its
+    logical date and data interval, the DAG's start date, the params; and a failed task, or none."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    def when(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
+    dag_run = SimpleNamespace(run_type=ns.run_type, run_id=ns.run_id, dag_id=DAG_ID, run_after=when(ns.run_after))
+    context: dict[str, Any] = {
+        "dag_run": dag_run, "logical_date": when(ns.logical_date), "data_interval_start": when(ns.interval_start),
+        "dag": SimpleNamespace(start_date=when(ns.start_date)), "params": json.loads(ns.params),
+        "reason": ns.reason or None,
+    }
+    if ns.task_id:
+        def no_xcom(**_: Any) -> Any:
+            raise RuntimeError("no XCom in this harness")
+
+        context["ti"] = SimpleNamespace(task_id=ns.task_id, try_number=3, log_url="http://log", xcom_pull=no_xcom)
+        context["exception"] = RuntimeError("killed")
+    return context
+
+
+def cmd_resolve(ns: argparse.Namespace) -> dict[str, Any]:
+    """The DAG's `_resolve_run(context)` on a made-up context: the run it plans, or what it raised."""
+    try:
+        return {"raised": None, "result": _dag_module()._resolve_run(_fake_context(ns))}
+    except Exception as exc:  # noqa: BLE001 - the exception is the result
+        return {"raised": type(exc).__name__, "message": str(exc)}
+
+
+def cmd_record(ns: argparse.Namespace) -> dict[str, Any]:
+    """The DAG's failure callbacks (task level, or run level with --run-level) on a made-up context."""
+    module = _dag_module()
+    (module.record_run_failure if ns.run_level else module.record_failure)(_fake_context(ns))
+    return {"raised": None}
+
+
 def cmd_spark_prepare(ns: argparse.Namespace) -> dict[str, Any]:
     """Call the DAG's spark-submit step once per exit code the fake spark-submit is told to return.
 
@@ -319,6 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--run", required=True)
     pub.add_argument("--prepared", required=True)
     pub.set_defaults(fn=cmd_publish)
+    gate = sub.add_parser("gate")
+    gate.add_argument("--run", required=True)
+    gate.add_argument("--prepared", required=True)
+    gate.set_defaults(fn=cmd_gate)
+    for name, fn in (("resolve", cmd_resolve), ("record", cmd_record)):
+        ctx = sub.add_parser(name)
+        ctx.add_argument("--run-type", default="scheduled")
+        ctx.add_argument("--run-id", default="scheduled__2024-03-01T00:00:00+00:00")
+        ctx.add_argument("--run-after", default="")
+        ctx.add_argument("--logical-date", default="")
+        ctx.add_argument("--interval-start", default="")
+        ctx.add_argument("--start-date", default="2024-01-01T00:00:00+00:00")
+        ctx.add_argument("--params", default="{}")
+        ctx.add_argument("--reason", default="")
+        ctx.add_argument("--task-id", default="")
+        ctx.add_argument("--run-level", action="store_true")
+        ctx.set_defaults(fn=fn)
     ns = parser.parse_args(argv)
     _emit(ns.fn(ns))
     return 0

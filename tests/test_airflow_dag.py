@@ -87,6 +87,11 @@ def test_each_run_covers_one_whole_utc_day(described: dict[str, Any]) -> None:
     assert dag["timezone"] == "UTC"
     assert dag["catchup"] is True
     assert dag["max_active_runs"] == 3
+    # Runs waiting on a failed day give their slots back in time (else the cleared day queues
+    # behind them for good), but never before a legitimate run ends: the sensors' 12 h, a full
+    # lookback (24 h), then prepare (4 h), gate (1 h), publish and report (30 min each).
+    assert (12 + 24 + 4 + 1 + 0.5 + 0.5) * 3600 <= dag["dagrun_timeout_s"] == 48 * 3600
+    assert dag["has_on_failure_callback"]  # for a task killed outright, and a run that timed out
     assert dag["start_date"] == "2024-01-01T00:00:00+00:00"  # default without the Variable
     first, second = dag["first_intervals"]
     # ds = data_interval_start's date, and the interval is exactly that day.
@@ -406,7 +411,101 @@ def test_a_publish_task_retried_after_it_published_succeeds_without_publishing_a
     assert again["raised"] is None and again["result"] == first["result"], again
     assert wh.current_version(out, date(2024, 3, 1)) == version
     other = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps({**prepared, "run_id": "x-1"}))
-    assert other["raised"] == "RiskInsightError" and "no prepared candidate" in other["message"]
+    # A retry cannot bring a candidate back: fail at once, saying where to clear from.
+    assert other["raised"] == "AirflowFailException" and "no prepared candidate" in other["message"]
+    assert "clear this run from its prepare task" in other["message"]
+
+
+def test_a_publish_retried_after_the_flip_removes_the_candidate_it_left(tmp_path: Path) -> None:
+    """Killed right after the swap, publish leaves the candidate behind; its retry finds the day
+    published by this run and must remove the candidate (a 100 M day's is gigabytes), not keep it."""
+    import shutil
+
+    from jobs import warehouse as wh
+    from jobs.nightly import gate_day, prepare_day
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    generate(inp, "2024-03-01", 1)
+    candidate = prepare_day(inp, out, date(2024, 3, 1))
+    gate_day(candidate)
+    aside = tmp_path / "aside"
+    shutil.copytree(candidate.path, aside)
+    run = {"ds": "2024-03-01", "output_dir": str(out)}
+    prepared = {"ds": "2024-03-01", "run_id": candidate.manifest()["run_id"]}
+    env = af.airflow_env(tmp_path / "home", {})
+    first = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps(prepared))
+    assert first["raised"] is None, first
+    version = wh.current_version(out, date(2024, 3, 1))
+    shutil.copytree(aside, candidate.path)  # what the killed publish left
+    again = af.call("publish", env, "--run", json.dumps(run), "--prepared", json.dumps(prepared))
+    assert again["raised"] is None and again["result"] == first["result"], again
+    assert not candidate.path.exists()
+    assert wh.current_version(out, date(2024, 3, 1)) == version
+
+
+def test_a_gate_cleared_after_its_run_published_returns_the_verdict(tmp_path: Path) -> None:
+    """Clearing only dq_gate of a finished day used to be retried twice (15 min of backoff) on
+    'no prepared candidate', then failed and wrote a failure record for a published day."""
+    from jobs.nightly import gate_day, prepare_day, publish_day
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    generate(inp, "2024-03-01", 1)
+    candidate = prepare_day(inp, out, date(2024, 3, 1))
+    verdict = gate_day(candidate)["verdict"]
+    run_id = candidate.manifest()["run_id"]
+    publish_day(candidate)
+    run = {"ds": "2024-03-01", "output_dir": str(out)}
+    env = af.airflow_env(tmp_path / "home", {})
+    done = af.call("gate", env, "--run", json.dumps(run), "--prepared", json.dumps({"ds": "2024-03-01", "run_id": run_id}))
+    assert done["raised"] is None and done["result"] == {"ds": "2024-03-01", "verdict": verdict}, done
+    gone = af.call("gate", env, "--run", json.dumps(run), "--prepared", json.dumps({"ds": "2024-03-01", "run_id": "x-1"}))
+    assert gone["raised"] == "AirflowFailException" and "clear this run from its prepare task" in gone["message"]
+
+
+@pytest.mark.parametrize(
+    ("run_type", "logical_date", "interval_start", "expected"),
+    [
+        # `airflow dags trigger -l 2026-11-27T12:00` got the clock's interval (11-28): ds follows
+        # the logical date as the UI and REST API do, [X-1, X).
+        ("manual", "2026-11-27T12:00:00+00:00", "2026-11-28T00:00:00+00:00", "2026-11-26"),
+        ("manual", "2026-11-27T00:00:00+00:00", "2026-11-26T00:00:00+00:00", "2026-11-26"),
+        ("scheduled", "2026-11-25T00:00:00+00:00", "2026-11-25T00:00:00+00:00", "2026-11-25"),
+        ("backfill", "2026-11-20T00:00:00+00:00", "2026-11-20T00:00:00+00:00", "2026-11-20"),
+        # before the start date depends_on_past orders nothing
+        ("backfill", "2023-12-30T00:00:00+00:00", "2023-12-30T00:00:00+00:00", None),
+    ],
+)
+def test_the_day_a_run_processes(tmp_path: Path, run_type: str, logical_date: str, interval_start: str,
+                                 expected: str | None) -> None:
+    env = af.airflow_env(tmp_path / "home", {})
+    got = af.call("resolve", env, "--run-type", run_type, "--logical-date", logical_date,
+                  "--interval-start", interval_start, "--params", json.dumps({"output_dir": str(tmp_path / "out")}))
+    if expected is None:
+        assert got["raised"] == "AirflowFailException", got
+        assert "before the DAG's start date 2024-01-01" in got["message"] and "riskinsight_start_date" in got["message"]
+    else:
+        assert got["raised"] is None and got["result"]["ds"] == expected, got
+
+
+def test_the_runs_failure_callback_records_only_what_no_task_recorded(tmp_path: Path) -> None:
+    """A task killed outright (OOM) runs no task callback, and a timed-out run fails no task: the
+    run-level callback writes the record then, and leaves a task's own record of the run alone."""
+    out = tmp_path / "out"
+    env = af.airflow_env(tmp_path / "home", {})
+    params = json.dumps({"ds": "2024-03-01", "output_dir": str(out), "input_dir": str(tmp_path / "in")})
+    run_level = ["--params", params, "--run-id", "scheduled__A", "--reason", "task_failure", "--run-level"]
+    assert af.call("record", env, *run_level)["raised"] is None
+    record = failure_record(out, "2024-03-01")
+    assert record["run_id"] == "scheduled__A" and record["task_id"] is None
+    assert record["exception"] == "DAG run failed: task_failure" and record["ds"] == "2024-03-01"
+    # The task's record of the same run names the error; the run's callback, coming after, keeps it.
+    af.call("record", env, "--params", params, "--run-id", "scheduled__A", "--task-id", "prepare")
+    af.call("record", env, *run_level)
+    record = failure_record(out, "2024-03-01")
+    assert record["task_id"] == "prepare" and record["exception"] == "RuntimeError: killed"
+    # A later run's failure is its own.
+    af.call("record", env, "--params", params, "--run-id", "manual__B", "--reason", "timed_out", "--run-level")
+    assert failure_record(out, "2024-03-01")["exception"] == "DAG run failed: timed_out"
 
 
 @needs_jobs
