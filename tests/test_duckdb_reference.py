@@ -502,6 +502,14 @@ def test_proactive_sources_param(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- repeat_offenders
 
 
+def _write_at_noon(root: Path, plan: dict[dt.date, list[dict]]) -> None:
+    """Each day's decisions, decided at noon a minute after they were enqueued and created."""
+    for day, rows in plan.items():
+        at = dt.datetime.combine(day, dt.time(12), UTC)
+        write(root, "decisions", day, [{**r, "decided_at": at, "enqueued_at": at - _s(60),
+                                        "content_created_at": at - _s(60)} for r in rows])
+
+
 def test_repeat_offenders_counts_only_run_days(tmp_path: Path) -> None:
     d0 = D
     plan = {
@@ -512,10 +520,7 @@ def test_repeat_offenders_counts_only_run_days(tmp_path: Path) -> None:
                                      viol("b3", "spam", creator_id="b", action="warn")],
         d0 + dt.timedelta(days=30): [],
     }
-    for day, rows in plan.items():
-        shift_t = dt.datetime.combine(day, dt.time(12), UTC)
-        write(tmp_path, "decisions", day, [{**r, "decided_at": shift_t, "enqueued_at": shift_t - _s(60),
-                                            "content_created_at": shift_t - _s(60)} for r in rows])
+    _write_at_noon(tmp_path, plan)
     days = sorted(plan)
     out = reference_tables(tmp_path, days)
     ro29 = by_key(out[d0 + dt.timedelta(days=29)]["repeat_offenders"], "creator_id")
@@ -541,10 +546,7 @@ def test_offender_window_days(tmp_path: Path) -> None:
         d0 + dt.timedelta(days=29): [viol("a29", "hate_speech", creator_id="a")],
         d0 + dt.timedelta(days=30): [],
     }
-    for day, rows in plan.items():
-        at = dt.datetime.combine(day, dt.time(12), UTC)
-        write(tmp_path, "decisions", day, [{**r, "decided_at": at, "enqueued_at": at - _s(60),
-                                            "content_created_at": at - _s(60)} for r in rows])
+    _write_at_noon(tmp_path, plan)
     days = sorted(plan)
     out = reference_tables(tmp_path, days, Params(ds=D, offenders=OffenderParams(min_violations=2, window_days=20)))
     at = {d: dt.datetime.combine(d, dt.time(12), UTC) for d in days}
