@@ -228,7 +228,9 @@ def test_creating_a_lock_on_a_local_disk_is_exclusive_under_a_race(fs, tmp_path:
 
 def test_a_warehouse_the_filesystem_refuses_is_one_line_not_a_traceback(spark_session, tmp_path: Path, capsys) -> None:
     from jobs.cli import main
+    from tests.inputs import write_day
 
+    write_day(tmp_path, DS, {})  # the input is whole: the warehouse is what fails
     code = main(["run", "--engine", "spark", "--input", str(tmp_path), "--output", "nosuchfs://nn/warehouse", "--ds", str(DS)])
     err = capsys.readouterr().err.strip()
     assert code == 1
