@@ -603,6 +603,26 @@ def test_a_critical_failure_keeps_a_warning_on_another_figure() -> None:
     assert table.count("quarantine_rate_elevated") == 2 and 'id="dq-superseded"' not in page
 
 
+def test_a_failed_check_never_shows_its_sample_of_raw_ids() -> None:
+    tables, _, _ = tiny_tables()
+    failed = DS + dt.timedelta(days=1)
+    manifest, dq = _failed_run(failed)
+    raw = ["rv-000000", "rv-000001", "alice.smith@corp", "creator-SECRET-4"]
+    # The details as expectations.gate._convert writes them for a failed row-level check.
+    dq["results"] += [
+        _dq_result("reviewer_daily", "grain_unique", "critical", 4,
+                   f"one row per reviewer; 4 of 13 rows unexpected, e.g. {raw[:3] + raw[:1]}", (None, None)),
+        _dq_result("repeat_offenders", "grain_unique", "critical", 2,
+                   f"2 of 5 rows unexpected, e.g. {[raw[3], raw[3]]}", (None, None)),
+    ]
+    html = render_day(report_data(tables, failed, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    for raw_id in raw:
+        assert raw_id not in html
+    table = re.search(r'<table id="expectation-table">(.*?)</table>', _strip_plotly(html), re.S).group(1)
+    assert "one row per reviewer; 4 of 13 rows unexpected (sample of values in dq.json)" in table
+    assert "2 of 5 rows unexpected (sample of values in dq.json)" in table
+
+
 def test_kpi_tiles_define_every_figure(tiny_html: str) -> None:
     from reports.kpis import KPI_DEFS
 
