@@ -9,6 +9,7 @@ import pytest
 
 import jobs.report as job
 from browser.report_helpers import CHROMIUM, DS, open_page, realistic_tables, tiny_tables, write_warehouse
+from test_dsa_ingest import NEW_CSV as DSA_NEW_CSV, ZIP as DSA_ZIP  # tests/ is on sys.path (rootdir conftest)
 
 pytestmark = [
     pytest.mark.browser,
@@ -88,6 +89,84 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     # The chart lists the queues in the table's order (lowest SLA rate first), from the top.
     assert len(seen["queue_rows"]) == 8 and seen["queue_ticks"] == seen["queue_rows"]
     assert seen["queue_rows"] != sorted(seen["queue_rows"])
+
+
+# Elements of the page outside the viewport's width, other than those inside a box that scrolls (a
+# wide table's) or a chart (plotly clips its own SVG); and the boxes the two anomaly tables are seen in.
+_OVERFLOW_JS = """() => {
+  const W = document.documentElement.clientWidth, out = [];
+  document.querySelectorAll('body *').forEach(e => {
+    if (e.closest('.chart')) return;
+    let clipped = false;
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+      if (getComputedStyle(a).overflowX !== 'visible') { clipped = true; break; }
+    const r = e.getBoundingClientRect();
+    if (!clipped && r.width && r.right > W + 0.5)
+      out.push(e.tagName + '#' + e.id + ' right=' + Math.round(r.right));
+  });
+  // What is painted of a table: its rectangle cut to every scrolling box around it.
+  const seen = id => {
+    const t = document.getElementById(id); if (!t) return null;
+    let {left, right, top, bottom} = t.getBoundingClientRect();
+    for (let a = t.parentElement; a && a !== document.body; a = a.parentElement)
+      if (getComputedStyle(a).overflowX !== 'visible') {
+        const b = a.getBoundingClientRect();
+        left = Math.max(left, b.left); right = Math.min(right, b.right);
+      }
+    return {left, right, top, bottom};
+  };
+  return {width: W, scroll_width: document.documentElement.scrollWidth, outside: out,
+          anomalies: seen('anomaly-table'), risers: seen('riser-table')};
+}"""
+
+
+def _layout_at(report: Path, user_data_dir: Path, width: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context, page = open_page(p, user_data_dir, viewport={"width": width, "height": 900})
+        try:
+            page.goto(report.as_uri(), wait_until="load")
+            if page.query_selector("div.chart[data-figure]"):
+                page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
+            return page.evaluate(_OVERFLOW_JS)
+        finally:
+            context.close()
+
+
+def _intersect(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_nothing_overflows_the_screen_nor_its_column(tmp_path: Path, width: int) -> None:
+    tables, manifest, dq = realistic_tables()
+    write_warehouse(tmp_path / "wh", tables, {DS: (manifest, dq)})
+    report = job.render_day(tmp_path / "wh", DS, pseudonym_key=b"browser-test-key")
+
+    layout = _layout_at(report, tmp_path / "profile", width)
+
+    assert layout["scroll_width"] <= layout["width"], layout
+    assert layout["outside"] == []
+    anomalies, risers = layout["anomalies"], layout["risers"]
+    assert anomalies and risers, layout
+    assert not _intersect(anomalies, risers), layout
+    index = _layout_at(tmp_path / "wh" / "reports" / "index.html", tmp_path / "profile", width)
+    assert index["scroll_width"] <= index["width"] and index["outside"] == [], index
+
+
+@pytest.mark.skipif(not DSA_ZIP.exists(), reason="shared DSA sample data not available")
+def test_dsa_page_does_not_scroll_sideways_on_a_phone(tmp_path: Path) -> None:
+    from jobs.dsa import cmd_daily
+    from jobs.dsa_ingest import ingest
+
+    ingest([DSA_ZIP, DSA_NEW_CSV], tmp_path / "dsa")
+    report = Path(cmd_daily(tmp_path / "dsa", DS.isoformat(), run_ts="2024-03-15T02:00Z").report)
+
+    layout = _layout_at(report, tmp_path / "profile", 390)
+
+    assert layout["scroll_width"] <= layout["width"], layout
+    assert layout["outside"] == []
 
 
 def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:

@@ -330,14 +330,14 @@ def realistic_tables(ds: dt.date = DS, seed: int = 7, reviewers: int = 800,
 
 
 # ----------------------------------------------------------------- browser
-def open_page(playwright: Any, user_data_dir: Path) -> tuple[Any, Any]:
+def open_page(playwright: Any, user_data_dir: Path, viewport: dict[str, int] | None = None) -> tuple[Any, Any]:
     """Debian's chromium with a fresh profile; returns (context, page)."""
     context = playwright.chromium.launch_persistent_context(
         str(user_data_dir),
         executable_path=CHROMIUM,
         headless=True,
         args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 1000},
+        viewport=viewport or {"width": 1400, "height": 1000},
     )
     page = context.pages[0] if context.pages else context.new_page()
     return context, page
