@@ -21,6 +21,10 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 FIGURES = ("fig-trend", "fig-heatmap", "fig-queues", "fig-reviewers", "fig-offenders")
 HOSTILE_MARKET = "<img src=x onerror=alert(1)>"
 HOSTILE_CATEGORY = "<script>alert(2)</script>"
+# Elements a keyboard user would tab to inside the charts (plotly's mode bar buttons, when shown).
+CHART_TAB_STOPS_JS = """() => Array.from(document.querySelectorAll(
+  '.chart a[href], .chart button, .chart input, .chart select, .chart textarea, .chart [tabindex]'))
+  .filter(e => e.tabIndex >= 0).length"""
 
 
 def _load(report: Path, user_data_dir: Path, screenshot: Path | None = None) -> dict:
@@ -58,6 +62,7 @@ def _load(report: Path, user_data_dir: Path, screenshot: Path | None = None) -> 
                 "() => Array.from(document.querySelectorAll('#queue-table tbody tr td:first-child'))"
                 ".map(td => td.textContent)")
             # What plotly.js decoded from the spec (numeric arrays travel as base64 typed arrays).
+            seen["chart_tab_stops"] = page.evaluate(CHART_TAB_STOPS_JS)
             seen["reviewer_xy"] = page.evaluate(
                 "() => { const t = document.getElementById('fig-reviewers')._fullData[0];"
                 " return [Array.from(t.x), Array.from(t.y)]; }")
@@ -81,6 +86,7 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     assert all(n >= 1 for n in seen["traces"]), dict(zip(FIGURES, seen["traces"]))
     assert seen["console_errors"] == [] and seen["page_errors"] == []
     assert seen["requests"] == [report.as_uri()]
+    assert seen["chart_tab_stops"] == 0  # a keyboard user tabs past a chart in one step
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
     reviewers = tables["reviewer_daily"][DS].drop_nulls(["decisions_per_hour", "qa_accuracy"])
     drawn = sorted(zip(*seen["reviewer_xy"], strict=True))
@@ -116,7 +122,8 @@ _OVERFLOW_JS = """() => {
     return {left, right, top, bottom};
   };
   return {width: W, scroll_width: document.documentElement.scrollWidth, outside: out,
-          anomalies: seen('anomaly-table'), risers: seen('riser-table')};
+          anomalies: seen('anomaly-table'), risers: seen('riser-table'),
+          chart_tab_stops: (""" + CHART_TAB_STOPS_JS + """)()};
 }"""
 
 
@@ -167,6 +174,7 @@ def test_dsa_page_does_not_scroll_sideways_on_a_phone(tmp_path: Path) -> None:
 
     assert layout["scroll_width"] <= layout["width"], layout
     assert layout["outside"] == []
+    assert layout["chart_tab_stops"] == 0  # the DSA page shares the day page's plotly config
 
 
 def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:
