@@ -185,7 +185,17 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         **({"taxonomy": tuple(taxonomy)} if taxonomy else {}),
         stale_inputs=tuple(lineage.stale_days(output_dir, [ds]).get(ds, [])) if published else (),
         params_changed=_params_changed(output_dir, ds, recorded) if published else (),
+        offender_days_observed=_offender_days_observed(output_dir, ds, offender_params.window_days),
     )
+
+
+def _offender_days_observed(output_dir: Path, ds: dt.date, window_days: int) -> int | None:
+    """Days of the offenders' window with a published creator_category_daily (what repeat_offenders
+    counted); None when ds itself has none (nothing to say, or a publication older than the table)."""
+    if not partition_dir(output_dir, "creator_category_daily", ds).is_dir():
+        return None
+    first = ds - dt.timedelta(days=window_days - 1)
+    return sum(1 for i in range(window_days) if partition_dir(output_dir, "creator_category_daily", first + dt.timedelta(days=i)).is_dir())
 
 
 # What the tables are computed with; [dq] thresholds judge them and are left out.

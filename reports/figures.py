@@ -324,11 +324,21 @@ def offender_buckets(repeat_offenders: pl.DataFrame, min_violations: int) -> lis
     return out
 
 
-def offender_chart(repeat_offenders: pl.DataFrame, ds: date, min_violations: int, window_days: int) -> Chart:
+def offender_window(window_days: int, ds: date, days_observed: int | None = None) -> str:
+    """ "the 30 days up to D", and how many of them had data when not all did."""
+    text = f"the {window_days} days up to {ds.isoformat()}"
+    if days_observed is not None and days_observed < window_days:
+        text += f" ({days_observed} of them observed)"
+    return text
+
+
+def offender_chart(repeat_offenders: pl.DataFrame, ds: date, min_violations: int, window_days: int,
+                   days_observed: int | None = None) -> Chart:
     chart_id, title = "fig-offenders", f"Repeat offenders by violations in the last {window_days} days"
     if repeat_offenders.height == 0:
         return Chart(chart_id, title, None,
-                     f"No creator had {min_violations} or more violations in the {window_days} days up to {ds.isoformat()}.")
+                     f"No creator had {min_violations} or more violations in "
+                     f"{offender_window(window_days, ds, days_observed)}.")
     buckets = offender_buckets(repeat_offenders, min_violations)
     fig = _go(go.Figure,
         _go(go.Bar, x=[b for b, _ in buckets], y=[n for _, n in buckets], marker={"color": OKABE_ITO[4]},

@@ -50,6 +50,10 @@ class ReportData:
     stale_inputs: tuple[date, ...] = ()
     # (day, parameter names) for the KPI comparison days computed with other parameters than this day.
     params_changed: tuple[tuple[date, tuple[str, ...]], ...] = ()
+    # Days of the repeat offenders' window (ds-window_days+1 .. ds) with a published
+    # creator_category_daily: fewer than the window early in a warehouse's history, when "in the 30
+    # days up to ds" would overstate what was counted. None when unknown (ds has no such partition).
+    offender_days_observed: int | None = None
 
 
 @dataclass(frozen=True)

@@ -339,7 +339,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "queues": figures.queue_chart(data.queue_daily, ds),
         "reviewers": figures.reviewer_chart(data.reviewer_daily, ds, pseudonym_key),
         "offenders": figures.offender_chart(data.repeat_offenders, ds, data.offender_params.min_violations,
-                                            data.offender_params.window_days),
+                                            data.offender_params.window_days, data.offender_days_observed),
     }
     if not data.published:
         # Empty because nothing was published, not because nothing happened: the run may have
@@ -364,6 +364,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "baseline": _baseline(trends_today, data.trend_params.min_baseline_days),
         "trend": data.trend_params,
         "offender_params": data.offender_params,
+        "offender_window": figures.offender_window(data.offender_params.window_days, ds, data.offender_days_observed),
         "observed_days": observed_days,
         "trend_days": figures.TREND_DAYS + 1,
         "has_trends": trends_today.height > 0,

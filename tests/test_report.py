@@ -314,6 +314,25 @@ def test_offender_categories_come_from_the_manifest_when_the_run_kept_them(tmp_p
     assert ("hate_speech", 1, 40) in older.select("policy_category", "creators", "violations").rows()
 
 
+def test_offender_window_says_how_many_of_its_days_were_observed(tmp_path: Path) -> None:
+    tables, manifest, dq = tiny_tables()
+    # A warehouse two days old: the 30-day window of DS holds DS-1 and DS only.
+    tables["creator_category_daily"][DS - dt.timedelta(days=1)] = tables["creator_category_daily"][DS]
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    data = job.load_report_data(tmp_path, DS)
+    assert data.offender_days_observed == 2
+    text = re.sub(r"\s+", " ", _strip_plotly(render_day(data, run_ts=RUN_TS, pseudonym_key=KEY)))
+    assert "5 creators with 3 or more violations in the 30 days up to 2024-03-14 (2 of them observed)" in text
+    # The chart's own message when nobody qualifies says the same.
+    none = dataclasses.replace(data, repeat_offenders=data.repeat_offenders.clear())
+    text = re.sub(r"\s+", " ", _strip_plotly(render_day(none, run_ts=RUN_TS, pseudonym_key=KEY)))
+    assert "No creator had 3 or more violations in the 30 days up to 2024-03-14 (2 of them observed)." in text
+    # A full window reads as before.
+    full = dataclasses.replace(data, offender_days_observed=30)
+    text = re.sub(r"\s+", " ", _strip_plotly(render_day(full, run_ts=RUN_TS, pseudonym_key=KEY)))
+    assert "violations in the 30 days up to 2024-03-14 (" in text and "of them observed" not in text
+
+
 def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None:
     tables, manifest, dq = tiny_tables()
     write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
