@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
 
+from reports.fmt import fmt_seconds
 from reports.pseudonym import pseudonymise
 from transforms.params import DEFAULT_TAXONOMY
 from transforms.schemas import ALL
@@ -240,21 +241,23 @@ def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
     fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p50_s"].to_list()), y=qlab, mode="markers", name="Wait p50",
         marker={"symbol": "circle", "size": 9, "color": OKABE_ITO[0], "opacity": 0.8},
-        text=hover, customdata=q["wait_p50_s"].to_list(),
-        hovertemplate="%{text}<br>p50 %{customdata:,.1f} s<extra></extra>",
+        # The duration as the queue table writes it ("1d 19h"), not 155,136.8 s.
+        text=hover, customdata=[fmt_seconds(v) for v in q["wait_p50_s"].to_list()],
+        hovertemplate="%{text}<br>p50 %{customdata}<extra></extra>",
     ))
     fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p90_s"].to_list()), y=qlab, mode="markers", name="Wait p90",
         marker={"symbol": "diamond", "size": 9, "color": OKABE_ITO[3], "opacity": 0.8},
-        text=hover, customdata=q["wait_p90_s"].to_list(),
-        hovertemplate="%{text}<br>p90 %{customdata:,.1f} s<extra></extra>",
+        text=hover, customdata=[fmt_seconds(v) for v in q["wait_p90_s"].to_list()],
+        hovertemplate="%{text}<br>p90 %{customdata}<extra></extra>",
     ))
     sla = q.group_by("queue").agg(pl.col("sla_s").max()).sort("queue")
     fig.add_trace(_go(go.Scatter,
         x=clamp(sla["sla_s"].to_list()), y=[label(v) for v in sla["queue"].to_list()],
         mode="markers", name="SLA",
         marker={"symbol": "line-ns-open", "size": 26, "color": "#000000", "line": {"width": 3}},
-        hovertemplate="%{y}<br>SLA %{x:,.0f} s<extra></extra>",
+        customdata=[fmt_seconds(v) for v in sla["sla_s"].to_list()],
+        hovertemplate="%{y}<br>SLA %{customdata}<extra></extra>",
     ))
     return Chart(chart_id, title, _to_json(fig), height=height)
 

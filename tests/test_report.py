@@ -255,6 +255,35 @@ def test_first_days_without_baseline_explain_missing_anomalies() -> None:
     assert "6 of the last 29 days have published data" in page
 
 
+def test_the_first_day_reads_in_the_singular_without_a_zero_baseline() -> None:
+    tables, manifest, dq = tiny_tables()
+    tables["violation_daily"] = {DS: tables["violation_daily"][DS]}
+    tables["violation_trends"][DS] = tables["violation_trends"][DS].with_columns(
+        pl.lit(0, dtype=pl.Int64).alias("baseline_days"), pl.lit(None, dtype=pl.Float64).alias("zscore"),
+        pl.lit(False).alias("is_anomaly"), pl.lit(None, dtype=pl.String).alias("direction"))
+    text = re.sub(r"\s+", " ", _strip_plotly(render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)))
+    assert "needs 14 observed days of baseline before 2024-03-14; none is available," in text
+    assert "only 0" not in text
+    assert "1 of the last 29 days has published data" in text
+
+
+def test_risers_say_what_qualifies_them_and_what_the_7_day_mean_covers(tiny_html: str) -> None:
+    page = re.sub(r"\s+", " ", _strip_plotly(tiny_html))
+    assert "<h3>Top risers: z-score above 0 or up on a week earlier</h3>" in page
+    assert "that rose" not in page  # a riser above its baseline may be down on the week
+    assert "The 7-day mean is over the observed days of 2024-03-08 to 2024-03-14, the day itself included." in page
+
+
+def test_queue_hover_writes_durations_as_the_table_does(tiny_html: str) -> None:
+    spec = next(json.loads(s) for s in _spec_texts(tiny_html) if '"Wait p90"' in s)
+    traces = {t["name"]: t for t in spec["data"]}
+    table = re.search(r'<table id="queue-table">(.*?)</table>', tiny_html, re.S).group(1)
+    assert "5h 33m" in table and "5h 33m" in traces["Wait p90"]["customdata"]  # 20,000 s
+    assert "1h 00m" in traces["Wait p50"]["customdata"] and "1d 00h" in traces["SLA"]["customdata"]
+    for t in traces.values():
+        assert t["hovertemplate"].count("%{customdata}") == 1 and " s<" not in t["hovertemplate"]
+
+
 def test_index_lists_days_newest_first_and_escapes() -> None:
     html = render_index([
         IndexEntry(dt.date(2024, 3, 1), "2024-03-01.html", "pass", 10, 2),
@@ -593,6 +622,9 @@ def test_a_day_that_failed_the_gate_says_so_and_where_its_rejected_rows_are() ->
     assert "<code>19.4%</code>" in table and "592 of 3,044 distinct rows" in table
     assert 'id="dq-superseded"' in page and "1 left out" in text
     assert '<span id="dq-counts">1 critical check failed, 1 warning</span>' in page
+    # Every panel of the day's own figures says why it is empty in the same words.
+    assert '<div class="empty" id="anomalies-empty">Nothing was published for 2024-03-15.</div>' in page
+    assert '<div class="empty" id="risers-empty">Nothing was published for 2024-03-15.</div>' in page
     # Its row counts are the candidate's, not a publication's.
     run = re.search(r'<section id="run">(.*?)</section>', page, re.S).group(1)
     assert "<h3>Rows in the candidate (not published)</h3>" in run and "Candidate rows" in run
