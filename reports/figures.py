@@ -25,21 +25,23 @@ from transforms.schemas import ALL
 
 TREND_DAYS = 28
 
-# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+# Okabe-Ito's hues, distinguishable under the common colour-vision deficiencies. A line or marker
+# needs 3:1 against the white plot (WCAG 1.4.11): orange (2.25:1), sky blue (2.31:1) and yellow
+# (1.32:1, all but invisible) are darkened to about 3.2:1, keeping their hue.
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2",  # blue
-    "#E69F00",  # orange
+    "#C08500",  # orange, darkened from #E69F00
     "#009E73",  # bluish green
     "#D55E00",  # vermillion
     "#CC79A7",  # reddish purple
-    "#56B4E9",  # sky blue
-    "#F0E442",  # yellow
+    "#4999C6",  # sky blue, darkened from #56B4E9
+    "#9B932B",  # yellow, darkened from #F0E442
     "#000000",  # black
 )
 # Past eight series, colours repeat and the dash tells them apart.
 DASHES: tuple[str, ...] = ("solid", "dash", "dot", "dashdot")
 # A category outside the taxonomy (UNKNOWN, a misspelt one): one grey, dotted, for all of them.
-OTHER_COLOUR = "#999999"
+OTHER_COLOUR = "#919191"  # 3:1 on white, like the series colours
 OTHER_DASH = "dot"
 
 FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
@@ -240,14 +242,15 @@ def queue_chart(queue_daily: pl.DataFrame, ds: date) -> Chart:
     ))
     fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p50_s"].to_list()), y=qlab, mode="markers", name="Wait p50",
-        marker={"symbol": "circle", "size": 9, "color": OKABE_ITO[0], "opacity": 0.8},
+        # Opaque enough to keep 3:1 on white where points do not overlap.
+        marker={"symbol": "circle", "size": 9, "color": OKABE_ITO[0], "opacity": 0.9},
         # The duration as the queue table writes it ("1d 19h"), not 155,136.8 s.
         text=hover, customdata=[fmt_seconds(v) for v in q["wait_p50_s"].to_list()],
         hovertemplate="%{text}<br>p50 %{customdata}<extra></extra>",
     ))
     fig.add_trace(_go(go.Scatter,
         x=clamp(q["wait_p90_s"].to_list()), y=qlab, mode="markers", name="Wait p90",
-        marker={"symbol": "diamond", "size": 9, "color": OKABE_ITO[3], "opacity": 0.8},
+        marker={"symbol": "diamond", "size": 9, "color": OKABE_ITO[3], "opacity": 0.9},
         text=hover, customdata=[fmt_seconds(v) for v in q["wait_p90_s"].to_list()],
         hovertemplate="%{text}<br>p90 %{customdata}<extra></extra>",
     ))

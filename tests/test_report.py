@@ -726,6 +726,70 @@ def test_trend_note_says_which_anomalies_the_diamonds_mark(tiny_html: str) -> No
     assert "anomalies of single markets are not marked on the chart" in note
 
 
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of #rrggbb (or #rgb)."""
+    h = colour.lstrip("#")
+    h = "".join(c * 2 for c in h) if len(h) == 3 else h
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (linear(int(h[i:i + 2], 16) / 255) for i in (0, 2, 4))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _over(colour: str, background: str, opacity: float) -> str:
+    """colour drawn at `opacity` over background, as #rrggbb."""
+    fg, bg = (tuple(int(c.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)) for c in (colour, background))
+    return "#" + "".join(f"{round(f * opacity + b * (1 - opacity)):02x}" for f, b in zip(fg, bg))
+
+
+def test_contrast_formula() -> None:
+    assert round(_contrast("#ffffff", "#000000"), 1) == 21.0
+    assert round(_contrast("#ffffff", "#009E73"), 2) == 3.42  # the old pass badge the review measured
+
+
+def test_badge_text_keeps_4_5_to_1_on_its_background(tiny_html: str) -> None:
+    css = re.search(r"<style>(.*?)</style>", tiny_html, re.S).group(1)
+    variables = dict(re.findall(r"--([\w-]+)\s*:\s*(#[0-9A-Fa-f]{3,6})", css))
+    rules: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
+        decls = {k.strip(): re.sub(r"var\(--([\w-]+)\)", lambda m: variables[m.group(1)], v.strip())
+                 for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d)}
+        for sel in selectors.split(","):
+            rules.setdefault(sel.strip(), {}).update(decls)
+    base = rules[".badge"]
+    variants = {sel: {**base, **decls} for sel, decls in rules.items() if re.fullmatch(r"\.badge(\.\w+)?", sel)}
+    assert {".badge", ".badge.pass", ".badge.warn", ".badge.fail"} <= set(variants)
+    for sel, decls in variants.items():
+        assert _contrast(decls["color"], decls["background"]) >= 4.5, (sel, decls)
+
+
+def test_every_series_colour_keeps_3_to_1_on_the_plot(tiny_html: str) -> None:
+    for colour in (*figures.OKABE_ITO, figures.OTHER_COLOUR):
+        assert _contrast(colour, "#ffffff") >= 3.0, colour
+    # As drawn, opacity included, in every chart of a day.
+    checked = 0
+    for text in _spec_texts(tiny_html):
+        spec = json.loads(text)
+        if "data" not in spec:
+            continue
+        layout = spec["layout"]
+        background = layout.get("plot_bgcolor") or layout["template"]["layout"]["plot_bgcolor"]
+        background = {"white": "#ffffff"}.get(background, background)
+        for trace in spec["data"]:
+            for part in ("line", "marker"):
+                colour = trace.get(part, {}).get("color")
+                if isinstance(colour, str) and colour.startswith("#"):
+                    opacity = trace.get(part, {}).get("opacity", 1.0) if part == "marker" else 1.0
+                    assert _contrast(_over(colour, background, opacity), background) >= 3.0, (trace.get("name"), colour)
+                    checked += 1
+    assert checked >= 8
+
+
 def test_queue_chart_rows_follow_the_queue_table(tiny_html: str) -> None:
     page = _strip_plotly(tiny_html)
     table = re.search(r'<table id="queue-table">(.*?)</table>', page, re.S).group(1)
