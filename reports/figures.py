@@ -25,6 +25,11 @@ from transforms.schemas import ALL
 
 TREND_DAYS = 28
 
+# The reviewer chart names a reviewer's team only when at least this many of the day's plotted
+# reviewers belong to it: a team of one or two would all but name the person behind a pseudonym.
+MIN_TEAM_SHOWN = 5
+SMALL_TEAM = "small team"
+
 # Okabe-Ito's hues, distinguishable under the common colour-vision deficiencies. A line or marker
 # needs 3:1 against the white plot (WCAG 1.4.11): orange (2.25:1), sky blue (2.31:1) and yellow
 # (1.32:1, all but invisible) are darkened to about 3.2:1, keeping their hue.
@@ -276,7 +281,14 @@ def reviewer_chart(reviewer_daily: pl.DataFrame, ds: date, key: bytes) -> Chart:
     r = r.with_columns(
         pl.col("reviewer_id").map_elements(lambda v: pseudonymise(v, key), return_dtype=pl.String).alias("pseud")
     ).sort(["pseud"])
-    text = [f"{p}<br>team {label(t) if t is not None else '–'}<br>{d:,} decisions, {a:,} QA audits"
+    team_size = dict(r.group_by("team").len().iter_rows())
+
+    def team(t: str | None) -> str:
+        if t is None:
+            return "team –"
+        return f"team {label(t)}" if team_size[t] >= MIN_TEAM_SHOWN else SMALL_TEAM
+
+    text = [f"{p}<br>{team(t)}<br>{d:,} decisions, {a:,} QA audits"
             for p, t, d, a in zip(r["pseud"].to_list(), r["team"].to_list(), r["decisions"].to_list(),
                                   r["qa_audits"].to_list())]
     # Numeric arrays go to plotly as numpy: it validates and copies a list element by element,

@@ -15,12 +15,15 @@ import hmac
 # anyone with this source can re-identify reviewers under it.
 DEMO_KEY: bytes = b"riskinsight-demo-pseudonym-key-not-secret"
 
+# Not "rv-": raw reviewer ids look like "rv-000001", and a pseudonym must never read as one.
+PSEUDONYM_PREFIX = "pseud-"
+
 # 12 hex digits = 48 bits: collisions stay negligible for tens of thousands of
 # reviewers while the label stays short enough for a chart's hover box.
 PREFIX_HEX_DIGITS = 12
 
 
-def pseudonymise(raw_id: str, key: bytes, *, prefix: str = "rv-") -> str:
+def pseudonymise(raw_id: str, key: bytes, *, prefix: str = PSEUDONYM_PREFIX) -> str:
     """Stable keyed pseudonym of `raw_id`: `prefix` + HMAC-SHA256 hex prefix."""
     if not key:
         raise ValueError("pseudonym key must not be empty")

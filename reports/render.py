@@ -371,6 +371,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "anomalies": _anomalies(trends_today),
         "risers": _risers(trends_today, data.trend_params.min_volume),
         "riser_min": data.trend_params.min_volume,
+        "min_team_shown": figures.MIN_TEAM_SHOWN,
         # actioned_7d_mean covers ds-6..ds (DESIGN §4 violation_trends).
         "mean_7d_first": (ds - timedelta(days=6)).isoformat(),
         "queue_summary": queue_summary,

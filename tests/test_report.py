@@ -95,11 +95,29 @@ def test_reviewer_and_creator_ids_never_appear(tiny_html: str) -> None:
         assert raw not in tiny_html
     assert "alice" not in _strip_plotly(tiny_html)  # plotly.js itself knows "aliceblue"
     alice = pseudonymise("alice.smith@corp", KEY)
-    assert re.fullmatch(r"rv-[0-9a-f]{12}", alice)
+    assert re.fullmatch(r"pseud-[0-9a-f]{12}", alice)
     assert alice in tiny_html and pseudonymise("bob.jones@corp", KEY) in tiny_html
     # Keyed: another key gives other pseudonyms, so the ids cannot be recovered by hashing guesses.
     assert pseudonymise("alice.smith@corp", b"other") != alice
     assert 'id="demo-key"' not in tiny_html
+
+
+def test_reviewer_hover_names_only_teams_of_at_least_five() -> None:
+    tables, manifest, dq = tiny_tables()
+    base = tables["reviewer_daily"][DS].row(0, named=True)  # alice: plotted (timed decisions, audits)
+    rows = [{**base, "reviewer_id": f"big-{i}@corp", "team": "trust-big"} for i in range(figures.MIN_TEAM_SHOWN)]
+    rows += [{**base, "reviewer_id": "solo@corp", "team": "trust-solo"},
+             {**base, "reviewer_id": "few-1@corp", "team": "trust-few"}]
+    rows += [{**base, "reviewer_id": f"few-{i}@corp", "team": "trust-few", "qa_audits": 0, "qa_accuracy": None}
+             for i in range(2, 2 + figures.MIN_TEAM_SHOWN)]  # in the team that day, but not plotted
+    tables["reviewer_daily"][DS] = frame("reviewer_daily", rows)
+    html = render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    spec = next(json.loads(s) for s in _spec_texts(html) if '"Reviewer"' in s)
+    hover = dict(zip([t.split("<br>")[0] for t in spec["data"][0]["text"]], spec["data"][0]["text"]))
+    assert hover[pseudonymise("big-0@corp", KEY)].split("<br>")[1] == "team trust-big"
+    for rid in ("solo@corp", "few-1@corp"):
+        assert hover[pseudonymise(rid, KEY)].split("<br>")[1] == "small team"
+    assert "trust-solo" not in html and "trust-few" not in html
 
 
 def test_demo_key_is_announced() -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from jobs import warehouse as wh
 from jobs.cli import main
+from reports.pseudonym import PSEUDONYM_PREFIX
 from tests.builders import appeal, audit, automated, decision, shift
 from tests.conftest import DS, ts
 from tests.inputs import write_day
@@ -306,7 +307,7 @@ def test_reviewer_and_creator_ids_never_appear_in_the_report(hostile: Path) -> N
         for marker in PEOPLE_MARKERS:
             assert not any(marker.lower() in v for v in views), (name, marker)
     # ...while the reviewers are in the chart, under pseudonyms.
-    assert "rv-" in _report(hostile)
+    assert PSEUDONYM_PREFIX in _report(hostile)
 
 
 # ------------------------------------------------------------------ the code base
