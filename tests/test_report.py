@@ -775,7 +775,7 @@ def test_badge_text_keeps_4_5_to_1_on_its_background(tiny_html: str) -> None:
     variables = dict(re.findall(r"--([\w-]+)\s*:\s*(#[0-9A-Fa-f]{3,6})", css))
     rules: dict[str, dict[str, str]] = {}
     for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
-        decls = {k.strip(): re.sub(r"var\(--([\w-]+)\)", lambda m: variables[m.group(1)], v.strip())
+        decls = {k.strip(): re.sub(r"var\(--([\w-]+)\)", lambda m: variables.get(m.group(1), m.group(0)), v.strip())
                  for k, v in (d.split(":", 1) for d in body.split(";") if ":" in d)}
         for sel in selectors.split(","):
             rules.setdefault(sel.strip(), {}).update(decls)

@@ -177,6 +177,53 @@ def test_dsa_page_does_not_scroll_sideways_on_a_phone(tmp_path: Path) -> None:
     assert layout["chart_tab_stops"] == 0  # the DSA page shares the day page's plotly config
 
 
+# Each chart's drawn width, the width of its box, and whether a page break may cut it or a table.
+_PRINT_JS = """() => ({
+  main: document.querySelector('main').getBoundingClientRect().width,
+  charts: Array.from(document.querySelectorAll('div.chart')).map(d => ({
+    id: d.id, box: d.getBoundingClientRect().width,
+    drawn: d.querySelector('.main-svg').getBoundingClientRect().width,
+    unbroken: getComputedStyle(d).breakInside === 'avoid'})),
+  tables_unbroken: Array.from(document.querySelectorAll('table')).every(t => getComputedStyle(t).breakInside === 'avoid'),
+})"""
+
+
+def test_printed_charts_fit_the_page_and_come_back_after(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    tables, manifest, dq = realistic_tables()
+    write_warehouse(tmp_path / "wh", tables, {DS: (manifest, dq)})
+    report = job.render_day(tmp_path / "wh", DS, pseudonym_key=b"browser-test-key")
+    with sync_playwright() as p:
+        context, page = open_page(p, tmp_path / "profile", viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(report.as_uri(), wait_until="load")
+            for fid in FIGURES:
+                page.wait_for_selector(f"#{fid} .main-svg", state="attached", timeout=20_000)
+            screen = page.evaluate(_PRINT_JS)
+            page.emulate_media(media="print")
+            page.wait_for_timeout(300)
+            printed = page.evaluate(_PRINT_JS)
+            pdf = page.pdf(format="A4")
+            page.emulate_media(media="screen")
+            page.wait_for_timeout(300)
+            after = page.evaluate(_PRINT_JS)
+        finally:
+            context.close()
+
+    # A4 portrait within Chromium's default margins: 210 mm - 2 x 10 mm at 96 px/in.
+    a4_width = (210 - 20) / 25.4 * 96
+    assert len(printed["charts"]) == len(FIGURES) and pdf.startswith(b"%PDF")
+    for chart in printed["charts"]:
+        assert chart["drawn"] <= min(chart["box"], a4_width) + 1, chart
+        assert chart["unbroken"], chart
+    assert printed["tables_unbroken"]
+    # Back on screen, each chart fills its box again.
+    assert [round(c["drawn"]) for c in after["charts"]] == [round(c["drawn"]) for c in screen["charts"]]
+    assert all(abs(c["drawn"] - c["box"]) <= 1 for c in after["charts"])
+    assert any(c["drawn"] > a4_width for c in screen["charts"])  # the screen is wider than the paper
+
+
 def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:
     tables, manifest, dq = tiny_tables(market_b=HOSTILE_MARKET, category_b=HOSTILE_CATEGORY)
     write_warehouse(tmp_path / "wh", tables, {DS: (manifest, dq)})
