@@ -143,6 +143,13 @@ def test_cmd_daily_writes_tables_manifest_and_a_deterministic_report(out):
     assert "Google Shopping" in html and "created_at_outside_dump_day" in html
 
 
+def test_dsa_page_names_its_tables_and_scopes_their_headers(out):
+    from browser.report_helpers import a11y_problems
+
+    html = Path(cmd_daily(out, "2024-03-14", run_ts="2024-03-15T02:00Z").report).read_text(encoding="utf-8")
+    assert html.count("<table") >= 2 and a11y_problems(html) == []
+
+
 def test_report_escapes_data_strings():
     evil = "<script>alert(1)</script>"
     frame = _frame([{"uuid": "x", "platform_name": evil}])

@@ -314,6 +314,30 @@ def test_index_lists_days_newest_first_and_escapes() -> None:
     assert "1,234" in html and '<span class="badge fail">fail</span>' in html
 
 
+def test_pages_name_their_tables_and_skip_to_the_report(tiny_html: str) -> None:
+    from browser.report_helpers import a11y_problems, link_texts
+
+    tables, _, _ = tiny_tables()
+    manifest, dq = _failed_run(DS + dt.timedelta(days=1))
+    failed = render_day(report_data(tables, DS + dt.timedelta(days=1), manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY)
+    index = render_index([
+        IndexEntry(dt.date(2024, 3, 3), "2024-03-03.html", "fail", None, None),
+        IndexEntry(dt.date(2024, 3, 2), None, "pass", 12, 3),
+        IndexEntry(dt.date(2024, 3, 1), "2024-03-01.html", "warn", 10, 2, latest_failed=True, stale=True),
+    ])
+    for page in (tiny_html, failed, index):
+        assert a11y_problems(page) == []
+    assert tiny_html.count("<table") >= 10 and failed.count("<table") >= 4
+    # The index links each day by its date, and says in words what its markers mean.
+    assert [t for h, t in link_texts(index) if h.endswith(".html")] == ["2024-03-03", "2024-03-01"]
+    legend = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'<dl class="note" id="index-legend">(.*?)</dl>', index, re.S).group(1)))
+    assert "no page published without a report" in legend
+    assert "latest run failed a later run of the day failed the data-quality gate" in legend
+    assert "stale history its trends and repeat offenders were computed from earlier days" in legend
+    plain = render_index([IndexEntry(dt.date(2024, 3, 1), "2024-03-01.html", "pass", 10, 2)])
+    assert 'id="index-legend"' not in plain
+
+
 # ------------------------------------------------------------------ jobs.report (the I/O edge)
 def test_job_renders_from_warehouse_atomically_and_reproducibly(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv(job.KEY_ENV, raising=False)

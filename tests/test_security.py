@@ -200,7 +200,8 @@ def parse(html: str) -> _Page:
 
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "div", "span", "nav", "a",
-                "main", "section", "p", "b", "code", "table", "thead", "tbody", "tr", "th", "td", "footer", "script", "br"}
+                "main", "section", "p", "b", "code", "table", "caption", "thead", "tbody", "tr", "th", "td", "footer",
+                "script", "br", "dl", "dt", "dd"}
 URL_ATTRS = {"src", "href", "action", "formaction", "data", "poster", "srcset", "background", "xlink:href", "ping",
              "manifest", "cite", "longdesc", "codebase", "icon", "lowsrc", "dynsrc", "archive", "profile"}
 
@@ -239,7 +240,7 @@ def test_report_escapes_every_string_from_data(hostile: Path) -> None:
 def test_index_escapes_and_links_only_local_reports(hostile: Path) -> None:
     page = parse(_report(hostile, "index.html"))
     hrefs = [a.get("href") for t, a in page.tags if t == "a"]
-    assert hrefs == [f"{DS}.html"]
+    assert hrefs == ["#main", f"{DS}.html"]  # the skip link, then the day's page
     assert {t for t, _ in page.tags} <= ALLOWED_TAGS
 
 

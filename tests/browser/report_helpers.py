@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,81 @@ def realistic_tables(ds: dt.date = DS, seed: int = 7, reviewers: int = 800,
           "results": [{"table": "violation_daily", "expectation": "grain_unique", "severity": "critical",
                        "success": True, "observed_value": 0, "details": ""}]}
     return tables, manifest, dq
+
+
+# ----------------------------------------------------------------- accessibility of the markup
+class _A11y(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: dict[str, str] = {}  # id -> text
+        self.open_ids: list[tuple[str, str]] = []  # (tag, id) of elements whose text is being read
+        self.tables: list[dict[str, Any]] = []
+        self.in_caption = self.in_thead = False
+        self.first_link: dict[str, str] | None = None
+        self.links: list[tuple[str, str]] = []  # (href, text)
+        self.link: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "id" in a:
+            self.ids.setdefault(a["id"], "")
+            self.open_ids.append((tag, a["id"]))
+        if tag == "a" and "href" in a:
+            self.first_link = self.first_link or a
+            self.link = [a["href"]]
+        if tag == "table":
+            self.tables.append({"id": a.get("id", ""), "labelledby": a.get("aria-labelledby"), "caption": "",
+                                "unscoped": 0})
+        elif tag == "caption":
+            self.in_caption = True
+        elif tag == "thead":
+            self.in_thead = True
+        elif tag == "th" and self.in_thead and a.get("scope") != "col":
+            self.tables[-1]["unscoped"] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open_ids and self.open_ids[-1][0] == tag:
+            self.open_ids.pop()
+        if tag == "caption":
+            self.in_caption = False
+        elif tag == "thead":
+            self.in_thead = False
+        elif tag == "a" and self.link is not None:
+            self.links.append((self.link[0], "".join(self.link[1:]).strip()))
+            self.link = None
+
+    def handle_data(self, data: str) -> None:
+        for _, i in self.open_ids:
+            self.ids[i] += data
+        if self.in_caption:
+            self.tables[-1]["caption"] += data
+        if self.link is not None:
+            self.link.append(data)
+
+
+def a11y_problems(html: str) -> list[str]:
+    """What keeps a page's markup from reading well with a screen reader or a keyboard: a table
+    without a name (caption, or aria-labelledby naming an element with text), a column header
+    without scope="col", no skip link to the main content as the first link."""
+    p = _A11y()
+    p.feed(html)
+    problems = []
+    for t in p.tables:
+        named = t["caption"].strip() or (t["labelledby"] and p.ids.get(t["labelledby"], "").strip())
+        if not named:
+            problems.append(f"table {t['id'] or '(no id)'} has no name")
+        if t["unscoped"]:
+            problems.append(f"table {t['id'] or '(no id)'}: {t['unscoped']} column headers without scope")
+    link = p.first_link or {}
+    if not (link.get("href", "").startswith("#") and link["href"][1:] in p.ids and "main" in p.ids):
+        problems.append(f"the first link {link.get('href')!r} does not skip to <main id=main>")
+    return problems
+
+
+def link_texts(html: str) -> list[tuple[str, str]]:
+    p = _A11y()
+    p.feed(html)
+    return p.links
 
 
 # ----------------------------------------------------------------- browser
