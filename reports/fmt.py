@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 
 def _missing(x: object) -> bool:
@@ -20,26 +21,45 @@ def _half_up(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
+# Enough digits for any float's integer part (up to 309), so quantize never runs out of precision.
+_DECIMAL = Context(prec=400, rounding=ROUND_HALF_UP)
+
+
+def _decimal(x: float | int, scale: int = 1) -> Decimal:
+    """x times `scale` exactly, from the float as it prints (its shortest repr): 2.675 rounds as the
+    2.675 it reads as, not as the binary 2.67499999... it is stored as, and 100 x 1/16 is 6.25."""
+    d = Decimal(x) if isinstance(x, int) else Decimal(repr(float(x)))
+    return d * scale
+
+
+def _fixed(d: Decimal, digits: int, spec: str = ",") -> str:
+    """d rounded half up (halves away from zero) to `digits` decimals. Python's own formatting and
+    round() go half to even ("6.2%" for 6.25%, 2 for 2.5): not what a reader rounding by hand gets."""
+    if not d.is_finite():
+        return f"{float(d):{spec}.{digits}f}"
+    return f"{d.quantize(Decimal(1).scaleb(-digits), context=_DECIMAL):{spec}.{digits}f}"
+
+
 def fmt_int(x: float | int | None) -> str:
     if _missing(x):
         return "–"
-    return f"{int(round(float(x))):,}"
+    return _fixed(_decimal(x), 0)
 
 
 def fmt_float(x: float | None, digits: int = 2) -> str:
     if _missing(x):
         return "–"
-    return f"{float(x):,.{digits}f}"
+    return _fixed(_decimal(x), digits)
 
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     if _missing(x):
         return "–"
-    return f"{100.0 * float(x):.{digits}f}%"
+    return _fixed(_decimal(x, 100), digits, "") + "%"
 
 
-def _signed(value: float, digits: int, suffix: str) -> str:
-    text = f"{value:+.{digits}f}"
+def _signed(value: Decimal, digits: int, suffix: str) -> str:
+    text = _fixed(value, digits, "+")
     if float(text) == 0.0:  # "+0.0" / "-0.0": no change at the shown precision, so no direction either
         text = text[1:]
     return text + suffix
@@ -48,14 +68,14 @@ def _signed(value: float, digits: int, suffix: str) -> str:
 def fmt_signed_pct(x: float | None, digits: int = 1) -> str:
     if _missing(x):
         return "–"
-    return _signed(100.0 * float(x), digits, "%")
+    return _signed(_decimal(x, 100), digits, "%")
 
 
 def fmt_pp(x: float | None, digits: int = 1) -> str:
     """A difference of two rates, in percentage points."""
     if _missing(x):
         return "–"
-    return _signed(100.0 * float(x), digits, " pp")
+    return _signed(_decimal(x, 100), digits, " pp")
 
 
 def fmt_seconds(x: float | None) -> str:
@@ -91,7 +111,7 @@ def _significant(x: float, sig: int) -> str:
     if x == 0:
         return "0"
     decimals = max(0, sig - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:,.{decimals}f}"
+    return _fixed(_decimal(x), decimals)
 
 
 def fmt_distinct(x: float, limits: tuple[float, ...] = (), sig: int = 3) -> str:

@@ -16,7 +16,17 @@ import jobs.report as job
 from jobs import cli
 from browser.report_helpers import DS, frame, realistic_tables, report_data, tiny_tables, write_warehouse
 from reports import figures
-from reports.fmt import fmt_pp, fmt_rate_observed, fmt_seconds, fmt_signed_pct, thousands_in_text
+from reports.fmt import (
+    fmt_distinct,
+    fmt_float,
+    fmt_int,
+    fmt_pct,
+    fmt_pp,
+    fmt_rate_observed,
+    fmt_seconds,
+    fmt_signed_pct,
+    thousands_in_text,
+)
 from reports.pseudonym import DEMO_KEY, pseudonymise
 from reports.render import render_day, render_index
 from reports.model import IndexEntry
@@ -564,6 +574,32 @@ def test_seconds_round_to_the_unit_shown_and_carry_over(seconds: float | None, s
 ])
 def test_a_change_that_rounds_to_zero_has_no_sign(fmt, value: float | None, shown: str) -> None:
     assert fmt(value) == shown
+
+
+@pytest.mark.parametrize(("fmt", "value", "shown"), [
+    (fmt_pct, 1 / 16, "6.3%"),  # was "6.2%": half to even
+    (fmt_pct, 0.00125, "0.1%"),
+    (fmt_pct, 0.0125, "1.3%"),
+    (fmt_int, 2.5, "3"),  # was "2"
+    (fmt_int, 3.5, "4"),
+    (fmt_int, -2.5, "-3"),  # halves away from zero, as fmt_seconds rounds
+    (fmt_int, 1234.5, "1,235"),
+    (fmt_int, 7, "7"),
+    (fmt_int, None, "–"),
+    (fmt_float, 0.125, "0.13"),  # was "0.12"
+    (fmt_float, 2.675, "2.68"),  # as written, though stored as 2.67499999...
+    (fmt_float, 20833.25, "20,833.25"),
+    (fmt_pp, 0.0025, "+0.3 pp"),  # was "+0.2 pp"
+    (fmt_signed_pct, -0.00125, "-0.1%"),
+    (fmt_signed_pct, 0.0045, "+0.5%"),  # was "+0.4%"
+])
+def test_numbers_round_half_up_as_documented(fmt, value: float | None, shown: str) -> None:
+    assert fmt(value) == shown
+
+
+def test_significant_digits_round_half_up() -> None:
+    assert fmt_distinct(0.0125, sig=2) == "0.013"  # was "0.012"
+    assert fmt_distinct(2.5, sig=1) == "3"
 
 
 def test_observed_rates_are_percentages_that_never_read_equal_to_their_threshold() -> None:
