@@ -238,6 +238,21 @@ def test_a_warehouse_the_filesystem_refuses_is_one_line_not_a_traceback(spark_se
     assert "\n" not in err and "Traceback" not in err
 
 
+def test_an_input_the_filesystem_refuses_fails_each_day_in_one_line(spark_session, tmp_path: Path, capsys) -> None:
+    """Checked before the day's lock, a Hadoop refusal of the input (here an unknown scheme) used to
+    escape as a JVM traceback and stop the range; it is each day's one-line input error (exit 4)."""
+    from jobs.cli import main
+
+    code = main(["run", "--engine", "spark", "--input", "nosuchfs://nn/in", "--output", str(tmp_path / "out"),
+                 "--start", str(DS - dt.timedelta(days=1)), "--end", str(DS), "--no-report"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4
+    assert err[-1].startswith(f"riskinsight: error: input decisions ds={DS - dt.timedelta(days=1)}: nosuchfs://nn/in: ")
+    assert "nosuchfs" in err[-1].split(": ", 4)[-1] and err[-1].endswith(f"(also failed: {DS})")
+    assert not any("Traceback" in line or line.startswith("\tat ") for line in err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_mirror_window_covers_history_report_and_the_trailing_volumes() -> None:
     from jobs.config import Config
     from jobs.remote_run import mirror_window

@@ -215,8 +215,10 @@ class SparkEngine:
         return HadoopFS(self.spark)
 
     def input_partition(self, input_dir: Path | str, table: str, ds: dt.date) -> Path | str:
-        # A URI (hdfs://, s3a://, file://...) is checked through Hadoop, the way the executors will read it.
-        return wh.input_partition(input_dir, table, ds, fs=self.fs if wh.is_uri(input_dir) else None)
+        # A URI (hdfs://, s3a://, file://...) is checked through Hadoop, the way the executors will read it;
+        # its refusal (permission denied, unknown scheme, namenode down) is one line, not a JVM trace.
+        with _as_one_line(InputUnreadable, f"input {table} ds={ds}: {input_dir}"):
+            return wh.input_partition(input_dir, table, ds, fs=self.fs if wh.is_uri(input_dir) else None)
 
     def input_files(self, partition: Path | str) -> list[Path | str]:
         if isinstance(partition, str) and wh.is_uri(partition):
