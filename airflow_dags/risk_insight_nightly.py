@@ -56,11 +56,6 @@ GATE_TIMEOUT = timedelta(hours=1)
 PUBLISH_TIMEOUT = timedelta(minutes=30)
 REPORT_TIMEOUT = timedelta(minutes=30)
 LOOKBACK_TIMEOUT = timedelta(hours=24)  # up to MAX_LOOKBACK days prepared, gated and published in turn
-# A run still going after this fails and gives back its max_active_runs slot. Without it, the days
-# after a day that failed its gate waited on prepare's depends_on_past for good, holding every slot,
-# so the cleared day itself could never start again. Above the longest legitimate run: the sensors'
-# wait and a full lookback, then prepare to report.
-DAGRUN_TIMEOUT = timedelta(hours=48)
 
 
 def _start_date() -> datetime:
@@ -83,12 +78,14 @@ def _run_type(dag_run: Any) -> str:
 def _interval_ds(context: Context) -> date:
     """The UTC day a run is for: the start of its data interval (the interval is that whole day)."""
     logical = context.get("logical_date")
-    if logical is not None and _run_type(context["dag_run"]) == "manual":
-        # `airflow dags trigger -l X` gives the run the data interval of the clock's time, not of X,
-        # while the UI, the REST API and `dags test` give it the interval this daily timetable infers
-        # from X, [X-1, X): ds is X-1 whichever way the run was triggered.
-        return logical.astimezone(timezone.utc).date() - timedelta(days=1)
     start = context.get("data_interval_start")
+    if start is not None and logical is not None and _run_type(context["dag_run"]) == "manual":
+        day = logical.astimezone(timezone.utc).date()
+        if start.astimezone(timezone.utc).date() > day:
+            # `airflow dags trigger -l X` gives the run the data interval of the clock's time, after
+            # X; the UI, the REST API and `dags test` give it the interval this daily timetable
+            # infers from X, [X-1, X) (or the one the caller set): ds is X-1 then too.
+            return day - timedelta(days=1)
     if start is not None:
         return start.astimezone(timezone.utc).date()
     # An Airflow 3 manual run may have no logical date and so no data interval; the run's
@@ -162,14 +159,18 @@ def record_failure(context: Context) -> None:
 
 
 def record_run_failure(context: Context) -> None:
-    """DAG on_failure_callback. A task killed outright (an OOM kill on its last try) runs no task
-    callback (apache/airflow#60858), and a run that timed out failed no task; the run's callback
-    still runs. It records only when no task recorded for this run already: the task's record
-    names the error, the run's only that the run failed."""
+    """DAG on_failure_callback, run by the dag processor (whose host must see output_dir too). A
+    task killed outright (an OOM kill on its last try) runs no task callback (apache/airflow#60858);
+    the run's callback still runs. It records only when no task recorded this attempt of the run
+    already: the task's record names the error, the run's only that the run failed."""
     _record(context, run_level=True)
 
 
 def _record(context: Context, run_level: bool) -> None:
+    if "dag_run" not in context:
+        # The dag processor's context for a run whose last task is unknown: no day to file it under.
+        log.warning("riskinsight run %s failed (%s); no task context to record it from", context.get("run_id"), context.get("reason"))
+        return
     try:
         ti = context.get("ti")
         dag_run = context["dag_run"]
@@ -182,17 +183,20 @@ def _record(context: Context, run_level: bool) -> None:
         if not run:
             run = _resolve_run(context)
         path = _failure_path(run["output_dir"], run["ds"])
+        clear_number = getattr(dag_run, "clear_number", None)
         if run_level:
             try:
                 earlier = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 earlier = None
-            if isinstance(earlier, dict) and earlier.get("run_id") == dag_run.run_id:
+            # A cleared run keeps its run id; its earlier attempt's record is not this attempt's.
+            if isinstance(earlier, dict) and (earlier.get("run_id"), earlier.get("clear_number")) == (dag_run.run_id, clear_number):
                 return
         payload = {
             "dag_id": dag_run.dag_id,
             "task_id": ti.task_id if ti is not None else None,
             "run_id": dag_run.run_id,
+            "clear_number": clear_number,
             "try_number": ti.try_number if ti is not None else None,
             "ds": run["ds"],
             "days": run["days"],
@@ -366,11 +370,13 @@ are computed in date order, so trends never see a half-finished earlier day. Aft
 next days wait until the day is fixed and its scheduled run cleared and rerun (a manual trigger with
 conf `ds` does not count for the next day), or its `prepare`, `dq_gate` and `publish` marked skipped on
 purpose. Those waiting runs hold the `max_active_runs` slots, so the cleared day queues behind them:
-mark the waiting later runs failed, clear the day, and clear the later runs once it is published (a
-run left waiting fails by itself after `dagrun_timeout`, {DAGRUN_TIMEOUT.total_seconds() / 3600:g} h).
+mark the waiting later runs' `prepare` failed (not the runs: a run marked failed skips its
+unstarted tasks, and a skipped `prepare` lets the next day through), clear the day, and once it is
+published clear the later runs from `prepare`, oldest first.
 A backfill before Variable `{VAR_START_DATE}` is refused: move the Variable back first.
 
-**Trigger conf** (all optional): `ds` (YYYY-MM-DD, default: the data interval's day), `lookback`
+**Trigger conf** (all optional): `ds` (YYYY-MM-DD, default: the data interval's day; for a manual
+run, the day before its logical date, as the UI infers it), `lookback`
 (0..{MAX_LOOKBACK} days before ds to reprocess too), `engine` (`polars` | `spark`), `input_dir`,
 `output_dir`, `config` (TOML path). Example: `airflow dags trigger {DAG_ID} -c '{{"ds": "2024-02-01", "lookback": 2}}'`.
 
@@ -390,7 +396,9 @@ On a final failure `<output>/_runs/ds=<ds>/airflow_failure.json` records the tas
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=_start_date(),
     catchup=True,
-    dagrun_timeout=DAGRUN_TIMEOUT,
+    # No dagrun_timeout on purpose: a timed-out run's unstarted tasks become skipped, and the next
+    # day's depends_on_past takes a skipped prepare as done, so later days would be published past
+    # a day that failed its gate, with no one deciding to go on without it.
     on_failure_callback=record_run_failure,
     # Several catchup runs may wait on sensors at once; prepare's depends_on_past keeps the
     # computation itself in date order.
@@ -406,7 +414,7 @@ On a final failure `<output>/_runs/ds=<ds>/airflow_failure.json` records the tas
     },
     params={
         "ds": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
-                    description="UTC day to process; default: the run's data interval"),
+                    description="UTC day to process; default: the run's data interval (a manual run: the day before its logical date)"),
         "lookback": Param(0, type="integer", minimum=0, maximum=MAX_LOOKBACK,
                           description="also reprocess this many days before ds (late-arriving logs)"),
         "engine": Param("polars", type="string", enum=["polars", "spark"],

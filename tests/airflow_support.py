@@ -274,26 +274,31 @@ def cmd_gate(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fake_context(ns: argparse.Namespace) -> dict[str, Any]:
-    """A task context with what the DAG's helpers read: the run (its type, id, run_after), its
-    logical date and data interval, the DAG's start date, the params; and a failed task, or none."""
+    """A task context with what the DAG's helpers read: the run (its type, id, clear number,
+    run_after), its logical date and data interval, the DAG's start date, the params; and a failed
+    task, or none."""
     from datetime import datetime
     from types import SimpleNamespace
 
     def when(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text) if text else None
 
-    dag_run = SimpleNamespace(run_type=ns.run_type, run_id=ns.run_id, dag_id=DAG_ID, run_after=when(ns.run_after))
+    dag_run = SimpleNamespace(run_type=ns.run_type, run_id=ns.run_id, dag_id=DAG_ID, run_after=when(ns.run_after),
+                              clear_number=ns.clear_number)
     context: dict[str, Any] = {
         "dag_run": dag_run, "logical_date": when(ns.logical_date), "data_interval_start": when(ns.interval_start),
         "dag": SimpleNamespace(start_date=when(ns.start_date)), "params": json.loads(ns.params),
         "reason": ns.reason or None,
     }
+    if ns.minimal:
+        return {"dag": context["dag"], "run_id": ns.run_id, "reason": context["reason"]}
     if ns.task_id:
         def no_xcom(**_: Any) -> Any:
             raise RuntimeError("no XCom in this harness")
 
         context["ti"] = SimpleNamespace(task_id=ns.task_id, try_number=3, log_url="http://log", xcom_pull=no_xcom)
-        context["exception"] = RuntimeError("killed")
+        if not ns.run_level:  # a run's callback gets its last task's context, without an exception
+            context["exception"] = RuntimeError("killed")
     return context
 
 
@@ -376,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = sub.add_parser(name)
         ctx.add_argument("--run-type", default="scheduled")
         ctx.add_argument("--run-id", default="scheduled__2024-03-01T00:00:00+00:00")
+        ctx.add_argument("--clear-number", type=int, default=0)
         ctx.add_argument("--run-after", default="")
         ctx.add_argument("--logical-date", default="")
         ctx.add_argument("--interval-start", default="")
@@ -384,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.add_argument("--reason", default="")
         ctx.add_argument("--task-id", default="")
         ctx.add_argument("--run-level", action="store_true")
+        ctx.add_argument("--minimal", action="store_true", help="the context a DAG callback gets without a last task")
         ctx.set_defaults(fn=fn)
     ns = parser.parse_args(argv)
     _emit(ns.fn(ns))

@@ -87,11 +87,10 @@ def test_each_run_covers_one_whole_utc_day(described: dict[str, Any]) -> None:
     assert dag["timezone"] == "UTC"
     assert dag["catchup"] is True
     assert dag["max_active_runs"] == 3
-    # Runs waiting on a failed day give their slots back in time (else the cleared day queues
-    # behind them for good), but never before a legitimate run ends: the sensors' 12 h, a full
-    # lookback (24 h), then prepare (4 h), gate (1 h), publish and report (30 min each).
-    assert (12 + 24 + 4 + 1 + 0.5 + 0.5) * 3600 <= dag["dagrun_timeout_s"] == 48 * 3600
-    assert dag["has_on_failure_callback"]  # for a task killed outright, and a run that timed out
+    # A timed-out run's unstarted tasks are skipped, and a skipped prepare lets the next day's
+    # depends_on_past through: days after a failed gate would be published without anyone deciding.
+    assert dag["dagrun_timeout_s"] is None
+    assert dag["has_on_failure_callback"]  # for a task killed outright, which runs no task callback
     assert dag["start_date"] == "2024-01-01T00:00:00+00:00"  # default without the Variable
     first, second = dag["first_intervals"]
     # ds = data_interval_start's date, and the interval is exactly that day.
@@ -469,6 +468,8 @@ def test_a_gate_cleared_after_its_run_published_returns_the_verdict(tmp_path: Pa
         # the logical date as the UI and REST API do, [X-1, X).
         ("manual", "2026-11-27T12:00:00+00:00", "2026-11-28T00:00:00+00:00", "2026-11-26"),
         ("manual", "2026-11-27T00:00:00+00:00", "2026-11-26T00:00:00+00:00", "2026-11-26"),
+        # an interval the REST API caller set, starting at the logical date, is taken as it is
+        ("manual", "2024-02-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00", "2024-02-01"),
         ("scheduled", "2026-11-25T00:00:00+00:00", "2026-11-25T00:00:00+00:00", "2026-11-25"),
         ("backfill", "2026-11-20T00:00:00+00:00", "2026-11-20T00:00:00+00:00", "2026-11-20"),
         # before the start date depends_on_past orders nothing
@@ -488,24 +489,31 @@ def test_the_day_a_run_processes(tmp_path: Path, run_type: str, logical_date: st
 
 
 def test_the_runs_failure_callback_records_only_what_no_task_recorded(tmp_path: Path) -> None:
-    """A task killed outright (OOM) runs no task callback, and a timed-out run fails no task: the
-    run-level callback writes the record then, and leaves a task's own record of the run alone."""
+    """A task killed outright (OOM) runs no task callback: the run-level callback (given its last
+    task's context, as the dag processor does) writes the record then, and leaves a task's own
+    record of the same attempt of the run alone."""
     out = tmp_path / "out"
     env = af.airflow_env(tmp_path / "home", {})
     params = json.dumps({"ds": "2024-03-01", "output_dir": str(out), "input_dir": str(tmp_path / "in")})
-    run_level = ["--params", params, "--run-id", "scheduled__A", "--reason", "task_failure", "--run-level"]
+    run_level = ["--params", params, "--run-id", "scheduled__A", "--reason", "task_failure", "--run-level",
+                 "--task-id", "prepare"]
     assert af.call("record", env, *run_level)["raised"] is None
     record = failure_record(out, "2024-03-01")
-    assert record["run_id"] == "scheduled__A" and record["task_id"] is None
+    assert (record["run_id"], record["clear_number"], record["task_id"]) == ("scheduled__A", 0, "prepare")
     assert record["exception"] == "DAG run failed: task_failure" and record["ds"] == "2024-03-01"
-    # The task's record of the same run names the error; the run's callback, coming after, keeps it.
-    af.call("record", env, "--params", params, "--run-id", "scheduled__A", "--task-id", "prepare")
+    # The task's record of the same attempt names the error; the run's callback, coming after, keeps it.
+    af.call("record", env, "--params", params, "--run-id", "scheduled__A", "--task-id", "dq_gate")
     af.call("record", env, *run_level)
     record = failure_record(out, "2024-03-01")
-    assert record["task_id"] == "prepare" and record["exception"] == "RuntimeError: killed"
-    # A later run's failure is its own.
-    af.call("record", env, "--params", params, "--run-id", "manual__B", "--reason", "timed_out", "--run-level")
-    assert failure_record(out, "2024-03-01")["exception"] == "DAG run failed: timed_out"
+    assert record["task_id"] == "dq_gate" and record["exception"] == "RuntimeError: killed"
+    # Cleared, the run keeps its id: its next attempt's failure is not the one recorded before.
+    af.call("record", env, *run_level, "--clear-number", "1")
+    record = failure_record(out, "2024-03-01")
+    assert (record["clear_number"], record["task_id"], record["exception"]) == (1, "prepare", "DAG run failed: task_failure")
+    # Without a last task the dag processor passes only the DAG, run id and reason: no ds to file it
+    # under, so the callback leaves the record as it is (and does not raise).
+    assert af.call("record", env, "--params", params, "--run-id", "manual__B", "--run-level", "--minimal")["raised"] is None
+    assert failure_record(out, "2024-03-01") == record
 
 
 @needs_jobs
