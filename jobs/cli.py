@@ -109,6 +109,9 @@ def _progress(days: list[dt.date], verbose: bool):
         else:
             line = f"{outcome.ds}: {outcome.verdict}, published {sum(outcome.rows_written.values())} rows"
             bar.write(line + (f", report {outcome.report}" if outcome.report else ""), file=sys.stdout)
+            # Flushed now: under cron or systemd stdout is a pipe or a file, block-buffered, and a run
+            # killed later (a lock wait, the OOM killer) lost the lines of the days it did publish.
+            sys.stdout.flush()
             bar.set_postfix_str(f"{ds} {outcome.verdict}")
         bar.update(1)
 
@@ -233,7 +236,7 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
     try:
         for ds in days:
             candidate = prepare_day(args.input, args.output, ds, engine, config, run_started_at=args.run_ts)
-            print(f"{ds}: prepared {candidate.path}")
+            print(f"{ds}: prepared {candidate.path}", flush=True)
     finally:
         engine.close()
     return 0
@@ -300,7 +303,8 @@ def cmd_dsa_daily(args: argparse.Namespace) -> int:
             if len(days) > 1:
                 print(f"{ds}: FAILED: {exc}", file=sys.stderr)
             continue
-        print(f"{result.ds}: {result.statements} statements, {result.anomalies} anomalies" + (f", report {result.report}" if result.report else ""))
+        print(f"{result.ds}: {result.statements} statements, {result.anomalies} anomalies" + (f", report {result.report}" if result.report else ""),
+              flush=True)  # a day's line as it is done, even where stdout is a pipe (see _progress)
     if failures:
         raise range_failure(failures)
     return 0

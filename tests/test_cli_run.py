@@ -702,3 +702,43 @@ def test_a_pinned_candidate_and_a_publish_retried_after_another_run_prepared(tmp
     nightly.gate_day(b)
     assert nightly.publish_day(b)["run_id"] == b.run_id
     assert wh.read_json(wh.published_run_file(out, DS, "manifest.json"))["run_id"] == b.run_id
+
+
+def test_a_published_days_line_reaches_a_pipe_while_the_run_goes_on(tmp_path):
+    """Under cron or systemd stdout is a pipe, block-buffered: a run that was then killed (here: still
+    waiting for day 2's lock) had not yet written the line of day 1, which it did publish."""
+    import os
+    import select
+
+    day1, day2 = DS - DAY, DS
+    for d in (day1, day2):
+        write_day(tmp_path / "in", d, clean_day(d))
+    out = tmp_path / "out"
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(repo)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import datetime as dt, pathlib, sys\nfrom jobs import warehouse as wh\n"
+         "with wh.ds_lock(pathlib.Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])):\n"
+         "    print('held', flush=True); sys.stdin.readline()", str(out), str(day2)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=repo, env=env,
+    )
+    proc = None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", "run", "--input", str(tmp_path / "in"), "--output", str(out),
+             "--start", str(day1), "--end", str(day2), "--no-report", "--lock-wait", "300"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=repo, env=env,
+        )
+        ready, _, _ = select.select([proc.stdout], [], [], 90)
+        assert ready, "no line of day 1 on stdout while the run waits for day 2"
+        first = proc.stdout.readline().decode()
+        assert proc.poll() is None  # still waiting for day 2's lock
+        assert first.startswith(f"{day1}: ") and "published" in first
+    finally:
+        holder.communicate("go\n", timeout=30)
+        if proc is not None:
+            rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert rest.decode().startswith(f"{day2}: ")
