@@ -193,6 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _prepare_only(args, days, config)
     bar, on_day = _progress(days, args.verbose)
     remote_notes: list[str] = []
+    finished = False
     try:
         run_days(
             args.input, args.output, days, engine=args.engine, config=config,
@@ -200,21 +201,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             # A URI warehouse's note is computed from the remote before the run's mirror goes.
             on_stale_note=remote_notes.append if is_uri(args.output) else None,
         )
+        finished = True
     finally:
         bar.close()
         for note in remote_notes:
             _print_stale_note(note)
         if not is_uri(args.output) and Path(args.output).is_dir():
-            _note_stale_days(Path(args.output), days, config)
+            _note_stale_days(Path(args.output), days, config, after_error=not finished)
     return 0
 
 
-def _note_stale_days(output: Path, days: list[dt.date], config) -> None:
+def _note_stale_days(output: Path, days: list[dt.date], config, after_error: bool = False) -> None:
     """Published days this run left built on replaced tables (later days after a rerun with new rows
-    or a backfill; these days, if another day was published while they computed): one line on stderr."""
+    or a backfill; these days, if another day was published while they computed): one line on stderr.
+
+    Advice only, checked in a `finally`: where the check itself fails (a corrupt manifest of some
+    day), the run's own result stands (its exit code, its one error line): after a run that
+    failed nothing more is printed, after one that succeeded one note line says why."""
     from jobs import lineage
 
-    if note := lineage.stale_note(output, days, config.params(max(days))):
+    try:
+        note = lineage.stale_note(output, days, config.params(max(days)))
+    except (RiskInsightError, OSError) as exc:
+        if after_error:
+            return
+        note = f"could not check for published days left stale: {exc}"
+    if note:
         _print_stale_note(note)
 
 

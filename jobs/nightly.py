@@ -442,7 +442,11 @@ def run_day(
             gate_day(candidate, config)
         manifest = publish_day(candidate)
         faults.point("before_report")
-        report_path = _report_published(output, ds, config) if report else _remove_page(output, ds)
+        try:
+            report_path = _report_published(output, ds, config) if report else _remove_page(output, ds)
+        except RiskInsightError as exc:
+            # The day is published whatever the page does: the error says so (its tables are in place).
+            raise type(exc)(f"ds={ds} was published, but its report failed: {exc}") from exc
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 
 

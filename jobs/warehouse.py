@@ -150,10 +150,18 @@ def write_json(path: Path, data: object) -> None:
 
 
 def read_json(path: Path) -> dict | None:
+    """The JSON file at `path`, None where there is none. A file that is not JSON (truncated, a
+    disk that filled while it was written by hand) is a WarehouseConflict naming it, one line:
+    a JSONDecodeError from deep in the report or the lineage check ended runs with tracebacks."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise WarehouseConflict(
+            f"warehouse file {path} is not valid JSON ({exc}); "
+            "restore it from a backup or rerun its day"
+        ) from None
 
 
 # ------------------------------------------------------------------ lock

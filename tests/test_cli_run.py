@@ -742,3 +742,44 @@ def test_a_published_days_line_reaches_a_pipe_while_the_run_goes_on(tmp_path):
             rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert rest.decode().startswith(f"{day2}: ")
+
+
+def _two_published_days_with_a_corrupt_manifest(tmp_path) -> tuple[Path, Path, Path]:
+    """ds-1 and ds published; ds's published manifest truncated (a later day than the one rerun)."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (DS - DAY, DS):
+        write_day(inp, d, clean_day(d))
+    assert run("--input", str(inp), "--output", str(out), "--start", str(DS - DAY), "--end", str(DS), "--no-report") == 0
+    bad = wh.published_run_file(out, DS, "manifest.json")
+    text = bad.read_text()
+    bad.unlink()  # a link into the version: replaced by a truncated file of its own
+    bad.write_text(text[: len(text) // 2])
+    return inp, out, bad
+
+
+def test_a_corrupt_manifest_is_one_line_naming_it_and_the_day_says_it_was_published(tmp_path, capsys):
+    inp, out, bad = _two_published_days_with_a_corrupt_manifest(tmp_path)
+    before = wh.current_version(out, DS - DAY)
+    capsys.readouterr()
+    # The index (rendered after the publication) reads every day's manifest.
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS - DAY)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"riskinsight: error: ds={DS - DAY} was published, but its report failed: warehouse file {bad} is not valid JSON")
+    assert wh.current_version(out, DS - DAY) != before
+    assert main(["report", "--output", str(out), "--ds", str(DS)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    # named as the page reads it: `_runs/ds=D/manifest.json`, a link to the same file
+    assert err == [err[0]] and re.match(rf"riskinsight: error: warehouse file {re.escape(str(out))}/\S*ds={DS}/\S*manifest\.json is not valid JSON \(", err[0])
+
+
+def test_a_failing_stale_day_check_is_a_note_and_keeps_the_runs_result(tmp_path, capsys):
+    inp, out, bad = _two_published_days_with_a_corrupt_manifest(tmp_path)
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS - DAY), "--no-report") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{DS - DAY}: ") and "published" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"riskinsight: note: could not check for published days left stale: warehouse file {bad} is not valid JSON (")
+    assert err[0].endswith("; restore it from a backup or rerun its day")

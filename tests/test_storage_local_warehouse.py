@@ -20,7 +20,7 @@ from jobs import report as report_mod
 from jobs import warehouse as wh
 from jobs.config import Config
 from jobs.engines.polars_engine import PolarsEngine
-from jobs.errors import LockHeld
+from jobs.errors import LockHeld, WarehouseConflict
 from tests.conftest import DS, second_while_first_waits
 from tests.inputs import write_day
 from tests.test_cli_run import clean_day
@@ -211,3 +211,13 @@ def test_publish_puts_every_file_and_link_on_disk_before_the_flip(tmp_path: Path
     link_dirs = {str(wh.partition_dir(out, t, DS).parent.resolve()) for t in tables} | {str(wh.runs_dir(out, DS).resolve())}
     assert link_dirs | {str(versions.parent.resolve())} <= synced_before_flip
     assert ("fsync", str(versions.resolve())) in events[flip:]
+
+
+@pytest.mark.parametrize("content", [b'{"run_id": "r1", "dq": {', b"\xff\xfe not utf-8", b""])
+def test_read_json_names_a_corrupt_file_in_one_line(tmp_path, content) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    with pytest.raises(WarehouseConflict) as exc:
+        wh.read_json(path)
+    assert str(exc.value).startswith(f"warehouse file {path} is not valid JSON (") and "\n" not in str(exc.value)
+    assert wh.read_json(tmp_path / "absent.json") is None
