@@ -247,7 +247,8 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
     engine = get_engine(args.engine) if isinstance(args.engine, str) else args.engine
     try:
         for ds in days:
-            candidate = prepare_day(args.input, args.output, ds, engine, config, run_started_at=args.run_ts)
+            candidate = prepare_day(args.input, args.output, ds, engine, config, run_started_at=args.run_ts,
+                                    lock_wait=args.lock_wait)
             print(f"{ds}: prepared {candidate.path}", flush=True)
     finally:
         engine.close()

@@ -127,10 +127,12 @@ def prepare_day(
     config: Config | None = None,
     run_started_at: dt.datetime | None = None,
     history: History | None = None,
+    lock_wait: float = 0.0,
 ) -> Candidate:
     """Read, stage and compute every output table of ds, and write them aside with the manifest.
 
-    `history` locates the published earlier days (default: output's own partitions)."""
+    `history` locates the published earlier days (default: output's own partitions); `lock_wait`:
+    seconds to wait for another run of ds (`run --phase prepare --lock-wait`)."""
     output = Path(output_dir)
     config = config or Config()
     eng = _as_engine(engine)
@@ -138,7 +140,7 @@ def prepare_day(
     timer = StageTimer()
     started = (run_started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     candidate = Candidate(output, ds)
-    with wh.ds_lock(output, ds):
+    with wh.ds_lock(output, ds, wait_s=lock_wait):
         if candidate.path.exists():
             shutil.rmtree(candidate.path)
         try:

@@ -783,3 +783,28 @@ def test_a_failing_stale_day_check_is_a_note_and_keeps_the_runs_result(tmp_path,
     assert len(err) == 1, err
     assert err[0].startswith(f"riskinsight: note: could not check for published days left stale: warehouse file {bad} is not valid JSON (")
     assert err[0].endswith("; restore it from a backup or rerun its day")
+
+
+def test_phase_prepare_waits_for_the_lock_as_long_as_lock_wait_says(tmp_path, capsys):
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    args = ["--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--phase", "prepare"]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with wh.ds_lock(out, DS):  # another thread waits like another process
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(30)
+        assert run(*args) == 5
+        assert "pass --lock-wait SECONDS" in capsys.readouterr().err
+        threading.Timer(0.5, release.set).start()
+        assert run(*args, "--lock-wait", "30") == 0
+    finally:
+        release.set()
+        t.join()
+    assert capsys.readouterr().out.startswith(f"{DS}: prepared ")
