@@ -89,7 +89,13 @@ def run_window(ds: dt.date | None, start: dt.date | None, end: dt.date | None, l
         first = start - dt.timedelta(days=lookback)
     except OverflowError:
         raise UsageError(f"--lookback {lookback} reaches before the first date there is (0001-01-01)") from None
-    return [first + dt.timedelta(days=i) for i in range((end - first).days + 1)]
+    from jobs.config import MAX_DAYS
+
+    if (span := (end - first).days + 1) > MAX_DAYS:
+        # A typo in a year (2020 for 2024) ran a thousand days and printed a line for each.
+        with_lookback = f" with --lookback {lookback}" if lookback else ""
+        raise UsageError(f"{first}..{end}{with_lookback} is {span} days; a run takes at most {MAX_DAYS} days (about ten years)")
+    return [first + dt.timedelta(days=i) for i in range(span)]
 
 
 def _progress(days: list[dt.date], verbose: bool):

@@ -66,11 +66,21 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+# Failed days a range's final error names one by one; the rest are counted, with their first and
+# last day (every failed day has had its own `D: FAILED: ...` line on stderr already).
+NAMED_FAILURES = 5
+
+
 def range_failure(failures: list[tuple[object, RiskInsightError]]) -> RiskInsightError:
     """The error a range of days ends with: the first day's (its type, so its exit code), naming
-    every other day that failed. A failed day does not stop the days after it."""
+    the other days that failed (the first few, then how many more and from when to when). A failed
+    day does not stop the days after it."""
     first = failures[0][1]
     if len(failures) == 1:
         return first
-    others = ", ".join(str(day) for day, _ in failures[1:])
-    return type(first)(f"{first} (also failed: {others})")
+    others = [str(day) for day, _ in failures[1:]]
+    named = ", ".join(others[:NAMED_FAILURES])
+    if len(others) > NAMED_FAILURES:
+        rest = others[NAMED_FAILURES:]
+        named += f" and {len(rest)} more, {rest[0]}..{rest[-1]}" if len(rest) > 1 else f", {rest[0]}"
+    return type(first)(f"{first} (also failed: {named})")

@@ -808,3 +808,44 @@ def test_phase_prepare_waits_for_the_lock_as_long_as_lock_wait_says(tmp_path, ca
         release.set()
         t.join()
     assert capsys.readouterr().out.startswith(f"{DS}: prepared ")
+
+
+def test_a_long_range_of_failed_days_ends_with_one_short_line(tmp_path, capsys):
+    """Every failed day has its own FAILED line; the final error names a few and counts the rest
+    (a year typed wrong used to end with a 17 KB line naming every day)."""
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    first = DS - 8 * DAY  # ds-8 .. ds-1 have no input
+    code = run("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--start", str(first), "--end", str(DS), "--no-report")
+    assert code == 4
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert sum(": FAILED: " in line for line in err) == 8
+    named = ", ".join(str(first + k * DAY) for k in range(1, 6))
+    assert err[-1].endswith(f" does not exist (also failed: {named} and 2 more, {first + 6 * DAY}..{first + 7 * DAY})")
+    assert captured.out.startswith(f"{DS}: ")
+
+
+def test_range_failure_names_six_other_days_without_counting_one():
+    from jobs.errors import InputMissing, range_failure
+
+    days = [DS + k * DAY for k in range(7)]
+    exc = range_failure([(d, InputMissing(f"no {d}")) for d in days])
+    assert isinstance(exc, InputMissing)
+    assert str(exc) == f"no {days[0]} (also failed: {', '.join(str(d) for d in days[1:])})"
+
+
+@pytest.mark.parametrize(
+    ("window", "span"),
+    [(["--start", "2020-01-01", "--end", "2030-01-10"], 3663), (["--ds", str(DS), "--lookback", "3660"], 3661)],
+)
+def test_a_run_of_more_days_than_the_documented_maximum_is_a_usage_error(tmp_path, capsys, window, span):
+    from jobs.cli import run_window
+    from jobs.config import MAX_DAYS
+
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), *window) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("riskinsight: error: ") and f"is {span} days; a run takes at most {MAX_DAYS} days" in err[0]
+    assert not out.exists()
+    assert len(run_window(None, DS - (MAX_DAYS - 1) * DAY, DS, 0)) == MAX_DAYS  # the maximum itself runs
