@@ -173,13 +173,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _load_config(path: str | None):
+    """load_config, its notes (a queue not among the defaults, say) printed on stderr."""
     from jobs.config import load_config
+
+    config = load_config(path)
+    for note in config.notes:
+        print(f"riskinsight: note: {note}", file=sys.stderr)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from jobs.nightly import run_days
     from jobs.warehouse import is_uri, missing_dir
 
     days = run_window(args.ds, args.start, args.end, args.lookback)
-    config = load_config(args.config)
+    config = _load_config(args.config)
     engine = args.engine if isinstance(args.engine, str) else args.engine.name
     if is_uri(args.output) and engine != "spark":
         raise UsageError(
@@ -262,14 +271,13 @@ def _prepare_only(args: argparse.Namespace, days: list[dt.date], config) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from jobs.config import load_config
     from jobs.report import render_day
     from jobs.warehouse import is_uri
 
     if is_uri(args.output):
         raise UsageError(f"--output {args.output}: reports are rendered from a local warehouse (a URI warehouse gets its reports from `run`)")
 
-    config = load_config(args.config)
+    config = _load_config(args.config)
     print(render_day(Path(args.output), args.ds, pseudonym_key=config.pseudonym_key, lock_wait=args.lock_wait))
     return 0
 
@@ -307,11 +315,10 @@ def cmd_dsa_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_dsa_daily(args: argparse.Namespace) -> int:
-    from jobs.config import load_config
     from jobs.dsa import cmd_daily
 
     days = run_window(args.ds, args.start, args.end, 0)
-    params = load_config(args.config).job.trends  # the same [trends] thresholds as violation_trends
+    params = _load_config(args.config).job.trends  # the same [trends] thresholds as violation_trends
     failures: list[tuple[object, RiskInsightError]] = []
     for ds in days:
         # Like `run`, a day that fails (not ingested, say) does not stop the days after it.

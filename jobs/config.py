@@ -3,6 +3,8 @@
 Every key is optional. An unknown section or key, a value of the wrong type or one outside its
 allowed range is a usage error (exit 2, one line naming `section.key`), never ignored, so a typo
 cannot silently fall back to a default and a bad value cannot cost a day's compute before failing.
+[sla_s] takes any queue name (queues are added upstream) but an empty or space-padded one; a queue
+that is not one of the defaults is named in a note (Config.notes, printed by the CLI on stderr).
 An integer key takes a TOML integer only: `window_days = 7.9` and also `window_days = 7.0` are
 refused, never truncated. A number key takes a TOML integer or float; nan and ±inf are refused.
 The allowed ranges are the table RULES below; riskinsight.example.toml lists every key with its
@@ -66,6 +68,9 @@ class Config:
     pseudonym_key: str | None = None
     source: str = "defaults"  # the file's absolute path
     sha256: str | None = None  # of the file's bytes: the record outlives edits to the file
+    # One line each for the operator (the CLI prints them as `riskinsight: note: ...`): what the file
+    # sets that is allowed but may be a mistake.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def params(self, ds: dt.date) -> Params:
         return dataclasses.replace(self.job, ds=ds, sla_s=dict(self.job.sla_s))
@@ -242,6 +247,15 @@ def load_config(path: str | Path | None) -> Config:
         if not isinstance(section, dict):
             raise UsageError(f"config: [{name}] must be a table")
     sections = {name: _checked(name, raw.get(name, {})) for name in sorted(SECTIONS)}
+    for queue in sections["sla_s"]:
+        if not queue or queue != queue.strip():
+            raise UsageError(f"config: [sla_s] {queue!r} is not a queue name (empty, or spaces around it)")
+    notes = []
+    if new_queues := [q for q in sections["sla_s"] if q not in DEFAULT_SLA_S]:
+        # Any queue may be given an SLA (queues are added upstream), so this is not an error; but a
+        # misspelt queue (live_realtme) would leave the real one at its default without a word.
+        notes.append(f"config: [sla_s] {', '.join(new_queues)}: not among the default queues "
+                     f"({', '.join(DEFAULT_SLA_S)}); check the spelling, a misspelt queue keeps its default")
     if UNKNOWN in sections["sla_s"]:
         # Staging groups a null queue as UNKNOWN; DESIGN gives those decisions default_sla_s.
         raise UsageError(f"config: [sla_s] {UNKNOWN} is where decisions without a queue are grouped; "
@@ -263,4 +277,5 @@ def load_config(path: str | Path | None) -> Config:
         pseudonym_key=sections["report"].get("pseudonym_key"),
         source=os.path.abspath(path),
         sha256=hashlib.sha256(data).hexdigest(),
+        notes=tuple(notes),
     )

@@ -51,7 +51,7 @@ def _expected_keys() -> dict[str, set[str]]:
         "trends": {f.name for f in dataclasses.fields(TrendParams)},
         "offenders": {f.name for f in dataclasses.fields(OffenderParams)},
         "dq": {f.name for f in dataclasses.fields(DQThresholds)},
-        "report": {f.name for f in dataclasses.fields(Config)} - {"job", "dq", "source", "sha256"},
+        "report": {f.name for f in dataclasses.fields(Config)} - {"job", "dq", "source", "sha256", "notes"},
     }
 
 
@@ -299,3 +299,34 @@ def test_a_read_error_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(UsageError, match=r"^config: cannot read .*c\.toml: Permission denied$"):
         load_config(path)
+
+
+@pytest.mark.parametrize("key", ['""', '" live_realtime"', '"live_realtime "', '"\\tcomments"'])
+def test_an_empty_or_space_padded_queue_name_is_a_usage_error(tmp_path, key):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[sla_s]\n{key} = 60\n")
+    with pytest.raises(UsageError, match=r"^config: \[sla_s\] '.*' is not a queue name \(empty, or spaces around it\)$"):
+        load_config(path)
+
+
+def test_a_queue_that_is_not_a_default_one_gets_a_note_not_an_error(tmp_path, capsys):
+    """A new queue is legitimate; a misspelt one (live_realtme) left live_realtime at its default
+    without a word, so it is named on stderr."""
+    from jobs.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text("[sla_s]\nlive_realtme = 60\ncomments = 100\nnew_queue = 5\n")
+    config = load_config(path)
+    assert config.params(DS).sla_s["live_realtme"] == 60.0
+    assert config.notes == (
+        "config: [sla_s] live_realtme, new_queue: not among the default queues "
+        f"({', '.join(DEFAULT_SLA_S)}); check the spelling, a misspelt queue keeps its default",
+    )
+    path.write_text("[sla_s]\nlive_realtime = 60\n")
+    assert load_config(path).notes == () and load_config(None).notes == ()
+    path.write_text("[sla_s]\nlive_realtme = 60\n")
+    capsys.readouterr()
+    assert main(["run", "--input", str(tmp_path / "absent"), "--output", str(tmp_path / "out"), "--ds", str(DS), "--config", str(path)]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("riskinsight: note: config: [sla_s] live_realtme: not among the default queues")
+    assert len(err) == 2 and err[1].startswith("riskinsight: error: input directory")
