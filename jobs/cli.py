@@ -200,6 +200,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--output {args.output}: --phase prepare leaves its candidate for separate gate and publish "
             "tasks, which need a warehouse path they share; a URI warehouse takes whole runs"
         )
+    if not is_uri(args.input) and not is_uri(args.output):
+        # Resolved (links, `..`, a relative path): the same directory under two spellings overlaps too.
+        inp, out = Path(args.input).resolve(), Path(args.output).resolve()
+        if inp == out or inp in out.parents or out in inp.parents:
+            raise UsageError(
+                f"--input {args.input} and --output {args.output} overlap (the same directory, or one inside "
+                "the other): the warehouse would be written into the raw data; give separate directories"
+            )
     if not is_uri(args.input) and not Path(args.input).is_dir():
         from jobs.errors import InputMissing
 

@@ -849,3 +849,23 @@ def test_a_run_of_more_days_than_the_documented_maximum_is_a_usage_error(tmp_pat
     assert len(err) == 1 and err[0].startswith("riskinsight: error: ") and f"is {span} days; a run takes at most {MAX_DAYS} days" in err[0]
     assert not out.exists()
     assert len(run_window(None, DS - (MAX_DAYS - 1) * DAY, DS, 0)) == MAX_DAYS  # the maximum itself runs
+
+
+@pytest.mark.parametrize("shape", ["same", "output_inside_input", "input_inside_output", "same_through_a_link"])
+def test_overlapping_input_and_output_is_a_usage_error(tmp_path, capsys, shape):
+    """The warehouse written into the raw data (its _locks, _versions, tables beside the inputs)."""
+    inp = tmp_path / "data"
+    if shape == "input_inside_output":
+        inp = tmp_path / "data" / "raw"
+    write_day(inp, DS, clean_day(DS))
+    out = {"same": inp, "output_inside_input": inp / "warehouse", "input_inside_output": tmp_path / "data",
+           "same_through_a_link": tmp_path / "link"}[shape]
+    if shape == "same_through_a_link":
+        out.symlink_to(inp)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"riskinsight: error: --input {inp} and --output {out} overlap")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--phase", "prepare") == 2
