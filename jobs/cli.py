@@ -195,6 +195,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--output {args.output}: a warehouse behind a filesystem URI is written through Spark's Hadoop "
             "filesystem; run it with --engine spark (or give a local or mounted path)"
         )
+    if is_uri(args.input) and engine != "spark":
+        # Polars reads local paths only: it failed once per day, each after taking the day's lock.
+        raise UsageError(
+            f"--input {args.input}: input behind a filesystem URI is read through Spark's Hadoop "
+            "filesystem; run it with --engine spark (or give a local or mounted path)"
+        )
     if is_uri(args.output) and args.phase == "prepare":
         raise UsageError(
             f"--output {args.output}: --phase prepare leaves its candidate for separate gate and publish "

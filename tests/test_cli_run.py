@@ -869,3 +869,16 @@ def test_overlapping_input_and_output_is_a_usage_error(tmp_path, capsys, shape):
     assert len(err) == 1 and err[0].startswith(f"riskinsight: error: --input {inp} and --output {out} overlap")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--phase", "prepare") == 2
+
+
+@pytest.mark.parametrize("phase", ["all", "prepare"])
+def test_a_uri_input_on_polars_is_one_usage_error_before_anything_is_written(tmp_path, capsys, phase):
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = run("--input", "s3a://bucket/raw", "--output", str(out), "--start", str(DS - DAY), "--end", str(DS),
+               "--no-report", "--phase", phase)
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["riskinsight: error: --input s3a://bucket/raw: input behind a filesystem URI is read through "
+                   "Spark's Hadoop filesystem; run it with --engine spark (or give a local or mounted path)"]
+    assert not out.exists()
