@@ -127,3 +127,54 @@ def test_a_local_spark_run_on_unreadable_input_says_so_in_one_line(tmp_path: Pat
     # The JVM's own notice of the incubating vector module is all that may precede the line.
     lines = [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Using incubator modules")]
     assert len(lines) == 1 and lines[0].startswith(f"riskinsight: error: input decisions {part.parent}: cannot read its data: "), lines[:12]
+
+
+def test_a_new_session_leaves_the_main_threads_sigint_handler_as_it_was() -> None:
+    import signal
+    import threading
+
+    from jobs.engines.spark_session import keeping_sigint
+
+    def pyspark_like() -> str:  # what a new SparkContext does in the main thread
+        signal.signal(signal.SIGINT, lambda *_: None)
+        return "session"
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert keeping_sigint(pyspark_like) == "session"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    got: list[object] = []  # another thread (Airflow's): create() alone, no signal call (it would raise)
+    t = threading.Thread(target=lambda: got.append(keeping_sigint(lambda: "other")))
+    t.start()
+    t.join()
+    assert got == ["other"]
+
+
+@pytest.mark.spark
+def test_a_real_session_keeps_pythons_sigint_handler(conf_dir: Path) -> None:
+    """PySpark's handler calls cancelAllJobs over the py4j connection Ctrl-C interrupted: tracebacks."""
+    code = (
+        "import signal\nfrom jobs.engines.spark_session import session\n"
+        "s = session('local[1]')\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\ns.stop()\n"
+    )
+    env = {**os.environ, "SPARK_CONF_DIR": str(conf_dir), "PYTHONPATH": str(ROOT)}
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_py4js_traceback_of_a_ctrl_c_is_not_logged_other_errors_are(caplog) -> None:
+    import logging
+
+    from jobs.engines.spark_session import keeping_sigint
+
+    keeping_sigint(lambda: None)
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        logging.exception("KeyboardInterrupt while sending command.")  # what py4j logs, on the root logger
+    try:
+        raise ConnectionError("gone")
+    except ConnectionError:
+        logging.exception("Exception while sending command.")
+    assert [r.getMessage() for r in caplog.records] == ["Exception while sending command."]

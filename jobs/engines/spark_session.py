@@ -6,10 +6,13 @@ session time zone, so every session this module hands out runs in UTC whatever t
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import signal
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pyspark
@@ -87,7 +90,7 @@ def local_session(app_name: str = "riskinsight-tests", cores: int = 2) -> SparkS
         "spark.executor.extraJavaOptions": log_conf,
     }.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = keeping_sigint(builder.getOrCreate)
     return _finish(spark, "ERROR")
 
 
@@ -114,7 +117,39 @@ def session(master: str | None = None, app_name: str = "riskinsight", log_level:
         }
     for key, value in {**UTC_CONF, **ours}.items():
         builder = builder.config(key, value)
-    return _finish(builder.getOrCreate(), log_level or ("ERROR" if ours else "WARN"))
+    return _finish(keeping_sigint(builder.getOrCreate), log_level or ("ERROR" if ours else "WARN"))
+
+
+def keeping_sigint(create: Callable[[], SparkSession]) -> SparkSession:
+    """create() (getOrCreate), with the SIGINT handler of the main thread as it was before.
+
+    A new SparkContext installs its own handler, which calls cancelAllJobs over the py4j connection
+    the interrupted main thread is busy on: Ctrl-C during `run --engine spark` printed ~45 lines of
+    py4j tracebacks instead of `riskinsight: interrupted`. With Python's handler back, Ctrl-C is a
+    KeyboardInterrupt like anywhere else in the run. Only the main thread can set a handler (or has
+    PySpark's installed); a session made in another thread (Airflow's task runners) is left alone.
+    """
+    if _py4j_interrupt_trace not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_py4j_interrupt_trace)
+    if threading.current_thread() is not threading.main_thread():
+        return create()
+    before = signal.getsignal(signal.SIGINT)
+    spark = create()
+    if signal.getsignal(signal.SIGINT) is not before:
+        # None: a handler not set from Python; Python's own is what the process would otherwise have.
+        signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+    return spark
+
+
+def _py4j_interrupt_trace(record: logging.LogRecord) -> bool:
+    """False for py4j's own traceback of a Ctrl-C that hit a call into the JVM (logged on the root
+    logger, then raised on): the CLI says `riskinsight: interrupted` (exit 130) in one line."""
+    return not (
+        record.getMessage() == "KeyboardInterrupt while sending command."
+        and record.exc_info is not None
+        and record.exc_info[0] is not None
+        and issubclass(record.exc_info[0], KeyboardInterrupt)
+    )
 
 
 def _log4j2_option() -> str:
