@@ -106,7 +106,9 @@ def _progress(days: list[dt.date], verbose: bool):
     """
     from tqdm import tqdm
 
-    bar = tqdm(total=len(days), unit="day", disable=len(days) < 2, file=sys.stderr, dynamic_ncols=True)
+    # disable=None: no bar where stderr is not a terminal (cron, systemd, a pipe): its carriage-return
+    # frames would fill the log. The day lines are written either way.
+    bar = tqdm(total=len(days), unit="day", disable=True if len(days) < 2 else None, file=sys.stderr, dynamic_ncols=True)
 
     def on_day(ds, outcome):
         if isinstance(outcome, RiskInsightError):
@@ -135,7 +137,7 @@ def _generate_progress(days: int, verbose: bool):
     def on_step(message: str) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=days, unit="day", file=sys.stderr, dynamic_ncols=True, disable=None)  # none in a log
         if verbose:
             bar.write(message, file=sys.stderr)
         bar.set_postfix_str(message.removeprefix("generate "), refresh=False)

@@ -882,3 +882,17 @@ def test_a_uri_input_on_polars_is_one_usage_error_before_anything_is_written(tmp
     assert err == ["riskinsight: error: --input s3a://bucket/raw: input behind a filesystem URI is read through "
                    "Spark's Hadoop filesystem; run it with --engine spark (or give a local or mounted path)"]
     assert not out.exists()
+
+
+def test_no_progress_bar_frames_where_stderr_is_not_a_terminal(tmp_path, capsys):
+    """cron and systemd keep stderr in a log: a bar's carriage-return frames filled it."""
+    assert main(["generate", "--output", str(tmp_path / "in"), "--start", str(DS - DAY), "--days", "2", "--rows-per-day", "50"]) == 0
+    assert main(["--verbose", "generate", "--output", str(tmp_path / "in2"), "--start", str(DS), "--days", "1", "--rows-per-day", "50"]) == 0
+    code = run("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--start", str(DS - DAY), "--end", str(DS + DAY),
+               "--no-report")
+    assert code == 4  # the third day has no input
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "%|" not in captured.err
+    assert [line.split(":")[0] for line in captured.out.splitlines()[-2:]] == [str(DS - DAY), str(DS)]
+    assert any(line.startswith("generate ") for line in captured.err.splitlines())  # --verbose's step lines stay
+    assert f"{DS + DAY}: FAILED: " in captured.err
