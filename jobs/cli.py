@@ -63,6 +63,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse names the flag: `argument --days: must be an integer >= 1: '0'`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1: {text!r}")
+    return value
+
+
 def non_negative_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -398,6 +409,9 @@ class _SubParsers(argparse._SubParsersAction):
     before the subcommand's name."""
 
     def add_parser(self, name: str, **kwargs):  # type: ignore[no-untyped-def, override]
+        # `--out` for --output, `--no` for --no-report: an abbreviation accepted today is ambiguous
+        # (or silently another flag) once a flag is added.
+        kwargs.setdefault("allow_abbrev", False)
         parser = super().add_parser(name, **kwargs)
         parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
         if kwargs.get("help") and parser.description is None:
@@ -406,10 +420,20 @@ class _SubParsers(argparse._SubParsersAction):
 
 
 VERBOSE_HELP = "show the traceback of an error as well as its one line"
+RUN_EPILOG = """exit codes:
+  0    every day published, DQ warnings included (--phase prepare: prepared)
+  1    the filesystem refused a write, the engine failed, or the warehouse holds
+       something it did not make (a corrupt run file, a real directory for a link)
+  2    usage or configuration error (nothing run)
+  3    DQ gate failed (nothing published for that ds)
+  4    input missing or unreadable
+  5    another run of the same ds holds its lock (--lock-wait SECONDS waits instead)
+  130  interrupted
+a range carries on past a failed day and exits with the first failed day's code."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.register("action", "parsers", _SubParsers)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -417,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="write realistic synthetic moderation logs")
     g.add_argument("--output", required=True)
     g.add_argument("--start", required=True, type=iso_date)
-    g.add_argument("--days", required=True, type=non_negative_int, help="how many days from --start (>= 1)")
-    g.add_argument("--rows-per-day", required=True, type=non_negative_int, help="decisions a day, the weekly mean (>= 1)")
+    g.add_argument("--days", required=True, type=positive_int, help="how many days from --start (>= 1)")
+    g.add_argument("--rows-per-day", required=True, type=positive_int, help="decisions a day, the weekly mean (>= 1)")
     g.add_argument("--seed", type=int, default=0, help="random seed, >= 0; the same arguments give the same files (default: %(default)s)")
     g.add_argument(
         "--dirty-rate", type=float, default=0.002,
@@ -426,12 +450,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.set_defaults(func=cmd_generate)
 
-    r = sub.add_parser("run", help="run the nightly job for a ds or a range")
-    r.add_argument("--input", required=True)
-    r.add_argument("--output", required=True)
-    r.add_argument("--ds", type=iso_date)
-    r.add_argument("--start", type=iso_date)
-    r.add_argument("--end", type=iso_date)
+    r = sub.add_parser(
+        "run", help="run the nightly job for a ds or a range", epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument(
+        "--input", required=True, metavar="DIR",
+        help="the raw logs: <table>/ds=YYYY-MM-DD/ partitions with _SUCCESS markers (a Hadoop URI with --engine spark)",
+    )
+    r.add_argument(
+        "--output", required=True, metavar="DIR",
+        help="the warehouse directory (created if missing; a Hadoop URI with --engine spark); not inside --input, nor it inside this",
+    )
+    r.add_argument("--ds", type=iso_date, metavar="YYYY-MM-DD", help="the day to run, YYYY-MM-DD; either --ds or --start and --end")
+    r.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="first day of a range, YYYY-MM-DD, with --end (instead of --ds); days run in order")
+    r.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD", help="last day of the range, YYYY-MM-DD, included; at most 3660 days with --lookback")
     r.add_argument("--engine", default="polars", choices=["polars", "spark"], help="(default: %(default)s)")
     r.add_argument("--lookback", type=non_negative_int, default=0, help="also rerun the N days before (default: %(default)s)")
     r.add_argument("--config", help="TOML config file; every key, its default and range: riskinsight.example.toml")
@@ -439,7 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--lock-wait", type=non_negative_seconds, default=0.0,
         help="seconds to wait for another run of the same ds (default: %(default)s, fail at once with exit 5)",
     )
-    r.add_argument("--no-report", action="store_true", help="publish tables without rendering the HTML report")
+    r.add_argument(
+        "--no-report", action="store_true",
+        help="publish tables without rendering the HTML report (the day's older page is removed; `report` renders it again)",
+    )
     r.add_argument(
         "--phase", choices=["all", "prepare"], default="all",
         help="prepare: only compute and write the candidate aside (the gate and publish run separately, e.g. in Airflow)",
@@ -448,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="re-render the HTML report of one ds")
-    p.add_argument("--output", required=True)
-    p.add_argument("--ds", required=True, type=iso_date)
+    p.add_argument("--output", required=True, help="the warehouse directory `run` published the day into")
+    p.add_argument("--ds", required=True, type=iso_date, help="the day, YYYY-MM-DD")
     p.add_argument("--config", help="TOML config file; its [report] pseudonym_key keys the reviewer pseudonyms")
     p.add_argument(
         "--lock-wait", type=non_negative_seconds, default=0.0,
@@ -459,8 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate about five weeks, run them, print the report's path")
     d.add_argument("--output", default="demo-output", help="(default: %(default)s)")
-    d.add_argument("--days", type=non_negative_int, default=DEMO_DAYS, help="days from 2024-01-01 (default: %(default)s)")
-    d.add_argument("--rows-per-day", type=non_negative_int, default=DEMO_ROWS, help="decisions a day, the weekly mean (default: %(default)s)")
+    d.add_argument("--days", type=positive_int, default=DEMO_DAYS, help="days from 2024-01-01, >= 1 (default: %(default)s)")
+    d.add_argument("--rows-per-day", type=positive_int, default=DEMO_ROWS, help="decisions a day, the weekly mean, >= 1 (default: %(default)s)")
     d.set_defaults(func=cmd_demo)
     _add_dsa(sub)
     return parser

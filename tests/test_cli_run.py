@@ -896,3 +896,52 @@ def test_no_progress_bar_frames_where_stderr_is_not_a_terminal(tmp_path, capsys)
     assert [line.split(":")[0] for line in captured.out.splitlines()[-2:]] == [str(DS - DAY), str(DS)]
     assert any(line.startswith("generate ") for line in captured.err.splitlines())  # --verbose's step lines stay
     assert f"{DS + DAY}: FAILED: " in captured.err
+
+
+RUN_ARGS = ["--input", "x", "--output", "y", "--ds", str(DS)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "abbreviation"),
+    [
+        (["run", *RUN_ARGS, "--no-rep"], "--no-rep"),
+        (["run", *RUN_ARGS, "--lock", "5"], "--lock"),
+        (["run", *RUN_ARGS, "--eng", "spark"], "--eng"),
+        (["report", "--output", "y", "--ds", str(DS), "--lock", "5"], "--lock"),
+        (["--verb", "report", "--output", "y", "--ds", str(DS)], "--verb"),
+        (["dsa", "daily", "--output", "y", "--ds", str(DS), "--no-rep"], "--no-rep"),
+    ],
+)
+def test_abbreviated_flags_are_refused(tmp_path, capsys, monkeypatch, argv, abbreviation):
+    """`--lock` for --lock-wait is an ambiguity waiting for the next flag that starts the same way."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert f"unrecognized arguments: {abbreviation}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "flag"), [("generate", "--days"), ("generate", "--rows-per-day"), ("demo", "--days"), ("demo", "--rows-per-day")])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_days_and_rows_per_day_must_be_positive_and_the_error_names_the_flag(tmp_path, capsys, command, flag, value):
+    argv = [command, "--output", str(tmp_path / "o")]
+    if command == "generate":
+        argv += ["--start", str(DS), "--days", "1", "--rows-per-day", "5"]
+    argv += [flag, value]  # the last one given wins
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"riskinsight {command}: error: argument {flag}: must be an integer >= 1: {value!r}"
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_help_documents_the_days_and_every_exit_code(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "YYYY-MM-DD; either --ds or --start and --end" in out
+    assert "the day's older page is removed" in out
+    for code in ("0", "1", "2", "3", "4", "5", "130"):
+        assert re.search(rf"exit codes:.* {code} ", out), code
