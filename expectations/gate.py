@@ -258,8 +258,13 @@ def _convert(table: str, item: Any) -> ExpectationResult:
     if error is not None:
         return ExpectationResult(table, meta["name"], meta["severity"], False, None,
                                  f"{details}; error: {error}" if details else f"error: {error}")
+    bounds: tuple[float | None, float | None] = (None, None)
     if "observed_value" in result:
         observed = _jsonable(result["observed_value"])
+        # The observed value is the checked figure itself (a max, a sum, a rate): its bounds are
+        # what a reader compares it with. A per-row check's observed value is a count of rows.
+        kwargs = item.expectation_config.kwargs or {}
+        bounds = (_bound(kwargs.get("min_value")), _bound(kwargs.get("max_value")))
         if not item.success and result.get("details"):
             # e.g. the missing and unexpected columns of columns_match_schema
             more = str(_jsonable(result["details"]))[:300]
@@ -270,9 +275,7 @@ def _convert(table: str, item: Any) -> ExpectationResult:
             sample = _jsonable(result.get("partial_unexpected_list", [])[:_SAMPLE])
             counted = f"{observed} of {result.get('element_count')} rows unexpected, e.g. {sample}"
             details = f"{details}; {counted}" if details else counted
-    kwargs = item.expectation_config.kwargs or {}
-    return ExpectationResult(table, meta["name"], meta["severity"], bool(item.success), observed, details,
-                             _bound(kwargs.get("min_value")), _bound(kwargs.get("max_value")))
+    return ExpectationResult(table, meta["name"], meta["severity"], bool(item.success), observed, details, *bounds)
 
 
 def _bound(value: Any) -> float | None:

@@ -19,8 +19,9 @@ class ExpectationResult:
     success: bool
     observed_value: Any  # JSON-serialisable: a number, a string, a small list, or None
     details: str = ""
-    # The bounds a "between" check allows (None: unbounded on that side, or not a between check):
-    # what a reader compares observed_value with, without parsing `details`.
+    # The bounds the observed figure is checked against, where observed_value is that figure (an
+    # input rate, a volume ratio, a column sum or max); None: unbounded on that side, or a check
+    # whose observed_value counts the rows that broke a per-row rule.
     min_value: float | None = None
     max_value: float | None = None
 

@@ -180,6 +180,22 @@ def _offenders(data: ReportData) -> dict[str, Any]:
     }
 
 
+# What a dq.json written before results carried min_value/max_value states of its bounds, in its
+# details ("...; warns above 0.1%", "allowed x0.5..x2"): read only for such older files.
+_OLD_RATE_LIMIT = re.compile(r"\b(?:warns|fails) above (\d+(?:\.\d+)?(?:[eE]-?\d+)?)%")
+_OLD_RATIO_BOUNDS = re.compile(r"allowed x(\d+(?:\.\d+)?)\.\.x(\d+(?:\.\d+)?)")
+
+
+def _bounds(result: dict[str, Any], details: str) -> tuple[float, ...]:
+    """The bounds a result's observed figure is checked against (those it has)."""
+    if "min_value" in result or "max_value" in result:
+        return tuple(b for b in map(_num, (result.get("min_value"), result.get("max_value"))) if b is not None)
+    ratio = _OLD_RATIO_BOUNDS.search(details)
+    if ratio:
+        return tuple(float(b) for b in ratio.groups())
+    return tuple(float(t) / 100.0 for t in _OLD_RATE_LIMIT.findall(details))
+
+
 def _is_rate_check(expectation: str) -> bool:
     """A check whose observed value is a share: unknown_market_rate, quarantine_rate_elevated, ..."""
     return re.search(r"_rate(_|$)", expectation.split(":", 1)[0]) is not None
@@ -234,8 +250,7 @@ def _dq_section(data: ReportData) -> dict[str, Any]:
             "table": str(r.get("table", "")),
             "expectation": expectation,
             "severity": str(r.get("severity", "")),
-            "observed": _fmt_observed(expectation, r.get("observed_value"),
-                                      tuple(b for b in map(_num, (r.get("min_value"), r.get("max_value"))) if b is not None)),
+            "observed": _fmt_observed(expectation, r.get("observed_value"), _bounds(r, details)),
             "details": thousands_in_text(_VALUE_SAMPLE.sub(VALUE_SAMPLE_NOTE, details)),
             "_raw": json.dumps(r.get("observed_value"), sort_keys=True, default=str),
         })

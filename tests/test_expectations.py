@@ -498,8 +498,11 @@ def test_to_json_lists_every_expectation_with_observed_value() -> None:
     assert bounds == {"quarantine_rate": (None, 0.01), "quarantine_rate_elevated": (None, 0.001),
                       "volume_vs_trailing_7d": (0.5, 2.0)}
     assert (by_key[("reviewer_daily", "grain_unique")]["min_value"], by_key[("reviewer_daily", "grain_unique")]["max_value"]) == (None, None)
+    # A per-row check's observed value counts rows: bounds beside it would read as "1 is within 0..1".
     assert (by_key[("reviewer_daily", "rate_in_0_1:qa_accuracy")]["min_value"],
-            by_key[("reviewer_daily", "rate_in_0_1:qa_accuracy")]["max_value"]) == (0.0, 1.0)
+            by_key[("reviewer_daily", "rate_in_0_1:qa_accuracy")]["max_value"]) == (None, None)
+    reconcile = by_key[("violation_daily", "reconcile:actioned_eq_staged_violations")]
+    assert reconcile["min_value"] == reconcile["max_value"] == reconcile["observed_value"] == 300
     assert by_key[("reviewer_daily", "grain_unique")]["observed_value"] == 0  # unexpected rows
     assert by_key[("quarantine", "reconcile:rows_eq_quarantined")]["observed_value"] == 1
     # Names are stable keys: one per (table, expectation).

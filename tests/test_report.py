@@ -623,6 +623,22 @@ def _dq_result(table: str, expectation: str, severity: str, observed: object, de
             "observed_value": observed, "details": details, "min_value": bounds[0], "max_value": bounds[1]}
 
 
+def test_a_dq_json_without_bounds_is_formatted_against_the_thresholds_its_details_state() -> None:
+    """dq.json files written before results carried min_value/max_value: a value just over its
+    threshold must not read equal to it ("0.100%" over 0.1%, "×2.00" over ×2)."""
+    tables, manifest, dq = tiny_tables()
+    old = [{k: v for k, v in r.items() if k not in ("min_value", "max_value")} for r in (
+        _dq_result("decisions", "quarantine_rate_elevated", "warning", 0.0010004,
+                   "21 of 20991 distinct rows quarantined (bad_mode 21); warns above 0.1%", (None, None)),
+        _dq_result("decisions", "volume_vs_trailing_7d", "warning", 2.0004,
+                   "50000 raw rows today vs mean 24995.0 of 7 trailing observed days; observed is the ratio, allowed x0.5..x2",
+                   (None, None)))]
+    dq["results"] += old
+    page = _strip_plotly(render_day(report_data(tables, DS, manifest, dq), run_ts=RUN_TS, pseudonym_key=KEY))
+    table = re.search(r'<table id="expectation-table">(.*?)</table>', page, re.S).group(1)
+    assert "<code>0.10004%</code>" in table and "<code>×2.0004</code>" in table
+
+
 def test_dq_values_are_formatted_and_the_badge_links_to_them() -> None:
     tables, manifest, dq = tiny_tables()
     dq["results"] += [
