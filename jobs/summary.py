@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from jobs import warehouse as wh
+from reports.kpis import sla_rate
 from transforms.schemas import ALL
 
 
@@ -26,7 +27,7 @@ def day_summary(output: Path, ds: dt.date) -> str:
     trends = _read(output, "violation_trends", ds).filter(pl.col("is_anomaly"))
     offenders = _read(output, "repeat_offenders", ds)
     decisions = int(qd["decisions"].sum())
-    sla = qd["sla_met"].sum() / decisions if decisions else None
+    sla = sla_rate(qd)
     top = vd.row(0, named=True)
     quarantined = sum(sum(r.values()) for r in manifest.get("quarantined", {}).values())
     lines = [

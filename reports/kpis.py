@@ -59,6 +59,14 @@ def _ratio(num: float | int | None, den: float | int | None) -> float | None:
     return float(num) / float(den)
 
 
+def sla_rate(queue_daily: pl.DataFrame) -> float | None:
+    """Decisions within their queue's SLA over all decisions of queue_daily's rows (a day's, for
+    the tile and the CLI summary); None without decisions."""
+    if queue_daily.height == 0:
+        return None
+    return _ratio(int(queue_daily["sla_met"].sum()), int(queue_daily["decisions"].sum()))
+
+
 def day_values(data: ReportData, day: date) -> dict[str, float | None] | None:
     """KPI values of one day, or None when the day was not published.
 
@@ -74,7 +82,6 @@ def day_values(data: ReportData, day: date) -> dict[str, float | None] | None:
     qd = data.queue_daily.filter(pl.col("ds") == day)
     rd = data.reviewer_daily.filter(pl.col("ds") == day)
     decisions = int(qd["decisions"].sum()) if qd.height else 0
-    sla_met = int(qd["sla_met"].sum()) if qd.height else 0
     qa_audits = int(rd["qa_audits"].sum()) if rd.height else 0
     qa_agreed = int(rd["qa_agreed"].sum()) if rd.height else 0
     return {
@@ -83,7 +90,7 @@ def day_values(data: ReportData, day: date) -> dict[str, float | None] | None:
         "proactive_rate": row["proactive_rate"],
         "zero_view_rate": row["zero_view_rate"],
         "tta_p50_s": row["tta_p50_s"],
-        "sla_rate": _ratio(sla_met, decisions),
+        "sla_rate": sla_rate(qd),
         "qa_accuracy": _ratio(qa_agreed, qa_audits),
         "overturn_rate": row["overturn_rate"],
     }

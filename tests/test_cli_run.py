@@ -945,3 +945,23 @@ def test_run_help_documents_the_days_and_every_exit_code(capsys):
     assert "the day's older page is removed" in out
     for code in ("0", "1", "2", "3", "4", "5", "130"):
         assert re.search(rf"exit codes:.* {code} ", out), code
+
+
+def test_the_terminal_summary_gives_the_days_totals_from_its_tables(tmp_path) -> None:
+    """`demo`'s closing summary: decisions and the SLA rate over every queue (summed, not averaged
+    over queues), the ALL/ALL row's figures and the DQ verdict of the publication."""
+    from jobs.summary import day_summary
+
+    day = clean_day(DS)
+    # live_realtime (SLA 5 min): one decision met, three waited 10 minutes; video_standard all met.
+    day["decisions"] += [automated(queue="live_realtime", enqueued_at=ts(5, day=DS), decided_at=ts(5, m, day=DS),
+                                   content_created_at=ts(1, day=DS)) for m in (1, 10, 10, 10)]
+    write_day(tmp_path / "in", DS, day)
+    assert run("--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--ds", str(DS), "--no-report") == 0
+    qd = {r["queue"]: (r["sla_met"], r["decisions"]) for r in table(tmp_path / "out", "queue_daily").iter_rows(named=True)}
+    assert qd == {"video_standard": (41, 41), "live_realtime": (1, 4)}
+    verdict = json.loads((wh.runs_dir(tmp_path / "out", DS) / "manifest.json").read_text())["dq"]["verdict"]
+    lines = day_summary(tmp_path / "out", DS).splitlines()
+    assert lines[0] == f"ds {DS}: DQ {verdict}"
+    # 42 of 45 decisions, not the mean of the queues' rates (62.5%)
+    assert lines[1].startswith("  decisions 45; actioned violations 44;") and lines[1].endswith("SLA met 93.3%")

@@ -215,7 +215,7 @@ OUTPUT_SCHEMAS: dict[str, dict[str, nw.dtypes.DType]] = {
 }
 OUTPUT_TABLES: tuple[str, ...] = tuple(OUTPUT_SCHEMAS)
 
-ALL = "ALL"  # the rollup value of market / policy_category in violation_daily and trends
+ALL = "ALL"  # the rollup value: market / policy_category (violation_daily, trends), platform / category (DSA)
 UNKNOWN = "UNKNOWN"  # grouping value for a null market / queue / category (a DQ warning, not a rejection)
 
 
