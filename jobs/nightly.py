@@ -111,6 +111,13 @@ class DayResult:
     report: Path | str | None = None
 
 
+def input_partitions(eng: Engine, input_dir: str | Path, ds: dt.date) -> dict[str, Path | str]:
+    """Every input table's partition of ds, or the one-line InputMissing of the first that is
+    missing or incomplete. Checked before anything is written: a mistyped --input (or a day whose
+    upstream has not landed) must not leave a lock file in the warehouse."""
+    return {t: eng.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
+
+
 def _as_engine(engine: str | Engine) -> Engine:
     return get_engine(engine) if isinstance(engine, str) else engine
 
@@ -140,11 +147,11 @@ def prepare_day(
     timer = StageTimer()
     started = (run_started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     candidate = Candidate(output, ds)
+    partitions = input_partitions(eng, input_dir, ds)
     with wh.ds_lock(output, ds, wait_s=lock_wait):
         if candidate.path.exists():
             shutil.rmtree(candidate.path)
         try:
-            partitions = {t: eng.input_partition(input_dir, t, ds) for t in INPUT_TABLES}
             with timer.stage("read_stage"):
                 raw = {t: eng.read_input(t, partitions[t]) for t in INPUT_TABLES}
                 classified = {
@@ -537,10 +544,8 @@ def run_days(
             day_runner = partial(remote.run_day, input_dir)
         for ds in sorted(days):
             try:
-                # A day whose input is missing or incomplete is refused before anything is written:
-                # a mistyped --input must not leave a lock file or a mirror in the warehouse.
-                for table in INPUT_TABLES:
-                    eng.input_partition(input_dir, table, ds)
+                # Before day_runner, which takes the ds lock (or a URI warehouse's lease and mirror).
+                input_partitions(eng, input_dir, ds)
                 result = day_runner(ds, eng, cfg, report=report, lock_wait=lock_wait, run_started_at=run_started_at)
                 results.append(result)
                 if on_day:

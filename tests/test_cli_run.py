@@ -965,3 +965,12 @@ def test_the_terminal_summary_gives_the_days_totals_from_its_tables(tmp_path) ->
     assert lines[0] == f"ds {DS}: DQ {verdict}"
     # 42 of 45 decisions, not the mean of the queues' rates (62.5%)
     assert lines[1].startswith("  decisions 45; actioned violations 44;") and lines[1].endswith("SLA met 93.3%")
+
+
+def test_a_prepare_of_a_day_without_input_writes_nothing(tmp_path, capsys) -> None:
+    """`run --phase prepare` (and the DAG's prepare) check the input before the ds lock, as `run` does."""
+    write_day(tmp_path / "in", DS, clean_day(DS), success=False)
+    out = tmp_path / "out"
+    assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--phase", "prepare") == 4
+    assert "no _SUCCESS marker" in capsys.readouterr().err
+    assert not out.exists()
