@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from jobs.errors import RiskInsightError, UsageError, range_failure
 
@@ -53,25 +54,23 @@ def utc_timestamp(text: str) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def non_negative_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}: {text!r}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (argparse names the flag: `argument --days: must be an integer >= 1: '0'`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1: {text!r}")
-    return value
+    return _int_at_least(text, 1)
 
 
 def non_negative_seconds(text: str) -> float:
@@ -402,6 +401,14 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_dsa_transparency)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other expected error (argparse prints its usage
+    block first); the subcommand's --help is named instead."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"riskinsight: error: {message} (see: {self.prog} --help)\n")
+
+
 class _SubParsers(argparse._SubParsersAction):
     """Every subcommand also takes --verbose after its name (`riskinsight run ... --verbose`).
 
@@ -433,7 +440,7 @@ a range carries on past a failed day and exits with the first failed day's code.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riskinsight", description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = _Parser(prog="riskinsight", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.register("action", "parsers", _SubParsers)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -286,7 +286,10 @@ def test_ds_must_be_a_real_calendar_date(tmp_path, capsys, bad):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--input", str(tmp_path), "--output", str(tmp_path), "--ds", bad])
     assert exc.value.code == 2
-    assert "not a calendar date" in capsys.readouterr().err
+    # One line like every other expected error, naming the flag and where help is (no usage block).
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("riskinsight: error: argument --ds: not a calendar date")
+    assert err.rstrip().endswith("(see: riskinsight run --help)")
 
 
 @pytest.mark.parametrize("bad", ["nan", "-1", "inf", "soon"])
@@ -933,7 +936,7 @@ def test_days_and_rows_per_day_must_be_positive_and_the_error_names_the_flag(tmp
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == f"riskinsight {command}: error: argument {flag}: must be an integer >= 1: {value!r}"
+    assert err == [f"riskinsight: error: argument {flag}: must be an integer >= 1: {value!r} (see: riskinsight {command} --help)"]
     assert not (tmp_path / "o").exists()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -514,7 +515,8 @@ def test_bad_arguments_raise(tmp_path: Path, kwargs: dict) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "message"),
-    [(["--days", "0"], "days must be >= 1, got 0"), (["--rows-per-day", "0"], "rows_per_day must be >= 1, got 0"),
+    [(["--days", "0"], "argument --days: must be an integer >= 1: '0'"),
+     (["--rows-per-day", "0"], "argument --rows-per-day: must be an integer >= 1: '0'"),
      (["--seed", "-1"], "seed must be >= 0, got -1"), (["--dirty-rate", "0.5"], "dirty_rate must be within 0..0.2"),
      # Dates past the calendar's ends were an OverflowError traceback, after writing the first days.
      (["--start", "9999-12-31", "--days", "2"], "2 day(s) from 9999-12-31 (and the 6 days before it"),
@@ -523,7 +525,11 @@ def test_bad_arguments_raise(tmp_path: Path, kwargs: dict) -> None:
 def test_command_line_turns_bad_arguments_into_one_line(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
     args = {"--start": START.isoformat(), "--days": "1", "--rows-per-day": "100", "--seed": "1"} | dict(zip(flags[::2], flags[1::2]))
     argv = ["generate", "--output", str(tmp_path / "out"), *(x for kv in args.items() for x in kv)]
-    assert cli.main(argv) == 2
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # refused by argparse, before the command runs
+        code = exc.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"riskinsight: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -559,9 +565,10 @@ def test_injected_dirty_rows_are_what_the_real_staging_quarantines(table: str, t
     assert raw.height - day_rows.height == injected.exact_duplicates >= 1
 
 
-def test_the_command_shows_each_day_and_counts_the_rows(tmp_path: Path, capsys) -> None:
+def test_the_command_shows_each_day_and_counts_the_rows(tmp_path: Path, capsys, monkeypatch) -> None:
     argv = ["generate", "--output", str(tmp_path / "g"), "--start", "2024-01-01", "--days", "3",
             "--rows-per-day", "200", "--seed", "1"]  # fmt: skip
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the bar is for a terminal only
     assert cli.main(argv) == 0
     out = capsys.readouterr()
     assert "3/3" in out.err and "2024-01-03 (3/3)" in out.err  # the bar, with its latest day
