@@ -192,8 +192,11 @@ def test_entry_exit_codes_match_the_cli(spark_session, tmp_path: Path, capsys: p
     assert err[-2].startswith("riskinsight: error: input directory") and "Traceback" not in "\n".join(err)
     assert err[-1] == "riskinsight: error: spark_entry.py always runs the Spark engine; drop --engine"
     # The filesystem's refusal (a file where the warehouse belongs) is one line and exit 1, as in `riskinsight run`.
+    from tests.inputs import write_day
+
+    write_day(tmp_path / "in", dt.date(2024, 3, 5), {})  # a whole input: the warehouse is what fails
     (tmp_path / "afile").write_text("")
-    assert main(["--input", str(tmp_path), "--output", str(tmp_path / "afile"), "--ds", "2024-03-05"]) == 1
+    assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "afile"), "--ds", "2024-03-05"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("riskinsight: error: [Errno 20] Not a directory: ") and err.count("\n") == 1
     assert spark_session.sparkContext._jsc is not None  # the entry never stops a session it did not create
