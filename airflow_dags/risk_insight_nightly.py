@@ -457,7 +457,10 @@ def risk_insight_nightly() -> None:
 
         return wait
 
-    @task(execution_timeout=LOOKBACK_TIMEOUT)
+    # One at a time across every run of the DAG: a day's computation is sized to take the worker's
+    # memory (a 100 M day on Polars), and manual runs, which depends_on_past does not order, would
+    # otherwise compute side by side on one worker.
+    @task(execution_timeout=LOOKBACK_TIMEOUT, max_active_tis_per_dag=1)
     def reprocess_lookback(run: dict[str, Any]) -> list[str]:
         # Each earlier day goes through the whole chain before the next one is prepared: trends and
         # repeat offenders of a day read the published tables of the days before it, so preparing the
@@ -477,7 +480,7 @@ def risk_insight_nightly() -> None:
             done.append(day)
         return done
 
-    @task(execution_timeout=PREPARE_TIMEOUT, depends_on_past=True, wait_for_downstream=True)
+    @task(execution_timeout=PREPARE_TIMEOUT, depends_on_past=True, wait_for_downstream=True, max_active_tis_per_dag=1)
     def prepare(run: dict[str, Any], lookback_done: list[str]) -> dict[str, str]:
         # lookback_done only orders this after the window's earlier days are republished.
         ds = run["ds"]

@@ -153,6 +153,7 @@ def cmd_describe(_: argparse.Namespace) -> dict[str, Any]:
             "max_retry_delay_s": _seconds(t.max_retry_delay),
             "execution_timeout_s": _seconds(t.execution_timeout),
             "depends_on_past": t.depends_on_past,
+            "max_active_tis_per_dag": t.max_active_tis_per_dag,
             "wait_for_downstream": t.wait_for_downstream,
             "has_on_failure_callback": bool(t.on_failure_callback),
             "mode": getattr(t, "mode", None),

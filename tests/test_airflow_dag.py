@@ -142,6 +142,10 @@ def test_next_day_is_computed_only_after_this_day_is_published(described: dict[s
     assert prepare["wait_for_downstream"] is True
     others = {t: v for t, v in described["tasks"].items() if t != "prepare"}
     assert not any(v["depends_on_past"] for v in others.values())
+    # The tasks that compute a day run one at a time across all runs (manual runs included, which
+    # depends_on_past does not order): each is sized to the worker's memory.
+    computing = {t for t, v in described["tasks"].items() if v["max_active_tis_per_dag"] == 1}
+    assert computing == {"prepare", "reprocess_lookback"}
 
 
 def test_retries_timeouts_and_failure_callback(described: dict[str, Any]) -> None:
