@@ -202,17 +202,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     days = run_window(args.ds, args.start, args.end, args.lookback)
     config = _load_config(args.config)
     engine = args.engine if isinstance(args.engine, str) else args.engine.name
-    if is_uri(args.output) and engine != "spark":
-        raise UsageError(
-            f"--output {args.output}: a warehouse behind a filesystem URI is written through Spark's Hadoop "
-            "filesystem; run it with --engine spark (or give a local or mounted path)"
-        )
-    if is_uri(args.input) and engine != "spark":
-        # Polars reads local paths only: it failed once per day, each after taking the day's lock.
-        raise UsageError(
-            f"--input {args.input}: input behind a filesystem URI is read through Spark's Hadoop "
-            "filesystem; run it with --engine spark (or give a local or mounted path)"
-        )
+    # Polars reads and writes local paths only (a URI input failed once per day, after its lock).
+    for flag, path, what in (("--output", args.output, "a warehouse behind a filesystem URI is written"),
+                             ("--input", args.input, "input behind a filesystem URI is read")):
+        if is_uri(path) and engine != "spark":
+            raise UsageError(f"{flag} {path}: {what} through Spark's Hadoop filesystem; "
+                             "run it with --engine spark (or give a local or mounted path)")
     if is_uri(args.output) and args.phase == "prepare":
         raise UsageError(
             f"--output {args.output}: --phase prepare leaves its candidate for separate gate and publish "

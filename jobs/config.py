@@ -250,16 +250,16 @@ def load_config(path: str | Path | None) -> Config:
     for queue in sections["sla_s"]:
         if not queue or queue != queue.strip():
             raise UsageError(f"config: [sla_s] {queue!r} is not a queue name (empty, or spaces around it)")
+        if queue == UNKNOWN:
+            # Staging groups a null queue as UNKNOWN; DESIGN gives those decisions default_sla_s.
+            raise UsageError(f"config: [sla_s] {UNKNOWN} is where decisions without a queue are grouped; "
+                             "set their SLA with [job] default_sla_s")
     notes = []
     if new_queues := [q for q in sections["sla_s"] if q not in DEFAULT_SLA_S]:
         # Any queue may be given an SLA (queues are added upstream), so this is not an error; but a
         # misspelt queue (live_realtme) would leave the real one at its default without a word.
         notes.append(f"config: [sla_s] {', '.join(new_queues)}: not among the default queues "
                      f"({', '.join(DEFAULT_SLA_S)}); check the spelling, a misspelt queue keeps its default")
-    if UNKNOWN in sections["sla_s"]:
-        # Staging groups a null queue as UNKNOWN; DESIGN gives those decisions default_sla_s.
-        raise UsageError(f"config: [sla_s] {UNKNOWN} is where decisions without a queue are grouped; "
-                         "set their SLA with [job] default_sla_s")
 
     defaults = Params(ds=EPOCH)
     job = sections["job"]
