@@ -1,6 +1,20 @@
 """queue_daily — grain (ds, queue, market), over every staged decision (human and automated).
 
-wait = decided_at - enqueued_at; sla_s is the queue's configured SLA (the default for unknown queues).
+wait = decided_at - enqueued_at, in seconds. A rate is null when its denominator is 0. Columns
+(types in transforms.schemas.OUTPUT_SCHEMAS; DESIGN §4):
+
+    queue, market     string   the grain; a null one is grouped as UNKNOWN by staging
+    decisions         int64    staged decisions
+    automated         int64    of them, decision_mode = automated
+    automation_rate   float64  automated / decisions
+    violations        int64    of them, outcome = violation
+    violation_rate    float64  violations / decisions
+    wait_p50_s        float64  median wait (exact, linear interpolation)
+    wait_p90_s        float64  90th percentile of wait (exact, linear interpolation)
+    wait_max_s        float64  longest wait
+    sla_s             float64  the queue's SLA: config [sla_s], else [job] default_sla_s (unknown queue)
+    sla_met           int64    decisions with wait <= sla_s
+    sla_rate          float64  sla_met / decisions
 """
 
 from __future__ import annotations

@@ -6,7 +6,24 @@ the last decided_at. repeat_offenders — grain (ds, creator_id): creators with 
 rescans 30 days of decisions. offender_categories — grain (ds, policy_category): how many of those
 creators broke the category in the window, and their violations of it (the report's figure).
 
-Both come from one aggregation of the window, `offender_pairs`, so the window is read once.
+repeat_offenders and offender_categories come from one aggregation of the window,
+`offender_pairs`, so the window is read once. The window and threshold are the [offenders] config
+keys (defaults window_days 30, min_violations 3). Columns (types in transforms.schemas.OUTPUT_SCHEMAS;
+DESIGN §4):
+
+creator_category_daily:
+    creator_id, policy_category  string  the grain
+    violations          int64    staged violations of ds (outcome = violation)
+    last_violation_at   timestamp[us, UTC]  the latest decided_at among them
+
+repeat_offenders:
+    creator_id          string   the grain
+    violations_30d      int64    the creator's violations in ds-29..ds (a day never published counts none)
+    distinct_categories int64    policy categories among them
+    last_violation_at   timestamp[us, UTC]  the latest decided_at among them
+
+offender_categories (the manifest's `offender_categories`, not a table): policy_category, creators
+(repeat offenders with a violation of it in the window), violations (theirs, of it).
 """
 
 from __future__ import annotations

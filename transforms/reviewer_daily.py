@@ -1,7 +1,28 @@
 """reviewer_daily — grain (ds, reviewer_id).
 
 Reviewers with a staged human decision, shift, QA audit (the audited reviewer) or resolved appeal
-(of a human decision) on ds. See DESIGN §4 for every column; rates are null on a zero denominator.
+(of a human decision) on ds. A rate is null when its denominator is 0 or null. Columns (types in
+transforms.schemas.OUTPUT_SCHEMAS; DESIGN §4):
+
+    reviewer_id         string   the grain
+    team, site          string   from the reviewer's shift; null without one
+    decisions           int64    staged human decisions (0 without any)
+    violations          int64    of them, outcome = violation
+    handle_time_total_s float64  sum of their handle_time_s (added as whole microseconds); 0 without decisions
+    aht_s               float64  handle_time_total_s / decisions; null without decisions
+    handle_p50_s        float64  median handle_time_s (exact, linear interpolation); null without decisions
+    handle_p90_s        float64  90th percentile of handle_time_s; null without decisions
+    decisions_per_hour  float64  decisions / (handle_time_total_s / 3600); null when handle_time_total_s is 0
+    logged_in_s         float64  from the shift; null without one
+    occupancy           float64  handle_time_total_s / logged_in_s
+    sla_met             int64    decisions whose wait (decided_at - enqueued_at) <= their queue's SLA
+    sla_rate            float64  sla_met / decisions
+    qa_audits           int64    staged QA audits of ds of this reviewer's decisions
+    qa_agreed           int64    of them, agreeing (`qa_agrees`)
+    qa_accuracy         float64  qa_agreed / qa_audits
+    appeals_resolved    int64    staged appeals resolved on ds of this reviewer's decisions
+    appeals_overturned  int64    of them, appeal_outcome = overturned
+    overturn_rate       float64  appeals_overturned / appeals_resolved
 """
 
 from __future__ import annotations

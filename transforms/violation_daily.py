@@ -3,7 +3,27 @@
 Over staged violations plus staged appeals resolved on ds (appeals of automated decisions
 included). Rows: every (market, category) with an actioned violation or a resolved appeal, and the
 rollups (ALL, category), (market, ALL), (ALL, ALL); the ALL/ALL row exists every day.
-Every rate is over `actioned` except overturn_rate (over appeals_resolved).
+Every rate is over `actioned` except overturn_rate (over appeals_resolved), and null when its
+denominator is 0. tta (time to action) = decided_at - content_created_at, in seconds. Columns
+(types in transforms.schemas.OUTPUT_SCHEMAS; DESIGN §4):
+
+    market, policy_category  string   the grain, "ALL" in the rollups; a null market, or a market or
+                                      category spelled ALL, is grouped as UNKNOWN by staging
+    actioned            int64    staged decisions with outcome = violation (0 on a row of appeals only)
+    proactive           int64    of them, detection_source in [job] proactive_sources
+    proactive_rate      float64  proactive / actioned
+    automated           int64    of them, decision_mode = automated
+    automated_rate      float64  automated / actioned
+    zero_view           int64    of them, views_before_action = 0 (a null view count is not zero)
+    zero_view_rate      float64  zero_view / actioned
+    within_24h          int64    of them, tta <= 86400 s (a null content_created_at is not within)
+    within_24h_rate     float64  within_24h / actioned
+    tta_p50_s           float64  median tta (exact, linear interpolation; null tta left out)
+    tta_p90_s           float64  90th percentile of tta
+    removed             int64    of them, action = remove
+    appeals_resolved    int64    staged appeals resolved on ds, by the appealed decision's market and category
+    appeals_overturned  int64    of them, appeal_outcome = overturned
+    overturn_rate       float64  appeals_overturned / appeals_resolved
 """
 
 from __future__ import annotations
