@@ -765,3 +765,11 @@ def test_every_numeric_output_column_is_checked_by_its_suite_or_exempted_with_a_
         numeric = [c for c, t in OUTPUT_SCHEMAS[module.TABLE].items() if t in (nw.Int64, nw.Float64)]
         unchecked |= {(module.TABLE, c) for c in numeric if c not in named}
     assert unchecked == set(UNCHECKED_ON_PURPOSE)
+
+
+def test_every_output_table_has_a_suite_in_the_gate() -> None:
+    """The gate validates the tables of OUTPUT_SUITES only: a table added to OUTPUT_SCHEMAS without
+    its suite would be published unchecked, and no other test would notice."""
+    from expectations.gate import OUTPUT_SUITES
+
+    assert sorted(module.TABLE for module in OUTPUT_SUITES) == sorted(OUTPUT_SCHEMAS)
