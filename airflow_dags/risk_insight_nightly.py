@@ -360,13 +360,16 @@ is created at midnight and its sensors wait for the day's logs).
 `plan` resolves the run (ds, lookback window, paths, engine) once and hands it to every task via XCom
 → four sensors wait (reschedule mode) for `<input>/<table>/ds=<day>/_SUCCESS` of every day of the
 window → `reprocess_lookback` re-runs the days before ds, oldest first, each prepared, gated and
-published before the next (later days' trends read earlier days' published tables) → `prepare` stages
+published before the next (later days' trends read earlier days' published tables; the first day that
+fails stops it, and ds is then not computed) → `prepare` stages
 ds into `<output>/_candidates/ds=<ds>/` → `dq_gate` (a critical failure fails the task without retries
 and nothing is published) → `publish` (atomic swap) → `report` (HTML per day of the window + index).
 
 `prepare` waits for the previous scheduled run's `prepare`, `dq_gate` and `publish`
 (`depends_on_past` + `wait_for_downstream`): catchup runs may overlap while their sensors wait, but days
-are computed in date order, so trends never see a half-finished earlier day. After a failed gate the
+are computed in date order, so trends never see a half-finished earlier day. `prepare` and
+`reprocess_lookback` also run one instance at a time across all runs (`max_active_tis_per_dag=1`), so a
+manual run waits for the scheduled day's computation instead of sharing the worker's memory. After a failed gate the
 next days wait until the day is fixed and its scheduled run cleared and rerun (a manual trigger with
 conf `ds` does not count for the next day), or its `prepare`, `dq_gate` and `publish` marked skipped on
 purpose. Those waiting runs hold the `max_active_runs` slots, so the cleared day queues behind them:
