@@ -36,6 +36,8 @@ def _pct(x: float) -> str:
 
 
 def trailing_mean(figures: InputFigures, thresholds: DQThresholds) -> float | None:
+    """Mean raw rows of the last `volume_trailing_days` trailing observed days
+    (`figures.trailing_volumes`); None without any, or when they are all empty."""
     window = figures.trailing_volumes[: thresholds.volume_trailing_days]
     if not window or sum(window) == 0:
         return None
@@ -45,6 +47,9 @@ def trailing_mean(figures: InputFigures, thresholds: DQThresholds) -> float | No
 def figures_frame(
     table: str, figures: InputFigures, thresholds: DQThresholds, flags: Sequence[str], volume: bool
 ) -> pd.DataFrame:
+    """The one-row frame `input_checks` validates: quarantine_rate, duplicates_rate, staged_rows, a
+    `<flag>_rate` per profile figure in `flags` (over staged rows) and, with `volume` and a trailing
+    mean, volume_ratio (raw rows / trailing mean)."""
     distinct = figures.distinct_rows.get(table, 0)
     raw = figures.raw_rows.get(table, 0)
     staged = figures.profile.get((table, "staged_rows"), 0.0)
@@ -64,6 +69,9 @@ def figures_frame(
 def input_checks(
     table: str, figures: InputFigures, thresholds: DQThresholds, flags: Sequence[str], volume: bool
 ) -> list[Check]:
+    """An input table's suite over `figures_frame`'s columns: quarantine rate (critical, and a warning
+    when elevated), duplicates rate, staged rows = distinct - quarantined (critical), each `flags`
+    rate (warnings) and, with `volume`, raw rows against the trailing observed days (a warning)."""
     if table not in figures.raw_rows or table not in figures.distinct_rows:
         return [decided("figures_present", CRITICAL, False, None,
                         f"the engine passed no raw/distinct row counts for {table}")]

@@ -443,6 +443,11 @@ def run_day(
     run_started_at: dt.datetime | None = None,
     history: History | None = None,
 ) -> DayResult:
+    """One day end to end under its lock: prepare, gate (with the failure's page when `report`),
+    publish, then the day's page (or, without `report`, the removal of its older page).
+
+    What `run_days` does per day for a local warehouse, and `jobs.remote_run` inside each day's
+    mirror (`history` then points at the remote partitions). Raises what the phases raise."""
     with wh.ds_lock(output, ds, wait_s=lock_wait):
         candidate = prepare_day(input_dir, output, ds, engine, config, run_started_at=run_started_at, history=history)
         if report:

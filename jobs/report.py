@@ -73,6 +73,7 @@ def _pl_dtype(dtype: Any) -> pl.DataType:
 
 
 def table_schema(table: str) -> dict[str, pl.DataType]:
+    """An output table's contract (transforms.schemas.OUTPUT_SCHEMAS) as Polars types."""
     return {name: _pl_dtype(t) for name, t in OUTPUT_SCHEMAS[table].items()}
 
 

@@ -111,6 +111,8 @@ def _today(df: pl.DataFrame, ds: date) -> pl.DataFrame:
 
 
 def dq_verdict(dq: dict[str, Any] | None, manifest: dict[str, Any] | None) -> str | None:
+    """pass, warn or fail: dq.json's verdict, else the manifest's `dq.verdict`; None when neither
+    holds one of the three (a run file missing, malformed, or still "pending")."""
     for source in (_as_dict(dq), _as_dict(_as_dict(manifest).get("dq"))):
         v = source.get("verdict")
         if v in ("pass", "warn", "fail"):
