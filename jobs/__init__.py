@@ -1,4 +1,4 @@
-"""jobs: the I/O edge of riskinsight: command line, engines, warehouse, Airflow tasks."""
+"""jobs: the I/O edge of riskinsight: command line, nightly phases (which the Airflow tasks call), engines, warehouse."""
 
 import os
 
