@@ -311,7 +311,9 @@ def _typed(csv_path: Path, header: tuple[str, ...], day: dt.date) -> pl.LazyFram
         .otherwise(pl.lit(None, pl.String))
         .alias("reason")
     )
-    return raw.select(exprs).with_columns(reason).drop(bad_list)
+    # Polars reads a blank line as a record of nulls; like the csv module (`_salvage`), take it as
+    # no record at all, or every trailing blank line would be a `uuid_missing` row in quarantine.
+    return raw.filter(~pl.all_horizontal(pl.all().is_null())).select(exprs).with_columns(reason).drop(bad_list)
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
@@ -446,7 +448,13 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
 
     flagged = pl.scan_parquet(typed_pq)
     flags = [c for c in flagged.collect_schema().names() if c.startswith(_UNPARSED)]
-    flagged_keyed = flagged.filter(pl.col("uuid").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True)
+    # Statements and rejected rows are deduplicated apart: a rejected copy of a uuid read first must
+    # not drop its valid copy (across chunks, where sor_daily deduplicates, it does not either).
+    with_key = flagged.filter(pl.col("uuid").is_not_null())
+    flagged_keyed = pl.concat([
+        with_key.filter(pl.col("reason").is_null()).unique(subset="uuid", keep="first", maintain_order=True),
+        with_key.filter(pl.col("reason").is_not_null()).unique(subset="uuid", keep="first", maintain_order=True),
+    ])  # fmt: skip
     statements = flagged_keyed.filter(pl.col("reason").is_null())
     unparsed = statements.select(pl.col(flags).sum()).collect().row(0, named=True) if flags else {}
     rows, keyed = flagged.drop(flags), flagged_keyed.drop(flags)

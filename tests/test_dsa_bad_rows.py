@@ -165,3 +165,35 @@ def test_unparsed_dates_count_each_statement_once_and_no_quarantined_row(tmp_pat
     s = ingest([_write(tmp_path, lines)], out)
     assert (s.rows_written, s.quarantined, s.unparsed_dates) == (49, {"created_at_outside_dump_day": 1}, {"application_date": 1})
     assert cmd_daily(out, DAY, report=False).unparsed_dates == {"application_date": 1}
+
+
+def test_blank_lines_hold_no_record_when_the_chunk_reads_cleanly(tmp_path):
+    """As in the record-by-record re-read, a blank line (a trailing one, say, after a copy or
+    concatenation) is no record: not a row read, nor a `uuid_missing` row in quarantine."""
+    lines = _lines()
+    lines.insert(10, b"\n")
+    lines.append(b"\r\n")
+    out = tmp_path / "out"
+    s = ingest([_write(tmp_path, lines)], out)
+    assert (s.rows_read, s.rows_written, s.quarantined) == (50, 50, {})
+    assert not (out / "sor_quarantine" / f"ds={DAY}").exists() or not list((out / "sor_quarantine" / f"ds={DAY}").iterdir())
+    r = cmd_daily(out, DAY, report=False)
+    assert (r.statements, r.rows_read, r.quarantined) == (50, 50, {})
+
+
+def test_a_rejected_copy_of_a_uuid_does_not_hide_its_valid_copy(tmp_path):
+    """A uuid sent twice, once with a created_at outside the day and once within it, is a statement
+    of the day (as it is when the copies sit in different chunks), and the rejected copy is in
+    quarantine: the first copy read must not decide which one survives."""
+    lines = _lines()
+    bad = _edited(lines[5], created_at="2025-07-02 00:00:01")
+    lines.insert(5, bad)  # the rejected copy first
+    out = tmp_path / "out"
+    s = ingest([_write(tmp_path, lines)], out)
+    assert (s.rows_read, s.rows_written, s.duplicates_dropped) == (51, 50, 0)
+    assert s.quarantined == {"created_at_outside_dump_day": 1}
+    sor = pl.read_parquet(out / "sor" / f"ds={DAY}" / "*.parquet")
+    assert _uuid(lines[6]) in sor["uuid"].to_list()
+    assert _quarantine(out)["uuid"].to_list() == [_uuid(lines[6])]
+    r = cmd_daily(out, DAY, report=False)
+    assert (r.statements, r.rows_read) == (50, 51)
