@@ -9,6 +9,7 @@ page and entity-escaped inside plotly specs (plotly renders pseudo-HTML in label
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -23,6 +24,7 @@ from reports.render import PLOTLY_CONFIG, plotly_js, script_json, template_env
 from transforms.schemas import ALL
 
 TOP_PLATFORMS = 15
+LABEL_WIDTH = 22  # characters per line of an axis label
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 
 
@@ -54,10 +56,26 @@ def _layout(**kwargs: Any) -> go.Layout:
         "template": "plotly_white",
         "font": {"family": FONT, "size": 12},
         "colorway": list(OKABE_ITO),
-        "margin": {"l": 220, "r": 30, "t": 30, "b": 50},
+        # The category axis takes the room its labels need (wrapped by _wrapped) rather than a fixed
+        # margin that cut long labels and left a phone's chart a sliver of plot; legends sit above
+        # the plot, not beside it, for the same reason.
+        "margin": {"l": 10, "r": 20, "t": 30, "b": 50},
+        "yaxis": {"automargin": True},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
     }
     base.update(kwargs)
     return go.Layout(**base)
+
+
+def _wrapped(text: str, width: int = LABEL_WIDTH) -> str:
+    """A tick label escaped for plotly, on lines of about `width` characters."""
+    return "<br>".join(label(line) for line in textwrap.wrap(text, width, break_long_words=False) or [text])
+
+
+def _height(labels: list[str], per_row: int) -> int:
+    """A bar chart's height: `per_row` pixels a bar, more where a wrapped label takes more lines."""
+    lines = max((n.count("<br>") + 1 for n in labels), default=1)
+    return max(260, (per_row + 14 * (lines - 1)) * len(labels) + 110)
 
 
 def _spec(fig: go.Figure) -> str:
@@ -79,8 +97,8 @@ def _platform_chart(daily: pl.DataFrame) -> _Chart:
     top = _platforms(daily).head(TOP_PLATFORMS).reverse()
     if top.height == 0:
         return _Chart("dsa-platforms", "Statements by platform", None, "No statements on this day.")
-    names = [label(n) for n in top["platform_name"]]
-    fig = go.Figure(layout=_layout(barmode="stack", height=max(260, 28 * top.height + 90), xaxis_title="statements"))
+    names = [_wrapped(n) for n in top["platform_name"]]
+    fig = go.Figure(layout=_layout(barmode="stack", height=_height(names, 28), xaxis_title="statements"))
     for col, name in (("automated_fully", "fully automated"), ("automated_partially", "partially automated"),
                       ("automated_not", "not automated")):  # fmt: skip
         fig.add_trace(go.Bar(y=names, x=top[col].to_list(), name=name, orientation="h"))
@@ -93,10 +111,11 @@ def _category_chart(daily: pl.DataFrame) -> _Chart:
     )
     if cats.height == 0:
         return _Chart("dsa-categories", "Statements by category", None, "No statements on this day.")
-    fig = go.Figure(layout=_layout(height=max(260, 28 * cats.height + 90), xaxis_title="statements"))
+    names = [_wrapped(_short(c)) for c in cats["category"]]
+    fig = go.Figure(layout=_layout(height=_height(names, 28), xaxis_title="statements"))
     fig.add_trace(
         go.Bar(
-            y=[label(_short(c)) for c in cats["category"]],
+            y=names,
             x=cats["statements"].to_list(),
             orientation="h",
             customdata=cats["fully_automated_rate"].to_list(),
@@ -122,9 +141,9 @@ def _delay_chart(daily: pl.DataFrame) -> _Chart:
     top = top.filter(pl.col("moderation_delay_p50_s").is_not_null())
     if top.height == 0:
         return _Chart("dsa-delays", "Moderation delay by platform", None, "No dated statements on this day.")
-    names = [label(n) for n in top["platform_name"]]
+    names = [_wrapped(n) for n in top["platform_name"]]
     days = 86400.0
-    fig = go.Figure(layout=_layout(barmode="group", height=max(260, 34 * top.height + 90), xaxis_title="days"))
+    fig = go.Figure(layout=_layout(barmode="group", height=_height(names, 34), xaxis_title="days"))
     fig.add_trace(go.Bar(y=names, x=[v / days for v in top["moderation_delay_p50_s"]], name="p50", orientation="h"))
     fig.add_trace(go.Bar(y=names, x=[(v or 0) / days for v in top["moderation_delay_p90_s"]], name="p90", orientation="h"))
     return _Chart("dsa-delays", "Moderation delay (content date to decision), days", _spec(fig))

@@ -236,3 +236,70 @@ def test_hostile_names_show_as_text_and_run_nothing(tmp_path: Path) -> None:
     assert seen["requests"] == [report.as_uri()]  # the <img src=x> was never an element
     assert HOSTILE_MARKET in seen["heatmap_labels"]  # plotly shows the name literally
     assert HOSTILE_MARKET in seen["table_text"]
+
+
+def _dsa_page(tmp_path: Path) -> Path:
+    from jobs.dsa import cmd_daily
+    from jobs.dsa_ingest import ingest
+
+    ingest([DSA_ZIP, DSA_NEW_CSV], tmp_path / "dsa")
+    return Path(cmd_daily(tmp_path / "dsa", DS.isoformat(), run_ts="2024-03-15T02:00Z").report)
+
+
+# Per chart: its box, and how far its axis labels and plot area reach, as drawn.
+_DSA_CHARTS_JS = """() => Array.from(document.querySelectorAll('div.chart')).map(d => {
+  const box = d.getBoundingClientRect();
+  const ticks = Array.from(d.querySelectorAll('.ytick text, .xtick text')).map(t => t.getBoundingClientRect());
+  return {id: d.id, left: box.left, right: box.right,
+          ticks_left: Math.min(...ticks.map(r => r.left)), ticks_right: Math.max(...ticks.map(r => r.right)),
+          plot_width: d._fullLayout.xaxis._length};
+})"""
+
+
+@pytest.mark.skipif(not DSA_ZIP.exists(), reason="shared DSA sample data not available")
+def test_dsa_charts_keep_their_labels_and_a_plot_on_a_phone(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    report = _dsa_page(tmp_path)
+    with sync_playwright() as p:
+        context, page = open_page(p, tmp_path / "profile", viewport={"width": 390, "height": 900})
+        try:
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
+            charts = page.evaluate(_DSA_CHARTS_JS)
+        finally:
+            context.close()
+    assert len(charts) == 3, charts
+    for c in charts:
+        # No label cut at the chart's edge, and bars get at least a third of the width.
+        assert c["ticks_left"] >= c["left"] - 0.5 and c["ticks_right"] <= c["right"] + 0.5, c
+        assert c["plot_width"] >= (c["right"] - c["left"]) / 3, c
+
+
+@pytest.mark.skipif(not DSA_ZIP.exists(), reason="shared DSA sample data not available")
+def test_dsa_page_prints_like_the_day_page(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    report = _dsa_page(tmp_path)
+    with sync_playwright() as p:
+        context, page = open_page(p, tmp_path / "profile", viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
+            screen = page.evaluate(_PRINT_JS)
+            page.emulate_media(media="print")
+            page.wait_for_timeout(300)
+            printed = page.evaluate(_PRINT_JS)
+            skip_link_shown = page.evaluate("() => getComputedStyle(document.querySelector('.skip-link')).display")
+            page.emulate_media(media="screen")
+            page.wait_for_timeout(300)
+            after = page.evaluate(_PRINT_JS)
+        finally:
+            context.close()
+    a4_width = (210 - 20) / 25.4 * 96
+    assert any(c["drawn"] > a4_width for c in screen["charts"])
+    for chart in printed["charts"]:
+        assert chart["drawn"] <= min(chart["box"], a4_width) + 1, chart
+        assert chart["unbroken"], chart
+    assert printed["tables_unbroken"] and skip_link_shown == "none"
+    assert [round(c["drawn"]) for c in after["charts"]] == [round(c["drawn"]) for c in screen["charts"]]
