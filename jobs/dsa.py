@@ -235,6 +235,12 @@ def cmd_transparency(output: Path | str, start: dt.date | str, end: dt.date | st
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         print(f"note: {len(missing)} of the {len(days)} days have no ingested statements and are not in the table: {shown}",
               file=sys.stderr)  # fmt: skip
+    if platforms:
+        # Names match exactly: a misspelt one (or one of another case) only adds zeros to the table.
+        found = set(read_sor(Path(output), days).select("platform_name").unique().collect().to_native()["platform_name"])
+        if absent := sorted(set(platforms) - found):
+            print(f"note: no statements in the span from --platform {', '.join(map(repr, absent))} "
+                  "(names must match the dump's platform_name exactly)", file=sys.stderr)  # fmt: skip
     unparsed: Counter[str] = Counter()
     for d in days:
         unparsed.update({c: n for c, n in _unparsed_dates(Path(output), d).items() if c in ("content_date", "application_date")})

@@ -76,3 +76,17 @@ def test_dump_may_be_repeated():
 
     args = build_parser().parse_args(["dsa", "ingest", "--dump", "a.zip", "b.zip", "--dump", "c.csv", "--output", "o"])
     assert args.dump == ["a.zip", "b.zip", "c.csv"]
+
+
+def test_transparency_names_a_platform_without_statements(tmp_path, capsys, sample):
+    """A misspelt --platform gave a table of zeros and no word why; it is named on stderr."""
+    out = tmp_path / "dsa"
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    target = tmp_path / "t.csv"
+    assert main(["dsa", "transparency", "--output", str(out), "--start", "2024-03-14", "--end", "2024-03-14",
+                 "--csv", str(target), "--platform", "TikTok", "--platform", "tiktok"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "tiktok" in err and "no statements" in err and "'TikTok'" not in err
+    rows = {(r["category"], r["source_type"]): r for r in csv.DictReader(target.open())}
+    assert int(rows[("ALL", "ALL")]["actions"]) == 98  # TikTok's statements of the day, the other name adds none
