@@ -19,6 +19,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jobs import warehouse as wh
@@ -504,3 +506,64 @@ def test_long_and_non_ascii_strings_reach_the_report_intact(dirty: Path) -> None
     assert LONG in page  # plain ASCII: verbatim
     assert "r-unicode-ß" not in page  # reviewers are pseudonymised whatever their spelling
     assert "\x00" not in page
+
+
+# ------------------------------------------------------------------ instants beyond Polars' range
+# 2024-03-14 02:05 UTC in nanoseconds, written under a millisecond label (a writer's unit mix-up): year
+# 54 million, beyond what microseconds hold. A date of year 5.8 million (date32's maximum) likewise.
+NS_AS_MS = int(dt.datetime(2024, 3, 14, 2, 5, tzinfo=dt.UTC).timestamp()) * 10**9
+DATE32_MAX = 2**31 - 1
+
+
+def _replace(part: Path, table: str, columns: dict[str, pa.Array]) -> None:
+    f = part / "part-00000.parquet"
+    t = pq.read_table(f)
+    for name, values in columns.items():
+        t = t.set_column(t.schema.get_field_index(name), name, values)
+    pq.write_table(t, f)
+
+
+def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Polars panicked on them (a traceback past every handler). Each row gets the reason its real
+    value calls for: a decision taken in year 54 million is not of ds, content created then is after
+    the decision, content created as far before it is merely old, and so is a shift of year 5 million."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    rows = {
+        "decisions": [decision(decision_id=i) for i in ("far-decided", "far-created", "far-past-created", "ok")],
+        "shifts": [shift(reviewer_id="far-shift"), shift(reviewer_id="r1")],
+    }
+    write_day(inp, DS, rows)
+    at_ms = [int(r["decided_at"].timestamp() * 1000) for r in rows["decisions"]]
+    created_ms = [int(r["content_created_at"].timestamp() * 1000) for r in rows["decisions"]]
+    _replace(_part(inp), "decisions", {
+        "decided_at": pa.array([NS_AS_MS, *at_ms[1:]], pa.timestamp("ms", "UTC")),
+        "content_created_at": pa.array([created_ms[0], NS_AS_MS, -NS_AS_MS, created_ms[3]], pa.timestamp("ms")),
+    })
+    _replace(_part(inp, "shifts"), "shifts", {"shift_date": pa.array([DATE32_MAX, (DS - dt.date(1970, 1, 1)).days], pa.date32())})
+    config = tmp_path / "lenient.toml"
+    config.write_text(LENIENT)
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report") == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert _reason(out, "decisions", "far-decided") == "wrong_partition"
+    assert _reason(out, "decisions", "far-created") == "bad_timestamp"
+    assert _reason(out, "shifts", "far-shift") == "wrong_partition"
+    assert ("decisions", "far-past-created") not in _quarantine(out) and ("decisions", "ok") not in _quarantine(out)
+    all_all = _table(out, "violation_daily").filter(pl.col("market") == "ALL", pl.col("policy_category") == "ALL")
+    assert all_all["actioned"].to_list() == [2]
+    assert all_all["within_24h"].to_list() == [1]  # only "ok": the other was created ages before
+    for r in _table(out, "quarantine").iter_rows(named=True):
+        _strict_json(r["row"])
+
+
+def test_a_file_of_nanoseconds_labelled_milliseconds_fails_the_gate_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inp, out = tmp_path / "in", tmp_path / "out"
+    write_day(inp, DS, tiny_day())
+    n = len(tiny_day()["decisions"])
+    _replace(_part(inp), "decisions", {c: pa.array([NS_AS_MS] * n, pa.timestamp("ms", "UTC"))
+                                       for c in ("content_created_at", "enqueued_at", "decided_at")})
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report") == 3
+    assert "DQ gate failed (decisions.quarantine_rate)" in one_line_error(capsys)
+    assert wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["quarantined"]["decisions"] == {"wrong_partition": n}
+    assert all(not wh.partition_dir(out, t, DS).exists() for t in OUTPUT_TABLES)

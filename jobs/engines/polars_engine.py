@@ -18,8 +18,9 @@ from jobs.engines.base import accept_any_time_zone_label, staging_failure
 from jobs.engines.polars_quantiles import ranked_quantiles
 from jobs.errors import InputUnreadable, UsageError, first_line
 from transforms import _expr, staging
-from transforms.params import Params
+from transforms.params import US_PER_DAY, Params
 from transforms.schemas import (
+    DATE,
     INPUT_KEYS,
     INPUT_SCHEMAS,
     OUTPUT_SCHEMAS,
@@ -128,6 +129,29 @@ def _check_type(table: str, file: Path | str, column: str, want: nw.dtypes.DType
         )
 
 
+# The instants Polars can hold in microseconds and print: about 253 000 years either side of 1970
+# (its calendar ends near year 262 000). A Parquet value beyond them (nanoseconds written under a
+# millisecond label, a date of year 5 million) made Polars panic, a traceback past every handler,
+# in the cast to microseconds or in printing the quarantined row. Held at the bound, the value still
+# compares as before with every ds and every other timestamp of its row, so staging gives the row
+# the reason its real value would (DESIGN §3 has only order and day comparisons).
+_LIMIT_US = 8 * 10**18
+_LIMIT_DAYS = _LIMIT_US // US_PER_DAY
+_US_PER_UNIT = {"ms": 1000, "us": 1}
+
+
+def _utc_us(col: pl.Expr, got: pl.Datetime) -> pl.Expr:
+    """A Parquet timestamp of any unit, naive (meaning UTC, DESIGN §2) or zone-aware, as UTC microseconds."""
+    if got.time_unit == "ns":
+        # Every int64 of nanoseconds is within the limit.
+        utc = col.dt.replace_time_zone("UTC") if got.time_zone is None else col.dt.convert_time_zone("UTC")
+        return utc.dt.cast_time_unit("us")
+    per = _US_PER_UNIT[got.time_unit]
+    # The epoch is the stored UTC instant, whatever the zone label says.
+    us = col.dt.epoch(got.time_unit).clip(-_LIMIT_US // per, _LIMIT_US // per) * per
+    return pl.from_epoch(us, "us").dt.replace_time_zone("UTC")
+
+
 def _normalise(lf: pl.LazyFrame, table: str, schema: dict[str, pl.DataType], file: Path) -> pl.LazyFrame:
     exprs = []
     for column, want in INPUT_SCHEMAS[table].items():
@@ -136,13 +160,12 @@ def _normalise(lf: pl.LazyFrame, table: str, schema: dict[str, pl.DataType], fil
         got = schema[column]
         _check_type(table, file, column, want, got)
         col = pl.col(column)
-        if want == TS:
-            if isinstance(got, pl.Datetime):
-                # Naive timestamps mean UTC (DESIGN §2); aware ones are converted to UTC.
-                col = col.dt.replace_time_zone("UTC") if got.time_zone is None else col.dt.convert_time_zone("UTC")
-                col = col.dt.cast_time_unit("us")
-            else:
-                col = col.cast(pl.Datetime("us", "UTC"))
+        if want == TS and isinstance(got, pl.Datetime):
+            col = _utc_us(col, got)
+        elif want == DATE and got == pl.Date:
+            col = col.cast(pl.Int32).clip(-_LIMIT_DAYS, _LIMIT_DAYS).cast(pl.Date)
+        elif want == TS:
+            col = col.cast(pl.Datetime("us", "UTC"))
         else:
             col = col.cast(_POLARS[type(want).__name__])
         exprs.append(col.alias(column))
