@@ -46,6 +46,18 @@ def partition_dir(root: Path, table: str, ds: dt.date) -> Path:
     return Path(root) / table / f"ds={ds.isoformat()}"
 
 
+def is_data_file(name: str) -> bool:
+    """A partition's data file: `*.parquet`, not hidden. Hadoop writers and readers (Spark, Hive) keep
+    `_`/`.` names for files that are not the data yet, or not anymore: an in-progress or abandoned
+    attempt's copy, read as data, was counted beside the committed file."""
+    return name.endswith(".parquet") and not name.startswith(("_", "."))
+
+
+def local_parquet_files(partition: Path | str) -> list[Path]:
+    """The data files of a local partition, sorted (what HadoopFS.parquet_files lists for a URI)."""
+    return sorted(p for p in Path(partition).iterdir() if p.is_file() and is_data_file(p.name))
+
+
 def runs_dir(output: Path, ds: dt.date) -> Path:
     return Path(output) / "_runs" / f"ds={ds.isoformat()}"
 

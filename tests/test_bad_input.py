@@ -153,6 +153,21 @@ def test_stray_non_parquet_files_in_a_partition_are_ignored(tmp_path: Path) -> N
     assert wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["inputs"]["decisions"]["files"] == 1
 
 
+def test_hidden_parquet_files_in_a_partition_are_not_read(tmp_path: Path) -> None:
+    """`_`/`.` names are not data in the Hadoop convention (Spark and Hive skip them, and so does the
+    job for a partition behind a URI): an abandoned attempt's copy is not counted beside the file."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    day = tiny_day()
+    write_day(inp, DS, day)
+    stale = frame("decisions", [decision(decision_id=f"stale-{i}") for i in range(5)])
+    stale.write_parquet(_part(inp) / ".part-00000.parquet")
+    stale.write_parquet(_part(inp) / "_temporary-part-00000.parquet")
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report") == 0
+    inputs = wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["inputs"]["decisions"]
+    assert (inputs["files"], inputs["rows"]) == (1, len(day["decisions"]))
+    assert _table(out, "queue_daily")["decisions"].sum() == len(day["decisions"])
+
+
 # ------------------------------------------------------------------ usage and configuration: exit 2
 def test_unknown_engine_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:

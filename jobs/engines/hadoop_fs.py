@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
+from jobs.warehouse import is_data_file
+
 _FOOTER_TAIL = 8  # 4-byte little-endian footer length + b"PAR1"
 
 
@@ -158,7 +160,7 @@ class HadoopFS:
         names = []
         for status in fs.listStatus(path):
             name = status.getPath().getName()
-            if status.isFile() and name.endswith(".parquet") and not name.startswith(("_", ".")):
+            if status.isFile() and is_data_file(name):
                 names.append(name)
         return [join(uri, n) for n in sorted(names)]
 

@@ -209,7 +209,7 @@ class PolarsEngine:
         return Path(wh.input_partition(input_dir, table, ds))
 
     def input_files(self, partition: Path | str) -> list[Path]:
-        return sorted(Path(partition).glob("*.parquet"))
+        return wh.local_parquet_files(partition)
 
     def read_input(self, table: str, partition: Path | str) -> nw.LazyFrame:
         files = self.input_files(partition)

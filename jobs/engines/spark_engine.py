@@ -223,7 +223,7 @@ class SparkEngine:
     def input_files(self, partition: Path | str) -> list[Path | str]:
         if isinstance(partition, str) and wh.is_uri(partition):
             return list(self.fs.parquet_files(partition))
-        return sorted(Path(partition).glob("*.parquet"))
+        return wh.local_parquet_files(partition)
 
     def _footer(self, file: Path | str) -> dict[str, pl.DataType]:
         if isinstance(file, str) and wh.is_uri(file):
