@@ -461,6 +461,10 @@ def run_day(
         except RiskInsightError as exc:
             # The day is published whatever the page does: the error says so (its tables are in place).
             raise type(exc)(f"ds={ds} was published, but its report failed: {exc}") from exc
+        except OSError as exc:
+            # A full disk or a refused write of the page: as a bare OSError it read as if nothing
+            # had been published, and it ended the range before its later days ran.
+            raise WarehouseUnavailable(f"ds={ds} was published, but its report failed: {exc}") from exc
     return DayResult(ds, manifest["dq"]["verdict"], True, manifest["rows_written"], report_path)
 
 

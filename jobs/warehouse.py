@@ -134,6 +134,12 @@ def replacing(path: Path | str) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:
+            # A full disk fails the write or the fsync, whose error names no file: the run's one
+            # line said only `No space left on device`, not on which volume or what was lost.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

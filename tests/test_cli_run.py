@@ -977,3 +977,31 @@ def test_a_prepare_of_a_day_without_input_writes_nothing(tmp_path, capsys) -> No
     assert run("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--phase", "prepare") == 4
     assert "no _SUCCESS marker" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_report_that_cannot_be_written_says_the_day_was_published_and_the_range_goes_on(tmp_path, monkeypatch, capsys) -> None:
+    """A full disk while the page is written, after the flip: the run ended with a bare
+    `[Errno 28] No space left on device`, as if nothing had been published, and the days after it in
+    the range were not run at all."""
+    from jobs import report as report_mod
+
+    days = [DS - DAY, DS]
+    for d in days:
+        write_day(tmp_path / "in", d, clean_day(d))
+    out = tmp_path / "out"
+    real = report_mod.write_text
+
+    def full_disk(path, text):
+        if Path(path) == report_mod.report_path(out, days[0]):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(report_mod, "write_text", full_disk)
+    code = run("--input", str(tmp_path / "in"), "--output", str(out), "--start", str(days[0]), "--end", str(days[1]))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert wh.published_days(out, "violation_daily") == days
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(days[1])]
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith(f"riskinsight: error: ds={days[0]} was published, but its report failed: ")
+    assert str(report_mod.report_path(out, days[0])) in last and "Traceback" not in captured.err

@@ -221,3 +221,18 @@ def test_read_json_names_a_corrupt_file_in_one_line(tmp_path, content) -> None:
         wh.read_json(path)
     assert str(exc.value).startswith(f"warehouse file {path} is not valid JSON (") and "\n" not in str(exc.value)
     assert wh.read_json(tmp_path / "absent.json") is None
+
+
+def test_a_write_that_fails_names_the_file_it_was_writing(tmp_path, monkeypatch) -> None:
+    """A full disk fails the write or the fsync of the temporary, and the OSError it raises names no
+    file: the run ended with `error: [Errno 28] No space left on device` and nothing to say where."""
+    target = tmp_path / "reports" / "2024-03-15.html"
+
+    def full(fd: int) -> None:
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(wh.os, "fsync", full)
+    with pytest.raises(OSError) as exc:
+        wh.write_text(target, "<html>")
+    assert exc.value.errno == 28 and str(target) in str(exc.value)
+    assert not target.parent.exists() or list(target.parent.iterdir()) == []
