@@ -28,6 +28,7 @@ from jobs.warehouse import (
     published_days,
     published_run_file,
     read_json,
+    remove_temporaries,
     runs_dir,
     write_text,
 )
@@ -314,6 +315,7 @@ def render_day(
         key = resolve_pseudonym_key(pseudonym_key)
         html = _render_day_html(data, run_ts=run_ts or _default_run_ts(data.manifest), pseudonym_key=key)
         path = report_path(output_dir, ds)
+        remove_temporaries(path.parent, of=path.name)  # a page write killed midway (under this lock)
         write_text(path, html)
     if index:
         render_index(output_dir)
@@ -351,6 +353,7 @@ def render_index(output_dir: Path | str) -> Path:
         stale = lineage.stale_days(output_dir, days)
         entries = [_index_entry(output_dir, day, pages.get(day), day in stale) for day in days]
         path = reports / "index.html"
+        remove_temporaries(reports, of=path.name)  # an index write killed midway (under this lock)
         write_text(path, _render_index_html(entries))
     return path
 

@@ -157,6 +157,26 @@ def _new_temporary(path: Path) -> Path:
             continue
 
 
+# What `replacing` and `_relative_link` name their temporaries: `.<file name>.tmp-<16 hex>`, `.<name>.link-<pid>`.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:tmp-[0-9a-f]{16}|link-[0-9]+)$")
+
+
+def remove_temporaries(directory: Path, of: str | None = None) -> list[Path]:
+    """Remove the temporaries in `directory` (of the file named `of` only, when given) that a writer
+    killed mid-write left: nothing else ever would. Call only under the lock every writer of those
+    files holds, as a live writer's temporary looks the same."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for child in sorted(directory.iterdir()):
+        found = _TEMPORARY.match(child.name)
+        if found and (of is None or found["name"] == of) and not child.is_dir():
+            child.unlink(missing_ok=True)
+            removed.append(child)
+    return removed
+
+
 def write_text(path: Path | str, text: str) -> None:
     """`text` as UTF-8 with \\n line ends (the same bytes on every platform), atomically."""
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
@@ -388,7 +408,11 @@ def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], ru
 
 def recover(output: Path, ds: dt.date) -> list[str]:
     """Remove versions no reader can reach (a run killed before its flip, or older than the
-    previous publication, kept one round for readers still reading it). Returns what was removed."""
+    previous publication, kept one round for readers still reading it), and the temporaries of
+    ds's run files and links left by a run killed mid-write (their writers all hold ds's lock, as
+    the callers of recover do). Returns the versions removed."""
+    output = Path(output)
+    _remove_day_temporaries(output, ds)
     versions = versions_dir(output, ds)
     if not versions.is_dir():
         return []
@@ -400,3 +424,17 @@ def recover(output: Path, ds: dt.date) -> list[str]:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
         removed.append(child.name)
     return removed
+
+
+def _remove_day_temporaries(output: Path, ds: dt.date) -> None:
+    runs, versions = runs_dir(output, ds), versions_dir(output, ds)
+    attempts = attempts_dir(output, ds)
+    directories = [runs, versions, *(sorted(attempts.iterdir()) if attempts.is_dir() else [])]
+    if versions.is_dir():
+        directories += [v / "_runs" for v in sorted(versions.iterdir()) if not v.is_symlink()]
+    for directory in directories:
+        remove_temporaries(directory)
+    # The links `<table>/ds=D` sit beside other days' links, whose runs hold other locks.
+    for table in sorted(output.iterdir()) if output.is_dir() else []:
+        if table.is_dir() and not table.name.startswith("_"):
+            remove_temporaries(table, of=f"ds={ds.isoformat()}")

@@ -236,3 +236,33 @@ def test_a_write_that_fails_names_the_file_it_was_writing(tmp_path, monkeypatch)
         wh.write_text(target, "<html>")
     assert exc.value.errno == 28 and str(target) in str(exc.value)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
+
+
+def test_the_next_run_of_a_day_removes_the_temporaries_a_killed_run_left(tmp_path) -> None:
+    """A run SIGKILLed while it wrote a file whole (its page, a run file, the publication's manifest
+    with its report time) or swapped a link leaves the dot-named temporary behind: nothing removed
+    it, ever (a page's is megabytes). The next run of the day does, under the lock every writer of
+    those files holds; another day's files are left to that day's runs."""
+    other = DS - dt.timedelta(days=1)
+    for d in (other, DS):
+        write_day(tmp_path / "in", d, clean_day(d))
+    out = tmp_path / "out"
+    for d in (other, DS):
+        nightly.run_days(tmp_path / "in", out, [d])
+    run_id = wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["run_id"]
+    left = [
+        wh._new_temporary(report_mod.report_path(out, DS)),
+        wh._new_temporary(out / report_mod.REPORTS_DIR / "index.html"),
+        wh._new_temporary(wh.runs_dir(out, DS) / "dq.json"),
+        wh._new_temporary(wh.attempts_dir(out, DS) / run_id / "manifest.json"),
+        wh._new_temporary(wh.published_run_file(out, DS, "manifest.json")),
+    ]
+    for link in (wh.partition_dir(out, "queue_daily", DS), wh.versions_dir(out, DS) / wh.CURRENT):
+        dangling = link.with_name(f".{link.name}.link-{2**22 + 1}")
+        os.symlink("nowhere", dangling)
+        left.append(dangling)
+    kept = wh._new_temporary(report_mod.report_path(out, other))
+
+    nightly.run_days(tmp_path / "in", out, [DS])
+    assert [p for p in left if os.path.lexists(p)] == []
+    assert kept.exists()
