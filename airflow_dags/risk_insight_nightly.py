@@ -205,10 +205,12 @@ def _record(context: Context, run_level: bool) -> None:
             or (f"DAG run failed: {context.get('reason')}" if run_level else None),
             "log_url": ti.log_url if ti is not None else None,
         }
+        from jobs.warehouse import write_text
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # a reader never sees half a file
+        # Atomic, through the warehouse's own temporaries, which the day's next run clears if a kill
+        # leaves one behind (a pid-named one could also collide between two callbacks' processes).
+        write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
         log.error("riskinsight task failed; recorded in %s: %s", path, json.dumps(payload, sort_keys=True))
     except Exception:
         # A broken callback must never hide the task's own failure.

@@ -347,7 +347,9 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
             if recorded := manifest.get("params", {}).get("offenders"):
                 params = dataclasses.replace(params, offenders=from_recorded(OffenderParams, recorded))
             result = evaluate(outputs, figures, config.dq_thresholds(), params)
-        dq = {"ds": candidate.ds.isoformat(), **result.to_json()}
+        # run_id ties dq.json to its manifest: the latest attempt's two files are written one after
+        # the other, and a kill between them leaves a pair from two runs that a reader must tell apart.
+        dq = {"ds": candidate.ds.isoformat(), "run_id": manifest["run_id"], **result.to_json()}
         manifest["dq"] = result.summary()
         timer.record(manifest)
         wh.write_json(candidate.dq_path, dq)
@@ -379,6 +381,7 @@ def _record_attempt(candidate: Candidate, manifest: dict, dq: dict, *, published
     wh.write_json(attempt / "dq.json", dq)
     if not published:
         wh.write_json(runs / "manifest.json", manifest)
+        faults.point("attempt:manifest_written")
         wh.write_json(runs / "dq.json", dq)
 
 

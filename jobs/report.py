@@ -249,14 +249,24 @@ def _run_files(output_dir: Path, ds: dt.date, published: bool) -> tuple[Any, Any
     quarantine, row counts and verdict.
     """
     latest = runs_dir(output_dir, ds)
-    latest_manifest, latest_dq = read_json(latest / "manifest.json"), read_json(latest / "dq.json")
+    latest_manifest = read_json(latest / "manifest.json")
+    latest_dq = _same_run(read_json(latest / "dq.json"), latest_manifest)
     if not published:
         return latest_manifest, latest_dq, None
     manifest = read_json(published_run_file(output_dir, ds, "manifest.json"))
     if manifest is None:  # a publication without run files of its own (written by hand, or older)
         return latest_manifest, latest_dq, None
     failed = latest_manifest if isinstance(latest_manifest, dict) and latest_manifest.get("published") is False else None
-    return manifest, read_json(published_run_file(output_dir, ds, "dq.json")), failed
+    return manifest, _same_run(read_json(published_run_file(output_dir, ds, "dq.json")), manifest), failed
+
+
+def _same_run(dq: Any, manifest: Any) -> Any:
+    """dq.json if it is the manifest's run's, else None: a run killed between writing the two leaves
+    the other run's dq.json beside its manifest, whose results are not this run's (the verdict then
+    comes from the manifest). A dq.json written before it recorded run_id is taken as it is."""
+    if isinstance(dq, dict) and isinstance(manifest, dict) and "run_id" in dq and dq["run_id"] != manifest.get("run_id"):
+        return None
+    return dq
 
 
 def resolve_pseudonym_key(explicit: str | bytes | None = None) -> bytes:

@@ -55,6 +55,7 @@ def test_three_percent_dirty_fails_and_keeps_the_previous_publication(published,
     assert ("decisions", "quarantine_rate") in failed
     manifest = json.loads((wh.runs_dir(out, DS) / "manifest.json").read_text())
     assert manifest["published"] is False and "decisions.quarantine_rate" in manifest["dq"]["critical_failed"]
+    assert dq["run_id"] == manifest["run_id"]
     # The successful attempt's record is still there next to the failed one.
     attempts = sorted(p.name for p in (wh.runs_dir(out, DS) / "attempts").iterdir())
     assert before_manifest in attempts and len(attempts) == 2
@@ -232,3 +233,39 @@ def test_trailing_volumes_are_the_newest_seven_observed_days_before_ds(tmp_path)
     assert nightly._trailing_volumes(tmp_path, ds, days=2) == [100, 200]
     assert nightly._trailing_volumes(tmp_path, ds - dt.timedelta(days=10)) == [1100]
     assert nightly._trailing_volumes(tmp_path, ds - dt.timedelta(days=11)) == []
+
+
+def test_a_run_killed_between_its_manifest_and_dq_json_leaves_no_page_mixing_two_runs(tmp_path):
+    """A failed attempt writes `_runs/ds=D/manifest.json`, then dq.json. Killed between the two, the
+    day holds its manifest beside the previous attempt's dq.json: the page must not show that
+    attempt's results as this run's (dq.json's run_id tells them apart)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from jobs import faults
+    from jobs.report import render_day
+
+    generate(tmp_path / "d3", DS, 1, 4000, seed=3, dirty_rate=0.03)
+    generate(tmp_path / "d6", DS, 1, 4000, seed=5, dirty_rate=0.06)
+    out = tmp_path / "out"
+    assert _run(tmp_path / "d3", out) == 3
+    first = json.loads((wh.runs_dir(out, DS) / "dq.json").read_text())
+    killed = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "run", "--input", str(tmp_path / "d6"), "--output", str(out),
+         "--ds", str(DS), "--no-report"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        env={**os.environ, faults.ENV: "attempt:manifest_written"},
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    manifest = json.loads((wh.runs_dir(out, DS) / "manifest.json").read_text())
+    assert json.loads((wh.runs_dir(out, DS) / "dq.json").read_text()) == first != {}
+    assert manifest["run_id"] != first["run_id"]
+
+    page = render_day(out, DS, index=False).read_text()
+    assert manifest["run_id"] in page and first["run_id"] not in page
+    assert "no DQ results (dq.json) for this day" in page
+    # The first attempt's observed quarantine rate is not shown against the second's manifest.
+    rate = next(r["observed_value"] for r in first["results"] if r["expectation"] == "quarantine_rate")
+    assert f"{rate:.2%}" not in page
