@@ -373,26 +373,26 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
         "--dump", required=True, nargs="+", action="extend", metavar="FILE",
         help="dump zip(s), part .csv.zip(s) or chunk CSV(s); --dump may be repeated",
     )
-    i.add_argument("--output", required=True, help="the DSA warehouse directory")
+    i.add_argument("--output", required=True, metavar="DIR", help="the DSA warehouse directory (created if missing)")
     i.add_argument("--quiet", action="store_true", help="no progress lines on stderr (the JSON summary still goes to stdout)")
     i.set_defaults(func=cmd_dsa_ingest)
     d = dsub.add_parser("daily", help="sor_daily, trends and the report page of a day (or a range)")
-    d.add_argument("--output", required=True)
-    d.add_argument("--ds", type=iso_date, help="one day (YYYY-MM-DD)")
-    d.add_argument("--start", type=iso_date, help="with --end: every day of the range, in order (instead of --ds)")
-    d.add_argument("--end", type=iso_date, help="the range's last day, included")
+    d.add_argument("--output", required=True, metavar="DIR", help="the DSA warehouse directory `dsa ingest` wrote")
+    d.add_argument("--ds", type=iso_date, metavar="YYYY-MM-DD", help="one day (YYYY-MM-DD)")
+    d.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="with --end: every day of the range, in order (instead of --ds)")
+    d.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD", help="the range's last day, included")
     d.add_argument("--no-report", action="store_true", help="write the tables without the day's HTML page (an older page of the day is removed)")
     d.add_argument(
-        "--config",
+        "--config", metavar="FILE",
         help="TOML config; only its [trends] keys apply here, the trend thresholds (see riskinsight.example.toml; DESIGN §10)",
     )
     d.set_defaults(func=cmd_dsa_daily)
     t = dsub.add_parser("transparency", help="DSA Art. 15 style table for a period, as CSV")
-    t.add_argument("--output", required=True)
-    t.add_argument("--start", required=True, type=iso_date)
-    t.add_argument("--end", required=True, type=iso_date)
-    t.add_argument("--csv", required=True)
-    t.add_argument("--platform", action="append", help="limit to a platform (repeatable)")
+    t.add_argument("--output", required=True, metavar="DIR", help="the DSA warehouse directory `dsa ingest` wrote")
+    t.add_argument("--start", required=True, type=iso_date, metavar="YYYY-MM-DD", help="the period's first day")
+    t.add_argument("--end", required=True, type=iso_date, metavar="YYYY-MM-DD", help="the period's last day, included (days without ingested statements are named on stderr)")
+    t.add_argument("--csv", required=True, metavar="FILE", help="the CSV file to write (replaced whole if it exists)")
+    t.add_argument("--platform", action="append", metavar="NAME", help="limit to a platform, its platform_name exactly as in the dump (repeatable)")
     t.set_defaults(func=cmd_dsa_transparency)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -90,3 +91,20 @@ def test_transparency_names_a_platform_without_statements(tmp_path, capsys, samp
     assert "tiktok" in err and "no statements" in err and "'TikTok'" not in err
     rows = {(r["category"], r["source_type"]): r for r in csv.DictReader(target.open())}
     assert int(rows[("ALL", "ALL")]["actions"]) == 98  # TikTok's statements of the day, the other name adds none
+
+
+def _subparser(parser, *names: str):
+    for name in names:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("command", ["ingest", "daily", "transparency"])
+def test_every_dsa_option_has_help(command):
+    """`dsa daily --help` and `dsa transparency --help` listed --output, --start, --end and --csv bare."""
+    from jobs.cli import build_parser
+
+    parser = _subparser(build_parser(), "dsa", command)
+    bare = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
+    assert bare == []
