@@ -95,10 +95,12 @@ def _frame(rows: list[dict]) -> nw.LazyFrame:
 
 def test_negative_delays_excluded_and_duplicates_dropped():
     s = 1_000_000
+    a = {"uuid": "a", "content_date_us": 0, "application_date_us": 10 * s, "created_at_us": 11 * s,
+         "decision_visibility": ["DECISION_VISIBILITY_CONTENT_DEMOTED"], "decision_account": "DECISION_ACCOUNT_TERMINATED"}
+    # Two copies of one statement (copies that differ: test_which_copy_of_a_split_duplicate_counts_...)
     frame = _frame([
-        {"uuid": "a", "content_date_us": 0, "application_date_us": 10 * s, "created_at_us": 11 * s,
-         "decision_visibility": ["DECISION_VISIBILITY_CONTENT_DEMOTED"], "decision_account": "DECISION_ACCOUNT_TERMINATED"},
-        {"uuid": "a", "content_date_us": 0, "application_date_us": 10 * s, "created_at_us": 11 * s},
+        a,
+        a,
         {"uuid": "b", "content_date_us": 0, "application_date_us": 30 * s, "created_at_us": 31 * s},
         {"uuid": "c", "content_date_us": 50 * s, "application_date_us": 20 * s, "created_at_us": 21 * s},
         {"uuid": "d", "content_date_us": None, "application_date_us": 20 * s, "created_at_us": 19 * s},
@@ -111,6 +113,21 @@ def test_negative_delays_excluded_and_duplicates_dropped():
     assert t["moderation_delay_p90_s"] == pytest.approx(28.0)
     assert t["disclosure_delay_p50_s"] == 1.0
     assert (t["visibility_demoted"], t["account_terminated"], t["ground_illegal"]) == (1, 1, 4)
+
+
+def test_which_copy_of_a_split_duplicate_counts_does_not_depend_on_the_read_order():
+    """Copies of a uuid that differ (one per chunk) were deduplicated with keep="any": which copy a
+    day counted, and so its per-platform figures, followed the order the chunk files were read in."""
+    s = 1_000_000
+    first = {"uuid": "a", "platform_name": "P", "application_date_us": 10 * s, "created_at_us": 11 * s}
+    second = {"uuid": "a", "platform_name": "TikTok", "decision_account": "DECISION_ACCOUNT_SUSPENDED",
+              "application_date_us": 40 * s, "created_at_us": 41 * s}  # fmt: skip
+    others = [{"uuid": "b", "platform_name": "TikTok"}, {"uuid": "c", "platform_name": "P"}]
+    one_way = sor_daily(_frame([first, *others, second])).collect().to_native()
+    other_way = sor_daily(_frame([second, *others, first])).collect().to_native()
+    assert one_way.equals(other_way)
+    assert _row(one_way, "ALL", "ALL")["statements"] == 3
+    assert _row(one_way, "P", "ALL")["statements"] + _row(one_way, "TikTok", "ALL")["statements"] == 3
 
 
 def test_empty_day_keeps_an_all_all_row():

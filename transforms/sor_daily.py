@@ -87,8 +87,14 @@ def _delay(later_us: str, earlier_us: str) -> nw.Expr:
 
 
 def sor_dedup(sor: nw.LazyFrame) -> nw.LazyFrame:
-    """One row per uuid (duplicated uuids in the dumps carry identical statements); only the columns used."""
-    return sor.select(SOR_INPUT_COLUMNS).unique(subset=["uuid"], keep="any")
+    """One row per uuid; only the columns used.
+
+    Copies of a uuid usually carry the same statement, but copies in different chunks may differ:
+    the one kept is the first by its own columns (created_at first), not by the order the chunk
+    files were read in, so a rerun counts the same copy. Rows tied on every column kept are equal.
+    """
+    order = ["created_at_us", *(c for c in SOR_INPUT_COLUMNS if c not in ("uuid", "created_at_us"))]
+    return sor.select(SOR_INPUT_COLUMNS).unique(subset=["uuid"], keep="first", order_by=order)
 
 
 def sor_duplicates(sor: nw.LazyFrame) -> nw.LazyFrame:
