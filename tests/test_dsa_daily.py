@@ -21,6 +21,7 @@ from jobs.dsa import DsaError, DsaUsageError, cmd_daily, export_transparency, re
 from jobs.dsa_ingest import ingest
 from reports.dsa_report import DsaDayData, render_dsa_day
 from transforms.sor_daily import SOR_DAILY_SCHEMA, sor_daily, sor_duplicates
+from transforms.dsa_transparency import dsa_transparency
 from transforms.params import TrendParams
 from test_dsa_ingest import NEW_CSV, ZIP  # tests/ is on sys.path (rootdir conftest)
 
@@ -128,6 +129,18 @@ def test_which_copy_of_a_split_duplicate_counts_does_not_depend_on_the_read_orde
     assert one_way.equals(other_way)
     assert _row(one_way, "ALL", "ALL")["statements"] == 3
     assert _row(one_way, "P", "ALL")["statements"] + _row(one_way, "TikTok", "ALL")["statements"] == 3
+
+
+def test_the_transparency_table_counts_the_same_copy_of_a_split_duplicate_whatever_the_read_order():
+    s = 1_000_000
+    first = {"uuid": "a", "category": "C1", "application_date_us": 10 * s}
+    second = {"uuid": "a", "category": "C2", "automated_decision": "AUTOMATED_DECISION_NOT_AUTOMATED",
+              "application_date_us": 40 * s}  # fmt: skip
+    others = [{"uuid": "b", "category": "C1"}, {"uuid": "c", "category": "C2"}]
+    one_way = dsa_transparency(_frame([first, *others, second])).collect().to_native()
+    other_way = dsa_transparency(_frame([second, *others, first])).collect().to_native()
+    assert one_way.equals(other_way)
+    assert one_way.filter((pl.col("category") == "ALL") & (pl.col("source_type") == "ALL"))["actions"].to_list() == [3]
 
 
 def test_empty_day_keeps_an_all_all_row():

@@ -17,7 +17,7 @@ import narwhals.stable.v2 as nw
 
 from transforms.params import US_PER_S
 from transforms.schemas import ALL
-from transforms.sor_daily import sor_key
+from transforms.sor_daily import sor_dedup, sor_key
 from transforms.schemas import F64 as _F64
 from transforms.schemas import I64 as _I64
 from transforms.schemas import STR as _STR
@@ -39,15 +39,15 @@ TRANSPARENCY_SCHEMA: dict[str, nw.dtypes.DType] = {
 def dsa_transparency(sor: nw.LazyFrame, *, platforms: Sequence[str] | None = None) -> nw.LazyFrame:
     """The table (TRANSPARENCY_SCHEMA) over every statement of `sor`, optionally of some platforms only.
 
-    Duplicated uuids are counted once.
+    Duplicated uuids are counted once, the same copy as sor_daily counts (`sor_dedup`); the platforms
+    are those of the copies kept, so a platform's figures agree with its sor_daily rows.
     """
+    sor = sor_dedup(sor)
     if platforms is not None:
         sor = sor.filter(nw.col("platform_name").is_in(list(platforms)))
     delay = nw.col("application_date_us") - nw.col("content_date_us")
     rows = (
-        sor.select("uuid", "category", "source_type", "automated_decision", "content_date_us", "application_date_us")
-        .unique(subset=["uuid"], keep="any")
-        .select(
+        sor.select(
             sor_key("category"),
             sor_key("source_type"),
             nw.when((nw.col("automated_decision") == "AUTOMATED_DECISION_FULLY").fill_null(False))
