@@ -17,7 +17,9 @@ Output:
                                                     statements with a date kept null: unparsed_dates)
   <output>/_dsa_ingest/ds=<day>/ingesting.<file>    present while a dump file of that day is being
                                                     ingested; `dsa daily` refuses a day holding one
-  <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part;
+  <output>/_dsa_ingest/<dump>/<part>.done           written last, so a killed run redoes only that part
+                                                    (converted aside, then swapped in: a part converted
+                                                    again keeps its old files until the new ones are whole);
                                                     it names its source (size and checksum), and a
                                                     changed source is converted again; a lone chunk
                                                     CSV removes its part's marker (and a part the
@@ -41,6 +43,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -406,6 +409,8 @@ def _sink(frame: pl.LazyFrame, target: Path) -> int:
 
 
 def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Path, tmp: Path) -> dict:
+    """Convert one chunk into the layout of `_chunk_files` under `output` (the part's staging area,
+    see `_swap_in`); returns its counts."""
     raw_csv = tmp / "chunk.csv"
     typed_pq = tmp / "chunk.parquet"
     with _damaged_zip_is_one_line(chunk):
@@ -464,10 +469,8 @@ def _convert_chunk(src: io.BufferedIOBase, chunk: str, day: dt.date, output: Pat
     parts = [rows.filter(pl.col("uuid").is_null()), keyed.filter(pl.col("reason").is_not_null())]
     quarantine = pl.concat([q.with_columns(no_line) for q in parts] + ([_rejected_rows(rejected)] if n_rejected else []))
     reasons = {r: int(n) for r, n in quarantine.group_by("reason").len().collect().iter_rows()}
-    q_path = output / "sor_quarantine" / ds_dir / f"{chunk}.parquet"
-    q_path.unlink(missing_ok=True)
     if reasons:
-        _sink(quarantine, q_path)
+        _sink(quarantine, output / "sor_quarantine" / ds_dir / f"{chunk}.parquet")
     read = _parquet_rows(typed_pq) + n_rejected
     typed_pq.unlink()
     rejected.unlink(missing_ok=True)
@@ -665,30 +668,54 @@ def _ingest_file(path: Path, dump: _DumpName, kind: str, output: Path, tmp: Path
             continue
         if done is not None:
             say(f"{part.name}: its source changed since it was converted; converting it again")
-        _forget_chunks(output, dump.day, part.name, kind, markers)
+        # Converted aside and swapped in only once every chunk converted: a replacement download
+        # that fails (or a kill) leaves the part's earlier conversion, and its marker, as they were.
+        stage = tmp / "stage"
+        shutil.rmtree(stage, ignore_errors=True)
         counts = _empty_counts()
+        chunks = []
         for chunk, src in part.open_chunks(tmp):
-            c = _convert_chunk(src, chunk, dump.day, output, tmp)
+            c = _convert_chunk(src, chunk, dump.day, stage, tmp)
+            chunks.append(chunk)
             _merge(counts, c)
             say(f"{chunk}: {c['rows_read']} rows, {c['rows_written']} written")
+        _swap_in(stage, output, dump.day, part.name, kind, markers, chunks)
         write_text(marker, json.dumps({**counts, "source": source}, sort_keys=True))
         summary.parts_converted += 1
         summary.add_part(counts)
 
 
-def _forget_chunks(output: Path, day: dt.date, part: str, kind: str, markers: Path) -> None:
-    """Remove what an earlier conversion of a part wrote, so a chunk its new source lacks does not stay,
-    and the `.done` markers that overlap it: a lone chunk CSV and its part (from a zip) write the same
-    chunk files, so converting one invalidates the other's marker, which would otherwise skip it as
-    converted while the day holds the other's rows."""
-    if kind == "chunk":
-        # A lone chunk's files are replaced by name; its part is no longer what its marker says.
-        (markers / f"{part.rsplit('-', 1)[0]}.done").unlink(missing_ok=True)
-        return
-    for stale in markers.glob(f"{part}-?????.done"):
-        stale.unlink()
+def _chunk_files(day: dt.date, chunk: str) -> list[str]:
+    """What converting a chunk writes, relative to the output (`_convert_chunk`)."""
     ds_dir = f"ds={day.isoformat()}"
-    for pattern in (f"sor/{ds_dir}/{part}-?????.parquet", f"sor_quarantine/{ds_dir}/{part}-?????.parquet",
-                    f"_dsa_ingest/{ds_dir}/{part}-?????.json"):  # fmt: skip
-        for stale in output.glob(pattern):
+    return [f"sor/{ds_dir}/{chunk}.parquet", f"sor_quarantine/{ds_dir}/{chunk}.parquet", f"_dsa_ingest/{ds_dir}/{chunk}.json"]
+
+
+def _swap_in(stage: Path, output: Path, day: dt.date, part: str, kind: str, markers: Path, chunks: list[str]) -> None:
+    """Replace what an earlier conversion of a part wrote with the new conversion under `stage`.
+
+    The `.done` markers that name the part go first: a kill during the renames leaves the part
+    unmarked (and its day's `ingesting.*` marker in place), so it is converted again rather than
+    skipped with half its files old. A chunk the new source lacks does not stay. A lone chunk CSV
+    and its part (from a zip) write the same chunk files, so converting one invalidates the other's
+    marker, which would otherwise skip it as converted while the day holds the other's rows.
+    """
+    (markers / f"{part}.done").unlink(missing_ok=True)
+    if kind == "chunk":
+        (markers / f"{part.rsplit('-', 1)[0]}.done").unlink(missing_ok=True)
+    else:
+        for stale in markers.glob(f"{part}-?????.done"):
             stale.unlink()
+        new = {rel for chunk in chunks for rel in _chunk_files(day, chunk)}
+        for stale in _chunk_files(day, f"{part}-?????"):
+            for path in output.glob(stale):
+                if str(path.relative_to(output)) not in new:
+                    path.unlink()
+    for chunk in chunks:
+        for rel in _chunk_files(day, chunk):
+            staged, target = stage / rel, output / rel
+            if staged.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+            else:  # no quarantined rows this time
+                target.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import types
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
 
+from jobs import dsa_ingest
 from jobs.cli import main
 from jobs.dsa import DsaError, cmd_daily
 from jobs.dsa_ingest import DsaIngestError, ingest
@@ -188,3 +191,75 @@ def test_a_loose_chunk_invalidates_its_parts_marker_and_back(tmp_path):
     assert (redo.parts_converted, redo.parts_skipped, redo.rows_read) == (1, 0, 10)
     # 9 written: the first 10 rows hold the sample's duplicated uuid twice.
     assert pl.read_parquet(out / "sor" / "ds=2024-03-14" / f"{first.stem}.parquet").height == redo.rows_written == 9
+
+
+def _files_of_the_day(out: Path) -> dict[str, bytes]:
+    """Every file the ingest keeps for the sample day (rows, quarantine, counts, part markers)."""
+    kept = [*out.glob("sor*/ds=2024-03-14/*"), *out.glob("_dsa_ingest/ds=2024-03-14/*.json"),
+            *out.glob("_dsa_ingest/sor-global-2024-03-14-full/*")]  # fmt: skip
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(kept)}
+
+
+def _zip_with_part_1_replaced(target: Path, *, second_chunk: bytes | None) -> Path:
+    """The sample's day zip with part 00001's first chunk cut to 4 statements (it converts, and
+    differs) and, when given, its second chunk's bytes replaced."""
+    target.parent.mkdir(exist_ok=True)
+    with zipfile.ZipFile(ZIP) as z, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as o:
+        for info in sorted(z.infolist(), key=lambda i: i.filename):
+            data = z.read(info.filename)
+            if info.filename.endswith("00001.csv.zip"):
+                with zipfile.ZipFile(io.BytesIO(data)) as part:
+                    chunks = {n: part.read(n) for n in sorted(part.namelist())}
+                first, second = sorted(chunks)
+                chunks[first] = b"".join(chunks[first].splitlines(keepends=True)[:5])
+                if second_chunk is not None:
+                    chunks[second] = second_chunk
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as new_part:
+                    for name, chunk in chunks.items():
+                        new_part.writestr(name, chunk)
+                data = buf.getvalue()
+            o.writestr(info.filename, data)
+    return target
+
+
+@pytest.mark.usefixtures("dsa_sor")
+def test_a_corrupt_replacement_download_leaves_the_days_converted_statements_intact(tmp_path):
+    """Re-ingesting a changed part deleted its chunk files before converting the new ones: when the
+    new download then failed, the statements of the good one were gone."""
+    out = tmp_path / "out"
+    ingest([ZIP], out)
+    before = _files_of_the_day(out)
+    corrupt = _zip_with_part_1_replaced(tmp_path / "dl" / ZIP.name, second_chunk=b"")  # a truncated download
+    with pytest.raises(DsaIngestError, match="empty file"):
+        ingest([corrupt], out)
+    assert _files_of_the_day(out) == before
+    # The good download again: nothing to convert, and the day is whole.
+    s = ingest([ZIP], out)
+    assert (s.parts_skipped, s.parts_converted) == (2, 0)
+    assert cmd_daily(out, "2024-03-14", report=False).statements == 199
+
+
+@pytest.mark.usefixtures("dsa_sor")
+def test_an_ingest_killed_while_swapping_a_part_in_is_refused_then_redone(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    ingest([ZIP], out)
+    changed = _zip_with_part_1_replaced(tmp_path / "dl" / ZIP.name, second_chunk=None)
+    calls = []
+
+    def replace_then_die(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("killed")
+        os.replace(src, dst)
+
+    monkeypatch.setattr(dsa_ingest, "os", types.SimpleNamespace(replace=replace_then_die))
+    with pytest.raises(OSError, match="killed"):
+        ingest([changed], out)
+    monkeypatch.undo()
+    with pytest.raises(DsaError, match="did not finish"):  # one chunk new, one old: not a day
+        cmd_daily(out, "2024-03-14", report=False)
+    s = ingest([changed], out)
+    assert (s.parts_skipped, s.parts_converted) == (1, 1)
+    ingest([changed], tmp_path / "fresh")
+    assert _files_of_the_day(out) == _files_of_the_day(tmp_path / "fresh")
