@@ -302,10 +302,15 @@ def file_lock(path: Path | str) -> Iterator[None]:
 # reader (Polars, DuckDB, Spark follow the links) sees all old tables or all new ones, never a mix,
 # and a run killed at any point leaves the previous publication as it was.
 CURRENT, PREVIOUS = "current", "previous"
+VERSIONS = "_versions"
+# Where a version keeps the `files` of publish(), each at its path under the output.
+FILES = "_files"
 
 
-def versions_dir(output: Path, ds: dt.date) -> Path:
-    return Path(output) / "_versions" / f"ds={ds.isoformat()}"
+def versions_dir(output: Path, ds: dt.date, root: str = VERSIONS) -> Path:
+    """The versions of ds under `root`: another publisher (the DSA source) keeps its own root, so
+    that an output shared with the main job never has one's `current` flip the other's tables."""
+    return Path(output) / root / f"ds={ds.isoformat()}"
 
 
 def current_version(output: Path, ds: dt.date) -> str | None:
@@ -368,29 +373,38 @@ def _link_or_copy(src: str | Path, dst: str | Path) -> None:
         shutil.copy2(src, dst)
 
 
-def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], run_files: dict[str, Path]) -> None:
-    """Link the finished candidate into a new version of ds and flip `current` to it.
+def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], run_files: dict[str, Path],
+            *, files: dict[str, Path] | None = None, root: str = VERSIONS) -> None:  # fmt: skip
+    """Link the finished candidate into a new version of ds (under `root`) and flip `current` to it.
 
     `tables` maps table -> finished candidate partition dir; `run_files` maps a file name of
-    `_runs/ds=D/` -> finished candidate file. Must be called under ds_lock. The version's files are
+    `_runs/ds=D/` -> finished candidate file; `files` maps any other path under `output` (a DSA
+    day's manifest and page) -> finished candidate file, reached through a link at that path (a
+    path of an earlier version's `files` that this one lacks is left a dangling link: gone with the
+    flip). Must be called under ds_lock. The version's files are
     hard links to the candidate's, not the candidate moved: the candidate stays whole until the
     caller removes it after the flip, so a publish killed or failed at any point can be run again
     (an Airflow retry of the publish task). Moved, a publish killed after its first rename left a
     candidate that no retry could load, and the day had to be prepared again.
     """
     output = Path(output)
-    versions = versions_dir(output, ds)
+    files = files or {}
+    versions = versions_dir(output, ds, root)
     new = versions / version
     (new / "_runs").mkdir(parents=True)
     for table, src in sorted(tables.items()):
         shutil.copytree(src, new / table, copy_function=_link_or_copy)
     for name, src in sorted(run_files.items()):
         _link_or_copy(src, new / "_runs" / name)
+    for rel, src in sorted(files.items()):
+        (new / FILES / rel).parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(src, new / FILES / rel)
     _fsync_tree(new)
     faults.point("publish:version_written")
     current = versions / CURRENT
     links = {partition_dir(output, table, ds): current / table for table in tables}
     links.update({runs_dir(output, ds) / name: current / "_runs" / name for name in run_files})
+    links.update({output / rel: current / FILES / rel for rel in files})
     for link, target in links.items():
         _relative_link(link, target)
     # A first publication of the day adds these links; on disk before the flip, or a crash could
@@ -403,17 +417,17 @@ def publish(output: Path, ds: dt.date, version: str, tables: dict[str, Path], ru
     _relative_link(current, new)  # the one step that publishes
     _fsync_dir(versions)
     faults.point("publish:flipped")
-    recover(output, ds)
+    recover(output, ds, root)
 
 
-def recover(output: Path, ds: dt.date) -> list[str]:
+def recover(output: Path, ds: dt.date, root: str = VERSIONS) -> list[str]:
     """Remove versions no reader can reach (a run killed before its flip, or older than the
     previous publication, kept one round for readers still reading it), and the temporaries of
     ds's run files and links left by a run killed mid-write (their writers all hold ds's lock, as
     the callers of recover do). Returns the versions removed."""
     output = Path(output)
-    _remove_day_temporaries(output, ds)
-    versions = versions_dir(output, ds)
+    _remove_day_temporaries(output, ds, root)
+    versions = versions_dir(output, ds, root)
     if not versions.is_dir():
         return []
     keep = {os.readlink(versions / n) for n in (CURRENT, PREVIOUS) if (versions / n).is_symlink()}
@@ -426,8 +440,8 @@ def recover(output: Path, ds: dt.date) -> list[str]:
     return removed
 
 
-def _remove_day_temporaries(output: Path, ds: dt.date) -> None:
-    runs, versions = runs_dir(output, ds), versions_dir(output, ds)
+def _remove_day_temporaries(output: Path, ds: dt.date, root: str = VERSIONS) -> None:
+    runs, versions = runs_dir(output, ds), versions_dir(output, ds, root)
     attempts = attempts_dir(output, ds)
     directories = [runs, versions, *(sorted(attempts.iterdir()) if attempts.is_dir() else [])]
     if versions.is_dir():
