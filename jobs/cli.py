@@ -344,7 +344,7 @@ def cmd_dsa_daily(args: argparse.Namespace) -> int:
     for ds in days:
         # Like `run`, a day that fails (not ingested, say) does not stop the days after it.
         try:
-            result = cmd_daily(args.output, ds, params=params, report=not args.no_report)
+            result = cmd_daily(args.output, ds, params=params, report=not args.no_report, lock_wait=args.lock_wait)
         except RiskInsightError as exc:
             failures.append((ds, exc))
             if len(days) > 1:
@@ -382,6 +382,10 @@ def _add_dsa(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--start", type=iso_date, metavar="YYYY-MM-DD", help="with --end: every day of the range, in order (instead of --ds)")
     d.add_argument("--end", type=iso_date, metavar="YYYY-MM-DD", help="the range's last day, included")
     d.add_argument("--no-report", action="store_true", help="write the tables without the day's HTML page (an older page of the day is removed)")
+    d.add_argument(
+        "--lock-wait", type=non_negative_seconds, default=0.0,
+        help="seconds to wait for another run of the same day (default: %(default)s, fail at once with exit 5)",
+    )
     d.add_argument(
         "--config", metavar="FILE",
         help="TOML config; only its [trends] keys apply here, the trend thresholds (see riskinsight.example.toml; DESIGN §10)",

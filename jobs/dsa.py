@@ -6,6 +6,11 @@ Layout under <output> (besides what jobs.dsa_ingest writes):
   _dsa_runs/ds=D/manifest.json         rows read from the day's CSVs = statements + duplicated uuids
                                        dropped + rows quarantined
   reports/dsa/D.html                   reports.dsa_report
+  reports/dsa/index.html               every day with its figures (rewritten by each `dsa daily`)
+
+The first four are one publication of D (jobs.warehouse.publish, as the main job's tables): each is
+a link through `_dsa_versions/ds=D/current/`, written aside under `_dsa_candidates/ds=D/` and made
+visible by one flip of `current`, under the day's lock (`_locks/ds=D.lock`).
 
 Every expected failure raises DsaError (a RiskInsightError with an exit code and a one-line message).
 """
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import secrets
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -24,9 +31,10 @@ from pathlib import Path
 import narwhals.stable.v2 as nw
 import polars as pl
 
+from jobs import warehouse as wh
 from jobs.dsa_ingest import DsaError, DsaUsageError, IngestSummary, chunk_counts, ingest, ingesting_markers
 from jobs.warehouse import replacing, write_text
-from reports.dsa_report import DsaDayData, render_dsa_day
+from reports.dsa_report import DsaDayData, DsaIndexEntry, render_dsa_day, render_dsa_index
 from transforms.dsa_transparency import dsa_transparency
 from transforms.params import TrendParams
 from transforms.sor_daily import ALL, KEYS, sor_daily, sor_duplicates
@@ -34,6 +42,8 @@ from transforms.trends import trend_table
 
 US_COLUMNS = ("content_date", "application_date", "created_at")
 PART = "part-00000.parquet"
+TABLES = ("sor_daily", "sor_trends")
+VERSIONS = "_dsa_versions"  # not the main job's `_versions`: the two may share an output
 
 __all__ = [
     "DsaError",
@@ -109,15 +119,17 @@ def _quarantined(output: Path, day: dt.date) -> dict[str, int]:
     return {r: int(n) for r, n in sorted(counts.iter_rows())}
 
 
-def _history(output: Path, ds: dt.date, days: int) -> pl.DataFrame:
-    """sor_daily of the observed days of ds-days..ds (a day is observed when its partition exists)."""
+def _history(output: Path, ds: dt.date, days: int, daily: pl.DataFrame) -> pl.DataFrame:
+    """sor_daily of the observed days of ds-days..ds-1 (a day is observed when its partition exists)
+    and `daily`, ds's own, not yet published."""
     frames = []
-    for i in range(days, -1, -1):
+    for i in range(days, 0, -1):
         day = ds - dt.timedelta(days=i)
         files = _files(output, "sor_daily", day)
         if files:
             frames.append(pl.read_parquet(files, hive_partitioning=False).with_columns(pl.lit(day).alias("ds")))
-    return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
+    frames.append(daily.with_columns(pl.lit(ds).alias("ds")))
+    return pl.concat(frames, how="vertical")
 
 
 @dataclass(frozen=True)
@@ -135,42 +147,41 @@ class DailyResult:
 
 
 def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = None,
-              params: TrendParams | None = None, report: bool = True) -> DailyResult:  # fmt: skip
-    """Build sor_daily and sor_trends of `ds` from the ingested statements, then (unless `report` is
-    False, e.g. in a backfill) its report page."""
+              params: TrendParams | None = None, report: bool = True, lock_wait: float = 0.0) -> DailyResult:  # fmt: skip
+    """Build sor_daily and sor_trends of `ds` from the ingested statements and (unless `report` is
+    False, e.g. in a backfill) its report page, and publish them with the day's manifest as one.
+
+    Under the day's lock (waiting up to `lock_wait` seconds, else LockHeld): two runs of a day
+    publishing at once could each remove the version the other was writing."""
     output = Path(output)
     day = _date(ds, "--ds")
     params = params or TrendParams()
+    with wh.ds_lock(output, day, wait_s=lock_wait):
+        result = _publish_day(output, day, run_ts, params, report)
+    write_dsa_index(output)
+    return result
+
+
+def _publish_day(output: Path, day: dt.date, run_ts: str | None, params: TrendParams, report: bool) -> DailyResult:
     sor = read_sor(output, [day])
     dups = sor_duplicates(sor).collect().to_native().row(0, named=True)
     daily = sor_daily(sor).collect().to_native()
-    _write(daily, _partition(output, "sor_daily", day) / PART)
-
-    history = _history(output, day, params.history_days)
+    history = _history(output, day, params.history_days, daily)
     trends = trend_table(nw.from_native(history.lazy()), day, KEYS, "statements", params).collect().to_native()
     trends = trends.sort(KEYS)
-    _write(trends, _partition(output, "sor_trends", day) / PART)
 
     quarantined = _quarantined(output, day)
     unparsed = _unparsed_dates(output, day)
     total = daily.filter((pl.col("platform_name") == ALL) & (pl.col("category") == ALL))
-    statements = int(total["statements"][0])
     # Every row of the day's CSVs is a statement, a duplicate (dropped within a chunk at ingest, or
     # across chunks here) or quarantined.
     dropped_at_ingest = _dropped_at_ingest(output, day)
     duplicates = dropped_at_ingest + int(dups["duplicate_uuids"])
     rows_read = int(dups["rows"]) + dropped_at_ingest + sum(quarantined.values())
-    report_path = output / "reports" / "dsa" / f"{day.isoformat()}.html"
-    if report:
-        _write_report(report_path, daily, history, trends, day, duplicates, quarantined, unparsed, run_ts,
-                      params.window_days)  # fmt: skip
-    else:
-        # A page from an earlier run would describe the tables just replaced.
-        report_path.unlink(missing_ok=True)
-
+    report_path = dsa_report_path(output, day)
     result = DailyResult(
         ds=day.isoformat(),
-        statements=statements,
+        statements=int(total["statements"][0]),
         rows_read=rows_read,
         duplicate_uuids=duplicates,
         quarantined=quarantined,
@@ -180,9 +191,71 @@ def cmd_daily(output: Path | str, ds: dt.date | str, *, run_ts: str | None = Non
         anomalies=int(trends["is_anomaly"].sum()),
         report=str(report_path) if report else "",
     )
-    manifest = output / "_dsa_runs" / f"ds={day.isoformat()}" / "manifest.json"
-    write_text(manifest, json.dumps({**asdict(result), "params": asdict(params)}, indent=2, sort_keys=True) + "\n")
+
+    candidate = output / "_dsa_candidates" / f"ds={day.isoformat()}"
+    shutil.rmtree(candidate, ignore_errors=True)  # a killed run's, never published
+    for table, frame in zip(TABLES, (daily, trends), strict=True):
+        _write(frame, candidate / table / PART)
+    files = {_manifest_path(day): candidate / "manifest.json"}
+    write_text(files[_manifest_path(day)], json.dumps({**asdict(result), "params": asdict(params)}, indent=2, sort_keys=True) + "\n")
+    if report:
+        files[report_path.relative_to(output).as_posix()] = candidate / "page.html"
+        _write_report(candidate / "page.html", daily, history, trends, day, duplicates, quarantined, unparsed,
+                      run_ts, params.window_days)  # fmt: skip
+    _adopt_unversioned(output, day)
+    version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    wh.publish(output, day, version, {t: candidate / t for t in TABLES}, {}, files=files, root=VERSIONS)
+    # Without a page this time, the page link of the publication before now leads nowhere.
+    if not report and report_path.is_symlink() and not report_path.exists():
+        report_path.unlink()
+    shutil.rmtree(candidate, ignore_errors=True)
     return result
+
+
+def _manifest_path(day: dt.date) -> str:
+    return f"_dsa_runs/ds={day.isoformat()}/manifest.json"
+
+
+def dsa_reports_dir(output: Path | str) -> Path:
+    return Path(output) / "reports" / "dsa"
+
+
+def dsa_report_path(output: Path | str, day: dt.date) -> Path:
+    return dsa_reports_dir(output) / f"{day.isoformat()}.html"
+
+
+def write_dsa_index(output: Path | str) -> Path:
+    """Rewrite `reports/dsa/index.html`: every day with a published sor_daily, its figures from the
+    day's manifest. Under a lock of its own, as runs of different days (different day locks) all
+    rewrite it: unlocked, the one that listed first and wrote last dropped the other's day."""
+    output = Path(output)
+    with wh.file_lock(output / "_locks" / "dsa_index.lock"):
+        entries = []
+        for day in wh.published_days(output, "sor_daily"):
+            manifest = wh.read_json(output / _manifest_path(day)) or {}
+            page = dsa_report_path(output, day)
+            entries.append(DsaIndexEntry(
+                ds=day,
+                href=page.name if page.exists() else None,
+                statements=manifest.get("statements"),
+                quarantined=sum(manifest["quarantined"].values()) if "quarantined" in manifest else None,
+                anomalies=manifest.get("anomalies"),
+            ))  # fmt: skip
+        path = dsa_reports_dir(output) / "index.html"
+        write_text(path, render_dsa_index(entries))
+    return path
+
+
+def _adopt_unversioned(output: Path, day: dt.date) -> None:
+    """Remove the day's table directories written before the DSA tables were versioned, which
+    publish would not replace (it never overwrites a real directory). They are derived from `sor`
+    and replaced by the publication that follows; a kill between leaves the day without them until
+    `dsa daily` runs again. (The manifest and page of that time are plain files, replaced by the
+    flip's links as they are.)"""
+    for table in TABLES:
+        part = _partition(output, table, day)
+        if part.is_dir() and not part.is_symlink():
+            shutil.rmtree(part)
 
 
 def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends: pl.DataFrame, day: dt.date,

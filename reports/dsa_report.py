@@ -44,6 +44,17 @@ class DsaDayData:
 
 
 @dataclass(frozen=True)
+class DsaIndexEntry:
+    """One day of the DSA index: its published figures (the day's manifest)."""
+
+    ds: date
+    href: str | None  # None: built without a page (`dsa daily --no-report`)
+    statements: int | None
+    quarantined: int | None
+    anomalies: int | None
+
+
+@dataclass(frozen=True)
 class _Chart:
     id: str
     title: str
@@ -199,3 +210,9 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         script_json=script_json,
         short=_short,
     )
+
+
+def render_dsa_index(entries: list[DsaIndexEntry]) -> str:
+    """The list of DSA days, newest first."""
+    ordered = sorted(entries, key=lambda e: e.ds, reverse=True)
+    return template_env().get_template("dsa_index.html.j2").render(entries=ordered)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from jobs.cli import main
+from jobs.warehouse import ds_lock
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,28 @@ def test_every_dsa_option_has_help(command):
     parser = _subparser(build_parser(), "dsa", command)
     bare = [a.option_strings[0] for a in parser._actions if a.option_strings and not a.help]
     assert bare == []
+
+
+def test_a_second_daily_run_of_a_day_is_refused_while_one_holds_it(tmp_path, capsys, sample):
+    """dsa daily took no lock: two runs of a day publishing at once could remove each other's version."""
+    out = tmp_path / "dsa"
+    assert main(["dsa", "ingest", "--dump", str(sample), "--output", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with ds_lock(out, dt.date(2024, 3, 14)):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        held.wait(30)
+        assert main(["dsa", "daily", "--output", str(out), "--ds", "2024-03-14", "--no-report"]) == 5
+    finally:
+        release.set()
+        t.join()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lock-wait" in err[0]
+    assert not (out / "sor_daily").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 import types
 import zipfile
@@ -19,7 +20,7 @@ import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
 
-from jobs import dsa_ingest
+from jobs import dsa, dsa_ingest, faults
 from jobs.cli import main
 from jobs.dsa import DsaError, cmd_daily
 from jobs.dsa_ingest import DsaIngestError, ingest
@@ -263,3 +264,94 @@ def test_an_ingest_killed_while_swapping_a_part_in_is_refused_then_redone(tmp_pa
     assert (s.parts_skipped, s.parts_converted) == (1, 1)
     ingest([changed], tmp_path / "fresh")
     assert _files_of_the_day(out) == _files_of_the_day(tmp_path / "fresh")
+
+
+DAY = "2024-03-14"
+
+
+def _day_outputs(out: Path) -> dict[str, bytes]:
+    """What `dsa daily` publishes for the sample day, read the way a reader reads it."""
+    paths = [*sorted(out.glob(f"sor_daily/ds={DAY}/*.parquet")), *sorted(out.glob(f"sor_trends/ds={DAY}/*.parquet")),
+             out / "_dsa_runs" / f"ds={DAY}" / "manifest.json", out / "reports" / "dsa" / f"{DAY}.html"]  # fmt: skip
+    return {str(p.relative_to(out)): p.read_bytes() for p in paths if p.exists()}
+
+
+def _published_day_with_new_statements(tmp_path: Path) -> tuple[Path, dict[str, bytes], Path]:
+    """A published sample day whose ingested statements have since changed (a loose chunk replaced one)."""
+    out = tmp_path / "out"
+    ingest([ZIP], out)
+    cmd_daily(out, DAY, run_ts="first")
+    before = _day_outputs(out)
+    assert len(before) == 4
+    first = DATA / DAY / "sor-global-2024-03-14-full-00000-00000.csv"
+    short = tmp_path / "dl" / first.name
+    short.parent.mkdir()
+    short.write_text("".join(first.read_text(encoding="utf-8").splitlines(keepends=True)[:11]), encoding="utf-8")
+    ingest([short], out)
+    return out, before, short
+
+
+@pytest.mark.usefixtures("dsa_sor")
+@pytest.mark.parametrize("step", ["page", "before_flip"])
+def test_a_daily_run_failing_between_its_outputs_leaves_the_previous_publication_whole(tmp_path, monkeypatch, step):
+    """sor_daily, sor_trends, the page and the manifest were written one after another: a run that
+    died between them left the day's tables new and its page and manifest old."""
+    out, before, short = _published_day_with_new_statements(tmp_path)
+
+    def die(*_args, **_kwargs):
+        raise RuntimeError("killed")
+
+    if step == "page":
+        monkeypatch.setattr(dsa, "_write_report", die)
+    else:
+        monkeypatch.setattr(faults, "point", lambda name: die() if name == "publish:links_ready" else None)
+    with pytest.raises(RuntimeError, match="killed"):
+        cmd_daily(out, DAY, run_ts="second")
+    assert _day_outputs(out) == before
+    monkeypatch.undo()
+
+    r = cmd_daily(out, DAY, run_ts="second")
+    after = _day_outputs(out)
+    ingest([ZIP, short], tmp_path / "fresh")
+    fresh = cmd_daily(tmp_path / "fresh", DAY, run_ts="second")
+    assert (r.statements, r.rows_read) == (fresh.statements, fresh.rows_read) != (199, 202)
+    tables = [k for k in after if k.startswith("sor_")]
+    assert {k: after[k] for k in tables} == {k: _day_outputs(tmp_path / "fresh")[k] for k in tables}
+    manifest = json.loads(after[f"_dsa_runs/ds={DAY}/manifest.json"])
+    daily = pl.read_parquet(out / "sor_daily" / f"ds={DAY}" / "part-00000.parquet")
+    total = daily.filter((pl.col("platform_name") == "ALL") & (pl.col("category") == "ALL"))["statements"].item()
+    assert manifest["statements"] == total == r.statements
+    cmd_daily(out, DAY, run_ts="second")
+    assert _day_outputs(out) == after  # a rerun gives the same outputs
+
+
+@pytest.mark.usefixtures("dsa_sor")
+def test_a_day_built_before_the_tables_were_versioned_is_published_over(tmp_path):
+    out = tmp_path / "out"
+    ingest([ZIP], out)
+    for table in ("sor_daily", "sor_trends"):  # plain directories and files, as `dsa daily` wrote them
+        (out / table / f"ds={DAY}").mkdir(parents=True)
+        pl.DataFrame({"x": [1]}).write_parquet(out / table / f"ds={DAY}" / "part-00000.parquet")
+    (out / "_dsa_runs" / f"ds={DAY}").mkdir(parents=True)
+    (out / "_dsa_runs" / f"ds={DAY}" / "manifest.json").write_text("{}")
+    r = cmd_daily(out, DAY)
+    assert (out / "sor_daily" / f"ds={DAY}").is_symlink()
+    assert json.loads((out / "_dsa_runs" / f"ds={DAY}" / "manifest.json").read_text())["statements"] == r.statements
+    assert "statements" in pl.read_parquet(out / "sor_daily" / f"ds={DAY}" / "part-00000.parquet").columns
+
+
+@pytest.mark.usefixtures("dsa_sor")
+def test_the_dsa_index_lists_every_day_with_its_figures_and_page(tmp_path):
+    out = tmp_path / "out"
+    ingest([ZIP, NEW_CSV], out)
+    with_page = cmd_daily(out, DAY)
+    without = cmd_daily(out, "2025-07-01", report=False)
+    html = (out / "reports" / "dsa" / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr>\s*<td>(\S+)</td>\s*<td>(.*?)</td>\s*<td class=\"num\">(.*?)</td>", html, re.S)
+    assert [(d, "href" in page) for d, page, _ in rows] == [("2025-07-01", False), (DAY, True)]
+    assert f'href="{DAY}.html"' in html and (out / "reports" / "dsa" / f"{DAY}.html").exists()
+    shown = [int(n.replace(",", "").replace("\u202f", "")) for _, _, n in rows]
+    assert shown == [without.statements, with_page.statements]
+    # The day rebuilt without its page: the index no longer links it.
+    cmd_daily(out, DAY, report=False)
+    assert f'href="{DAY}.html"' not in (out / "reports" / "dsa" / "index.html").read_text(encoding="utf-8")
