@@ -362,10 +362,22 @@ def render_index(output_dir: Path | str) -> Path:
         days = sorted(set(pages) | set(published_days(output_dir, INDEX_TABLES[0])))
         stale = lineage.stale_days(output_dir, days)
         entries = [_index_entry(output_dir, day, pages.get(day), day in stale) for day in days]
+        entries += _missing_entries(days)
         path = reports / "index.html"
         remove_temporaries(reports, of=path.name)  # an index write killed midway (under this lock)
         write_text(path, _render_index_html(entries))
     return path
+
+
+def _missing_entries(days: list[dt.date]) -> list[IndexEntry]:
+    """One row per run of consecutive calendar days between `days` (sorted) that are not among them:
+    unlisted, a day whose input never came read as if the month had no hole in it."""
+    return [
+        IndexEntry(ds=before + dt.timedelta(days=1), href=None, dq_status=None, decisions=None, actioned=None,
+                   missing_until=after - dt.timedelta(days=1))
+        for before, after in zip(days, days[1:])
+        if (after - before).days > 1
+    ]
 
 
 def page_day(name: str) -> dt.date | None:

@@ -67,6 +67,9 @@ class IndexEntry:
     actioned: int | None
     latest_failed: bool = False  # a later run failed the gate; the figures are the publication's
     stale: bool = False  # built on earlier days' tables republished since (jobs.lineage)
+    # A row for days with neither tables nor a page, ds to missing_until (both included): a day the
+    # job never published nor reported on (its input never came, it was never run) between listed days.
+    missing_until: date | None = None
 
 
 __all__ = ["ReportData", "IndexEntry"]

@@ -441,6 +441,37 @@ def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None
     assert '<span class="badge fail">fail</span>' in index
 
 
+def test_index_shows_days_without_data_between_listed_days(tmp_path: Path) -> None:
+    # A month with holes: a day whose input never came (no run, no tables, no page) and three such
+    # days in a row. Unlisted, the index read as if nothing were missing.
+    tables, manifest, dq = tiny_tables()
+    holes = [dt.date(2024, 3, 10), dt.date(2024, 3, 2), dt.date(2024, 3, 3), dt.date(2024, 3, 4)]
+    for day in holes:
+        tables["violation_daily"].pop(day)
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
+    job.render_day(tmp_path, DS, pseudonym_key=KEY)
+    index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+
+    rows = re.findall(r"<tr[^>]*>\s*<td>([^<]*)</td>(.*?)</tr>", index, re.S)
+    missing = [day for day, cells in rows if '<span class="badge">no data</span>' in cells]
+    assert missing == ["2024-03-10", "2024-03-02 to 2024-03-04"]
+    # Every calendar day from the first published to the last is on exactly one row.
+    covered = []
+    for day, _ in rows:
+        first, _, last = day.partition(" to ")
+        d, last = dt.date.fromisoformat(first), dt.date.fromisoformat(last or first)
+        while d <= last:
+            covered.append(d)
+            d += dt.timedelta(days=1)
+    first_day = min(tables["violation_daily"])
+    assert sorted(covered) == [first_day + dt.timedelta(days=i) for i in range((DS - first_day).days + 1)]
+    assert len(covered) == len(set(covered))
+    # The header counts the days listed for what they hold, not the holes; the legend says what they mean.
+    listed = len(tables["violation_daily"])
+    assert f"{listed} days published or with a report" in index
+    assert "<dt>no data</dt>" in index
+
+
 def test_report_command(tmp_path: Path, capsys) -> None:
     tables, manifest, dq = tiny_tables()
     write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
