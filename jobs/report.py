@@ -188,6 +188,7 @@ def load_report_data(output_dir: Path | str, ds: dt.date) -> ReportData:
         stale_inputs=tuple(lineage.stale_days(output_dir, [ds]).get(ds, [])) if published else (),
         params_changed=_params_changed(output_dir, ds, recorded) if published else (),
         offender_days_observed=_offender_days_observed(output_dir, ds, offender_params.window_days),
+        previous_page=previous_page(output_dir / REPORTS_DIR, ds),
     )
 
 
@@ -387,6 +388,15 @@ def page_day(name: str) -> dt.date | None:
         return dt.date.fromisoformat(m.group(1)) if m else None
     except ValueError:
         return None
+
+
+def previous_page(reports: Path, ds: dt.date) -> str | None:
+    """The file name of the latest page in `reports` of a day before ds, None when there is none.
+
+    Only "previous": a static page cannot know of a later day's page, which does not exist yet when
+    the nightly run renders it; the index is the way forward."""
+    earlier = [name for day, name in _report_pages(reports) if day < ds]
+    return earlier[-1] if earlier else None
 
 
 def _report_pages(reports: Path) -> list[tuple[dt.date, str]]:

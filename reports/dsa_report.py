@@ -41,6 +41,7 @@ class DsaDayData:
     unparsed_dates: dict[str, int] = field(default_factory=dict)  # statements kept with that date null
     notes: tuple[str, ...] = ()
     baseline_days: int = 28  # the [trends] window the day's trends were computed against
+    previous_page: str | None = None  # the latest earlier day's page (file name), as ReportData's
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         plotly_config=script_json(PLOTLY_CONFIG),
         script_json=script_json,
         short=_short,
+        previous_page=data.previous_page,
     )
 
 

@@ -54,6 +54,9 @@ class ReportData:
     # creator_category_daily: fewer than the window early in a warehouse's history, when "in the 30
     # days up to ds" would overstate what was counted. None when unknown (ds has no such partition).
     offender_days_observed: int | None = None
+    # The latest earlier day's page (its file name in the same folder) when this one was rendered: a
+    # link that holds across days without data and reaches a failed day's page. None: the first page.
+    previous_page: str | None = None
 
 
 @dataclass(frozen=True)

@@ -400,6 +400,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "latest_failed": _latest_failed(data.latest_failed, ds),
         "stale_inputs": [d.isoformat() for d in data.stale_inputs],
         "params_changed": [(d.isoformat(), list(keys)) for d, keys in data.params_changed],
+        "previous_page": data.previous_page,
     }
     return template_env().get_template("day.html.j2").render(context)
 

@@ -180,6 +180,23 @@ def test_dsa_page_names_its_tables_and_scopes_their_headers(out):
     assert html.count("<table") >= 2 and a11y_problems(html) == []
 
 
+def test_dsa_pages_link_to_their_index_and_back_a_day(tmp_path):
+    from browser.report_helpers import link_texts
+
+    ingest([ZIP, NEW_CSV], tmp_path)
+    later = dt.date(2025, 7, 1)  # the sample's other day: a year and more without data between
+    pages = {day: Path(cmd_daily(tmp_path, day.isoformat(), run_ts="2025-07-02T02:00Z").report) for day in (DAY, later)}
+    links = {}
+    for day, page in pages.items():
+        hrefs = link_texts(page.read_text(encoding="utf-8"))
+        # Resolved as a browser resolves them from the page's address (reports/dsa/), not its link target.
+        links[day] = {text: page.parent / href for href, text in hrefs if not href.startswith("#")}
+        assert all(target.is_file() for target in links[day].values()), links[day]
+        assert links[day]["All DSA days"] == tmp_path / "reports" / "dsa" / "index.html"
+    assert [t for text, t in links[later].items() if text.startswith("Previous day")] == [pages[DAY]]
+    assert not [text for text in links[DAY] if text.startswith("Previous day")]
+
+
 def test_report_escapes_data_strings():
     evil = "<script>alert(1)</script>"
     frame = _frame([{"uuid": "x", "platform_name": evil}])

@@ -472,6 +472,33 @@ def test_index_shows_days_without_data_between_listed_days(tmp_path: Path) -> No
     assert "<dt>no data</dt>" in index
 
 
+def _local_links(page: Path) -> dict[str, Path]:
+    """A page's links to other files, by text, each resolved as a browser opening the page would."""
+    from browser.report_helpers import link_texts
+
+    html = page.read_text(encoding="utf-8")
+    return {text: page.parent / href for href, text in link_texts(html) if not href.startswith("#")}
+
+
+def test_day_pages_link_back_across_days_without_a_page(tmp_path: Path) -> None:
+    tables, manifest, dq = tiny_tables()
+    failed = DS - dt.timedelta(days=7)  # a day whose run failed the gate: a page, no tables
+    for table in tables.values():
+        table.pop(failed, None)
+    write_warehouse(tmp_path, tables, {DS: (manifest, dq), failed: _failed_run(failed)})
+    first = DS - dt.timedelta(days=9)
+    for day in (first, failed, DS):  # the days between have tables and no page (`run --no-report`)
+        job.render_day(tmp_path, day, pseudonym_key=KEY)
+
+    links = {day: _local_links(job.report_path(tmp_path, day)) for day in (first, failed, DS)}
+    for day, found in links.items():
+        assert all(target.is_file() for target in found.values()), (day, found)
+        assert found["All days"] == tmp_path / "reports" / "index.html"
+    # Back a day: to the latest earlier page, whichever days in between have none; none from the first.
+    previous = {day: [t for text, t in found.items() if text.startswith("Previous report")] for day, found in links.items()}
+    assert previous == {first: [], failed: [job.report_path(tmp_path, first)], DS: [job.report_path(tmp_path, failed)]}
+
+
 def test_report_command(tmp_path: Path, capsys) -> None:
     tables, manifest, dq = tiny_tables()
     write_warehouse(tmp_path, tables, {DS: (manifest, dq)})
