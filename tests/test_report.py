@@ -904,8 +904,9 @@ def test_contrast_formula() -> None:
     assert round(_contrast("#ffffff", "#009E73"), 2) == 3.42  # the old pass badge the review measured
 
 
-def test_badge_text_keeps_4_5_to_1_on_its_background(tiny_html: str) -> None:
-    css = re.search(r"<style>(.*?)</style>", tiny_html, re.S).group(1)
+def _badge_styles(html: str) -> dict[str, dict[str, str]]:
+    """Each `.badge` rule of the page's style sheet (variants over the base), variables resolved."""
+    css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
     variables = dict(re.findall(r"--([\w-]+)\s*:\s*(#[0-9A-Fa-f]{3,6})", css))
     rules: dict[str, dict[str, str]] = {}
     for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
@@ -914,10 +915,25 @@ def test_badge_text_keeps_4_5_to_1_on_its_background(tiny_html: str) -> None:
         for sel in selectors.split(","):
             rules.setdefault(sel.strip(), {}).update(decls)
     base = rules[".badge"]
-    variants = {sel: {**base, **decls} for sel, decls in rules.items() if re.fullmatch(r"\.badge(\.\w+)?", sel)}
+    return {sel: {**base, **decls} for sel, decls in rules.items() if re.fullmatch(r"\.badge(\.\w+)?", sel)}
+
+
+def test_badge_text_keeps_4_5_to_1_on_its_background(tiny_html: str) -> None:
+    variants = _badge_styles(tiny_html)
     assert {".badge", ".badge.pass", ".badge.warn", ".badge.fail"} <= set(variants)
     for sel, decls in variants.items():
         assert _contrast(decls["color"], decls["background"]) >= 4.5, (sel, decls)
+
+
+def test_stale_history_does_not_look_like_a_warn_verdict() -> None:
+    # A month after a backfill: most rows carry both markers side by side; in the verdict's own
+    # colours "stale history" read as a second warning.
+    index = render_index([IndexEntry(DS, f"{DS}.html", "warn", 10, 2, stale=True)])
+    cell = re.search(r'<span class="badge warn">warn</span>\s*<span class="([^"]+)">stale history</span>', index)
+    styles = _badge_styles(index)
+    stale = styles["." + cell.group(1).replace(" ", ".")]
+    assert stale["background"] != styles[".badge.warn"]["background"]
+    assert _contrast(stale["color"], stale["background"]) >= 4.5
 
 
 def test_every_series_colour_keeps_3_to_1_on_the_plot(tiny_html: str) -> None:
