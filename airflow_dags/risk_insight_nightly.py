@@ -507,7 +507,7 @@ def risk_insight_nightly() -> None:
 
     @task(execution_timeout=REPORT_TIMEOUT)
     def report(run: dict[str, Any], published: dict[str, str]) -> list[str]:
-        from jobs.report import render_day, render_index
+        from jobs.report import refresh_stale_pages, render_day, render_index, report_path
 
         config = _load_config(run)
         key = config.pseudonym_key
@@ -524,6 +524,9 @@ def risk_insight_nightly() -> None:
         days = [date.fromisoformat(day) for day in run["days"]]
         if note := lineage.stale_note(Path(run["output_dir"]), days, config.params(max(days))):
             log.warning("%s", note)  # later days built on what this run replaced: the on-call reruns them
+            # Their pages, rendered before, say so too (an analyst may open one without the index).
+            refreshed = refresh_stale_pages(run["output_dir"], days, config.params(max(days)), key)
+            paths += [str(report_path(run["output_dir"], day)) for day in refreshed]
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:
             _failure_path(run["output_dir"], day).unlink(missing_ok=True)

@@ -243,21 +243,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         for note in remote_notes:
             _print_stale_note(note)
         if not is_uri(args.output) and Path(args.output).is_dir():
-            _note_stale_days(Path(args.output), days, config, after_error=not finished)
+            _note_stale_days(Path(args.output), days, config, after_error=not finished, report=not args.no_report)
     return 0
 
 
-def _note_stale_days(output: Path, days: list[dt.date], config, after_error: bool = False) -> None:
+def _note_stale_days(output: Path, days: list[dt.date], config, after_error: bool = False, report: bool = True) -> None:
     """Published days this run left built on replaced tables (later days after a rerun with new rows
-    or a backfill; these days, if another day was published while they computed): one line on stderr.
+    or a backfill; these days, if another day was published while they computed): one line on stderr,
+    and (with reports) the later days' pages rendered again to carry the stale-history banner.
 
     Advice only, checked in a `finally`: where the check itself fails (a corrupt manifest of some
     day), the run's own result stands (its exit code, its one error line): after a run that
     failed nothing more is printed, after one that succeeded one note line says why."""
     from jobs import lineage
+    from jobs.report import refresh_stale_pages
 
     try:
-        note = lineage.stale_note(output, days, config.params(max(days)))
+        params = config.params(max(days))
+        note = lineage.stale_note(output, days, params)
+        if note and report:
+            refresh_stale_pages(output, days, params, config.pseudonym_key)
     except (RiskInsightError, OSError) as exc:
         if after_error:
             return

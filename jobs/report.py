@@ -18,7 +18,7 @@ import polars as pl
 
 from jobs import lineage
 from jobs.engines.polars_engine import key_ranges
-from jobs.errors import InputMissing
+from jobs.errors import InputMissing, LockHeld
 from jobs.manifest import OFFENDER_CATEGORIES
 from jobs.warehouse import (
     ds_lock,
@@ -346,6 +346,34 @@ def _index_entry(output_dir: Path, ds: dt.date, href: str | None, stale: bool) -
     decisions = int(qd["decisions"].sum()) if qd is not None else None
     return IndexEntry(ds=ds, href=href, dq_status=status, decisions=decisions, actioned=actioned,
                       latest_failed=latest_failed is not None, stale=stale)
+
+
+def refresh_stale_pages(
+    output_dir: Path | str, days: list[dt.date], params: Params, pseudonym_key: str | bytes | None = None,
+) -> list[dt.date]:
+    """Re-render the pages of the published days after `days` that a run of `days` left stale (a
+    backfill, a rerun with late rows), then the index; returns those days.
+
+    A page rendered before the run compared its day with the tables replaced since and said
+    nothing: an analyst opening it directly, not through the index, was not told. Rendered again,
+    it carries the stale-history banner until the day is rerun. Each page is rendered from its own
+    publication, under its day's lock, so its figures and run time stay that publication's; a day
+    whose run holds the lock now is skipped (that run renders its own page).
+    """
+    output_dir = Path(output_dir)
+    ran = set(days)
+    later = [d for d in lineage.stale_after(output_dir, min(days), max(days), params)
+             if d not in ran and report_path(output_dir, d).exists()]  # fmt: skip
+    refreshed = []
+    for day in later:
+        try:
+            render_day(output_dir, day, pseudonym_key=pseudonym_key, index=False)
+        except LockHeld:
+            continue
+        refreshed.append(day)
+    if refreshed:
+        render_index(output_dir)
+    return refreshed
 
 
 def render_index(output_dir: Path | str) -> Path:

@@ -554,13 +554,17 @@ def test_failed_dq_gate_fails_the_run_and_publishes_nothing(airflow_db: dict[str
 @needs_jobs
 def test_the_report_task_warns_of_later_days_this_run_left_stale(airflow_db: dict[str, str], tmp_path: Path) -> None:
     """A backfill of 03-01 after 03-02 was published: 03-02's trends and repeat offenders were built
-    without it, which the report task says in the log, with the range to rerun."""
+    without it, which the report task says in the log, with the range to rerun, and 03-02's page,
+    rendered again, says on its own."""
     from jobs.cli import main
 
     inp, out = tmp_path / "in", tmp_path / "out"
     generate(inp, "2024-03-01", 2)
-    assert main(["run", "--input", str(inp), "--output", str(out), "--ds", "2024-03-02", "--no-report"]) == 0
+    assert main(["run", "--input", str(inp), "--output", str(out), "--ds", "2024-03-02"]) == 0
+    page = out / "reports" / "2024-03-02.html"
+    assert 'id="stale-history"' not in page.read_text(encoding="utf-8")
     result = run_dag(airflow_db, "2024-07-01T00:00:00+00:00", {"ds": "2024-03-01", "input_dir": str(inp), "output_dir": str(out)})
     assert result["state"] == "success", result["output_tail"]
     assert "1 published day(s) were built on earlier tables of 2024-03-01" in result["output_tail"]
     assert "(run --start 2024-03-02 --end 2024-03-02)" in result["output_tail"]
+    assert 'id="stale-history"' in page.read_text(encoding="utf-8")

@@ -132,6 +132,31 @@ def test_the_page_and_the_index_say_which_days_are_stale(tmp_path):
     assert 'id="stale-history"' not in _page(out, D3) and "stale history" not in _index_row(out, D3)
 
 
+def test_a_backfill_renders_the_later_days_pages_again_with_the_stale_banner(tmp_path):
+    """A page rendered before a backfill compared its day with tables replaced since: opened
+    directly (a bookmark, a link in a ticket), it did not say so. The backfill renders it again from
+    its own publication, with the banner; a --no-report backfill leaves pages alone."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for d in (D1, D2, D3):
+        _write(inp, d)
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(D3)) == 0
+    before = _page(out, D3)
+    assert 'id="stale-history"' not in before
+    _run(inp, out, D1, D2)  # --no-report
+    assert _page(out, D3) == before
+    assert run("--input", str(inp), "--output", str(out), "--start", str(D1), "--end", str(D1)) == 0
+    page = _page(out, D3)
+    assert 'id="stale-history"' in page and f"tables of {D1}, {D2} that have been published anew" in " ".join(page.split())
+    # Still the page of D3's own publication (its run time, its figures), as `report` renders it.
+    manifest = json.loads(wh.published_run_file(out, D3, "manifest.json").read_text())
+    assert manifest["run_started_at"] in page
+    from jobs.cli import main
+
+    assert main(["report", "--output", str(out), "--ds", str(D3)]) == 0 and _page(out, D3) == page
+    assert sorted(p.name for p in (out / "reports").glob("*.html")) == [f"{D1}.html", f"{D3}.html", "index.html"]
+    assert "stale history" in _index_row(out, D3)
+
+
 def test_the_page_says_when_its_comparison_days_ran_with_other_parameters(tmp_path):
     from jobs.report import load_report_data
 
