@@ -202,7 +202,7 @@ def _publish_day(output: Path, day: dt.date, run_ts: str | None, params: TrendPa
     if report:
         files[report_path.relative_to(output).as_posix()] = candidate / "page.html"
         _write_report(candidate / "page.html", daily, history, trends, day, duplicates, quarantined, unparsed,
-                      run_ts, params.window_days, previous_page(dsa_reports_dir(output), day))  # fmt: skip
+                      run_ts, params, previous_page(dsa_reports_dir(output), day))  # fmt: skip
     _adopt_unversioned(output, day)
     version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
     wh.publish(output, day, version, {t: candidate / t for t in TABLES}, {}, files=files, root=VERSIONS)
@@ -261,7 +261,7 @@ def _adopt_unversioned(output: Path, day: dt.date) -> None:
 
 def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends: pl.DataFrame, day: dt.date,
                   duplicates: int, quarantined: dict[str, int], unparsed_dates: dict[str, int], run_ts: str | None,
-                  baseline_days: int, previous: str | None) -> None:  # fmt: skip
+                  params: TrendParams, previous: str | None) -> None:  # fmt: skip
     page = render_dsa_day(
         DsaDayData(
             ds=day,
@@ -271,7 +271,8 @@ def _write_report(path: Path, daily: pl.DataFrame, history: pl.DataFrame, trends
             duplicate_uuids=duplicates,
             quarantined=quarantined,
             unparsed_dates=unparsed_dates,
-            baseline_days=baseline_days,
+            baseline_days=params.window_days,
+            min_baseline_days=params.min_baseline_days,
             previous_page=previous,
         ),
         run_ts=run_ts,

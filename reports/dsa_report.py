@@ -20,7 +20,7 @@ import polars as pl
 
 from reports.figures import OKABE_ITO, label
 from reports.fmt import FILTERS
-from reports.render import PLOTLY_CONFIG, plotly_js, script_json, template_env
+from reports.render import PLOTLY_CONFIG, baseline, plotly_js, script_json, template_env
 from transforms.schemas import ALL
 
 TOP_PLATFORMS = 15
@@ -41,6 +41,7 @@ class DsaDayData:
     unparsed_dates: dict[str, int] = field(default_factory=dict)  # statements kept with that date null
     notes: tuple[str, ...] = ()
     baseline_days: int = 28  # the [trends] window the day's trends were computed against
+    min_baseline_days: int = 14  # [trends] min_baseline_days: fewer observed days flag no anomaly
     previous_page: str | None = None  # the latest earlier day's page (file name), as ReportData's
 
 
@@ -201,6 +202,7 @@ def render_dsa_day(data: DsaDayData, *, run_ts: str | None = None) -> str:
         anomalies=_anomalies(data.trends),
         trends_available=data.trends is not None,
         baseline_days=data.baseline_days,
+        baseline=baseline(data.trends, data.min_baseline_days, ("platform_name", "category")) if data.trends is not None else None,
         duplicate_uuids=data.duplicate_uuids,
         negative_moderation_delay=t.get("negative_moderation_delay", 0),
         quarantined=sorted(data.quarantined.items()),

@@ -337,8 +337,11 @@ def _latest_failed(manifest: dict[str, Any] | None, ds: date) -> dict[str, Any] 
     }
 
 
-def _baseline(trends: pl.DataFrame, required: int) -> dict[str, Any]:
-    row = trends.filter((pl.col("market") == ALL) & (pl.col("policy_category") == ALL))
+def baseline(trends: pl.DataFrame, required: int, keys: tuple[str, str] = ("market", "policy_category")) -> dict[str, Any]:
+    """The observed days of the day's baseline (its ALL/ALL row's, else the most any row has), and
+    whether they reach `required`: below it, no anomaly can be flagged, and "no anomaly" would
+    read as a quiet day."""
+    row = trends.filter((pl.col(keys[0]) == ALL) & (pl.col(keys[1]) == ALL))
     days = int(row["baseline_days"][0]) if row.height and row["baseline_days"][0] is not None else None
     if days is None and trends.height:
         days = int(trends["baseline_days"].max())
@@ -378,7 +381,7 @@ def render_day(data: ReportData, *, run_ts: str, pseudonym_key: bytes) -> str:
         "figure_specs": [(c.id, script_json(c.spec_json)) for c in charts.values() if c.spec_json is not None],
         "plotly_config": script_json(PLOTLY_CONFIG),
         "plotly_js": plotly_js(),
-        "baseline": _baseline(trends_today, data.trend_params.min_baseline_days),
+        "baseline": baseline(trends_today, data.trend_params.min_baseline_days),
         "trend": data.trend_params,
         "offender_params": data.offender_params,
         "offender_window": figures.offender_window(data.offender_params.window_days, ds, data.offender_days_observed),

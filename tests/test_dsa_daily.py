@@ -226,14 +226,14 @@ def _write_day(out: Path, day: dt.date, tiktok: int) -> None:
     frame.write_parquet(target)
 
 
-def _spike_day(tmp_path: Path) -> dt.date:
-    """20 days of 45-55 statements built, then a day of 150 ingested (not yet built)."""
+def _spike_day(tmp_path: Path, last: int = 150) -> dt.date:
+    """20 days of 45-55 statements built, then a day of `last` (150: a spike) ingested (not yet built)."""
     end = dt.date(2024, 4, 20)
     rng = np.random.default_rng(3)
     for i in range(20, 0, -1):
         _write_day(tmp_path, end - dt.timedelta(days=i), int(rng.integers(45, 56)))
         cmd_daily(tmp_path, end - dt.timedelta(days=i), report=False)
-    _write_day(tmp_path, end, 150)
+    _write_day(tmp_path, end, last)
     return end
 
 
@@ -309,3 +309,18 @@ def test_a_trend_window_shorter_than_a_week_still_compares_with_a_week_ago(tmp_p
     assert tiktok["baseline_days"] == 3
     assert tiktok["wow_change"] == pytest.approx(daily[0] / daily[7] - 1)
     assert tiktok["statements_7d_mean"] == pytest.approx(sum(daily[d] for d in range(7)) / 7)
+
+
+def test_the_page_says_when_its_baseline_is_too_short_to_flag_anomalies(tmp_path, out):
+    """With no earlier day, no anomaly can be flagged: "No anomaly on this day" read as a quiet day.
+    The page names the baseline it has; with enough days, a day without anomalies says so."""
+    r = cmd_daily(out, "2024-03-14", run_ts="2024-03-15T02:00Z")
+    text = " ".join(Path(r.report).read_text().split())
+    assert "needs 14 observed days of baseline before 2024-03-14, and none is available" in text
+    assert "No anomaly on this day" not in text
+
+    end = _spike_day(tmp_path, last=50)  # 20 observed days before `end`, then a day like them
+    quiet = cmd_daily(tmp_path, end)
+    assert quiet.anomalies == 0
+    text = " ".join(Path(quiet.report).read_text().split())
+    assert "No anomaly on this day" in text and "observed days of baseline" not in text
