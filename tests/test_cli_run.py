@@ -107,10 +107,9 @@ def _page(out: Path, ds: dt.date = DS) -> str:
 
 
 def _index_row(out: Path, ds: dt.date = DS) -> str:
-    index = (out / "reports" / "index.html").read_text(encoding="utf-8")
-    row = re.search(rf"<td>{ds}</td>(.*?)</tr>", index, re.S)
-    assert row, f"{ds} is not in the index"
-    return row.group(1)
+    from tests.index_html import index_row
+
+    return index_row((out / "reports" / "index.html").read_text(encoding="utf-8"), ds)
 
 
 def _run_facts(page: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from jobs.cli import main
 from jobs.dsa import DsaError, cmd_daily
 from jobs.dsa_ingest import DsaIngestError, ingest
 from tests.conftest import shared_path
+from tests.index_html import index_rows
 from transforms.dsa_transparency import dsa_transparency
 from transforms.sor_daily import sor_daily
 
@@ -347,10 +348,11 @@ def test_the_dsa_index_lists_every_day_with_its_figures_and_page(tmp_path):
     with_page = cmd_daily(out, DAY)
     without = cmd_daily(out, "2025-07-01", report=False)
     html = (out / "reports" / "dsa" / "index.html").read_text(encoding="utf-8")
-    rows = re.findall(r"<tr>\s*<td>(\S+)</td>\s*<td>(.*?)</td>\s*<td class=\"num\">(.*?)</td>", html, re.S)
-    assert [(d, "href" in page) for d, page, _ in rows] == [("2025-07-01", False), (DAY, True)]
+    rows = index_rows(html)
+    assert [(d, "href" in cells) for d, cells in rows] == [("2025-07-01", False), (DAY, True)]
     assert f'href="{DAY}.html"' in html and (out / "reports" / "dsa" / f"{DAY}.html").exists()
-    shown = [int(n.replace(",", "").replace("\u202f", "")) for _, _, n in rows]
+    statements = [re.search(r'<td class="num">(.*?)</td>', cells).group(1) for _, cells in rows]
+    shown = [int(n.replace(",", "").replace("\u202f", "")) for n in statements]
     assert shown == [without.statements, with_page.statements]
     # The day rebuilt without its page: the index no longer links it.
     cmd_daily(out, DAY, report=False)

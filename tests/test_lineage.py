@@ -111,8 +111,9 @@ def _page(out: Path, day: dt.date) -> str:
 
 
 def _index_row(out: Path, day: dt.date) -> str:
-    index = (out / "reports" / "index.html").read_text(encoding="utf-8")
-    return index[index.index(f"<td>{day}</td>"):].split("</tr>")[0]
+    from tests.index_html import index_row
+
+    return index_row((out / "reports" / "index.html").read_text(encoding="utf-8"), day)
 
 
 def test_the_page_and_the_index_say_which_days_are_stale(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 import jobs.report as job
 from jobs import cli
 from browser.report_helpers import DS, frame, realistic_tables, report_data, tiny_tables, write_warehouse
+from tests.index_html import index_row, index_rows
 from reports import figures
 from reports.fmt import (
     fmt_distinct,
@@ -318,7 +319,7 @@ def test_index_lists_days_newest_first_and_escapes() -> None:
         IndexEntry(dt.date(2024, 3, 3), "2024-03-03.html", "fail", None, None),
         IndexEntry(dt.date(2024, 3, 2), "javascript:alert(1)\"><b>", "warn", 1234, 5),
     ])
-    dates = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", html)
+    dates = [day for day, _ in index_rows(html)]
     assert dates == ["2024-03-03", "2024-03-02", "2024-03-01"]
     assert '"><b>' not in html and "&#34;&gt;&lt;b&gt;" in html
     assert "1,234" in html and '<span class="badge fail">fail</span>' in html
@@ -374,7 +375,7 @@ def test_job_renders_from_warehouse_atomically_and_reproducibly(tmp_path: Path, 
 
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert '<a href="2024-03-14.html">' in index and '<span class="badge warn">warn</span>' in index
-    row = re.search(r"<td>2024-03-14</td>(.*?)</tr>", index, re.S).group(1)
+    row = index_row(index, "2024-03-14")
     assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["1,000", "100"]
 
 
@@ -435,7 +436,7 @@ def test_job_key_precedence_and_missing_day(tmp_path: Path, monkeypatch) -> None
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     # Every day with a page (linked) and every published day (the trend's earlier days: no page).
     assert re.findall(r'<a href="(\d{4}-\d{2}-\d{2})\.html">', index) == ["2024-03-15", "2024-03-14"]
-    days = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", index)
+    days = [day for day, _ in index_rows(index)]
     published = sorted((str(d) for d in tables["violation_daily"]), reverse=True)
     assert days == ["2024-03-15", *published] and index.count(">no page</span>") == len(published) - 1
     assert '<span class="badge fail">fail</span>' in index
@@ -452,7 +453,7 @@ def test_index_shows_days_without_data_between_listed_days(tmp_path: Path) -> No
     job.render_day(tmp_path, DS, pseudonym_key=KEY)
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
 
-    rows = re.findall(r"<tr[^>]*>\s*<td>([^<]*)</td>(.*?)</tr>", index, re.S)
+    rows = index_rows(index)
     missing = [day for day, cells in rows if '<span class="badge">no data</span>' in cells]
     assert missing == ["2024-03-10", "2024-03-02 to 2024-03-04"]
     # Every calendar day from the first published to the last is on exactly one row.

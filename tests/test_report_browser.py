@@ -303,3 +303,41 @@ def test_dsa_page_prints_like_the_day_page(tmp_path: Path) -> None:
         assert chart["unbroken"], chart
     assert printed["tables_unbroken"] and skip_link_shown == "none"
     assert [round(c["drawn"]) for c in after["charts"]] == [round(c["drawn"]) for c in screen["charts"]]
+
+
+# The index table's own width and the width of the box it scrolls in.
+_INDEX_FIT_JS = """() => {
+  const t = document.getElementById('report-index'), box = t.parentElement.getBoundingClientRect();
+  return {table: t.getBoundingClientRect().width, box: box.width};
+}"""
+
+
+def test_the_index_fits_a_phone_without_scrolling_its_table(tmp_path: Path) -> None:
+    """The index an analyst opens every morning, on a phone: the day and its page link were two
+    columns repeating the date, and the table (its widest rows: a run of days without data, and a
+    day with every badge) was wider than a 390 px screen, its last column scrolled out of sight."""
+    import datetime as dt
+
+    from playwright.sync_api import sync_playwright
+
+    from reports.model import IndexEntry
+    from reports.render import render_index
+
+    entries = [
+        # Decisions and actioned of a day of the benchmarks' largest size.
+        IndexEntry(dt.date(2024, 3, 31), "2024-03-31.html", "warn", 99_274_370, 14_895_112,
+                   latest_failed=True, stale=True),
+        IndexEntry(dt.date(2024, 3, 30), None, "pass", 99_274_370, 14_895_112, stale=True),
+        IndexEntry(dt.date(2024, 3, 20), None, None, None, None, missing_until=dt.date(2024, 3, 29)),
+        IndexEntry(dt.date(2024, 3, 19), "2024-03-19.html", "fail", None, None),
+    ]
+    index = tmp_path / "index.html"
+    index.write_text(render_index(entries), encoding="utf-8")
+    with sync_playwright() as p:
+        context, page = open_page(p, tmp_path / "profile", viewport={"width": 390, "height": 900})
+        try:
+            page.goto(index.as_uri(), wait_until="load")
+            fit = page.evaluate(_INDEX_FIT_JS)
+        finally:
+            context.close()
+    assert fit["table"] <= fit["box"] + 0.5, fit
