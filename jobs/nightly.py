@@ -358,7 +358,10 @@ def gate_day(candidate: Candidate, config: Config | None = None) -> dict:
             # The failure is recorded for the ds and archived; the published tables stay as they were.
             _record_attempt(candidate, manifest, dq, published=False)
             failed = ", ".join(manifest["dq"]["critical_failed"])
-            raise DQGateFailed(f"ds={candidate.ds}: DQ gate failed ({failed}); nothing published")
+            # Where to look, relative to the warehouse (a URI warehouse's run files are pushed to the
+            # same place; its candidate stays in a local mirror, so the candidate is not named here).
+            dq_file = wh.runs_dir(Path("."), candidate.ds) / "dq.json"
+            raise DQGateFailed(f"ds={candidate.ds}: DQ gate failed ({failed}); nothing published; results in {dq_file.as_posix()} of the warehouse")
         return dq
 
 

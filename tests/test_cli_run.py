@@ -94,6 +94,8 @@ def test_dq_failure_exits_3_and_keeps_the_previous_publication(tmp_path, capsys)
     assert run(*args) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DQ gate failed" in err[0] and "quarantine_rate" in err[0]
+    # The on-call's next step: the line names the file that says what failed, and by how much.
+    assert f"results in _runs/ds={DS}/dq.json of the warehouse" in err[0]
     for n in OUTPUT_TABLES:
         assert table(tmp_path / "out", n).equals(before[n]), n
     dq = json.loads((wh.runs_dir(tmp_path / "out", DS) / "dq.json").read_text())
