@@ -25,7 +25,9 @@ from jobs.background_import import import_in_background
 from jobs.config import Config, load_config
 from jobs.engines import get_engine
 from jobs.engines.base import Engine
-from jobs.errors import CandidateMissing, CandidateReplaced, DQGateFailed, RiskInsightError, WarehouseUnavailable, first_line, range_failure
+from jobs.errors import (
+    CandidateMissing, CandidateReplaced, DQGateFailed, RiskInsightError, WarehouseConflict, WarehouseUnavailable, first_line, range_failure,
+)
 from jobs.manifest import OFFENDER_CATEGORIES, StageTimer, code_revision, versions
 from transforms import staging
 from transforms.input_profile import input_profile
@@ -389,8 +391,15 @@ def _record_attempt(candidate: Candidate, manifest: dict, dq: dict, *, published
 
 
 def published_run(output: Path | str, ds: dt.date, run_id: str) -> dict | None:
-    """The manifest of ds's publication in place if run `run_id` published it, else None."""
-    manifest = wh.read_json(wh.published_run_file(Path(output), ds, "manifest.json"))
+    """The manifest of ds's publication in place if run `run_id` published it, else None.
+
+    A manifest in place that is not JSON (truncated, edited by hand) is no run's: a rerun of ds
+    publishes over it, which is what the WarehouseConflict naming that file advises. Raised here,
+    it made every rerun of the day fail the same way after its gate."""
+    try:
+        manifest = wh.read_json(wh.published_run_file(Path(output), ds, "manifest.json"))
+    except WarehouseConflict:
+        return None
     return manifest if manifest is not None and manifest.get("run_id") == run_id else None
 
 

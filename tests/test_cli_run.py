@@ -1006,3 +1006,18 @@ def test_a_report_that_cannot_be_written_says_the_day_was_published_and_the_rang
     last = captured.err.strip().splitlines()[-1]
     assert last.startswith(f"riskinsight: error: ds={days[0]} was published, but its report failed: ")
     assert str(report_mod.report_path(out, days[0])) in last and "Traceback" not in captured.err
+
+
+def test_a_rerun_replaces_a_published_manifest_that_is_not_json(tmp_path, capsys):
+    """The error naming a corrupt run file says 'rerun its day': that rerun must work. It failed
+    after its gate, reading the corrupt manifest in place to see whether it had published already."""
+    write_day(tmp_path / "in", DS, clean_day(DS))
+    out = tmp_path / "out"
+    args = ("--input", str(tmp_path / "in"), "--output", str(out), "--ds", str(DS), "--no-report")
+    assert run(*args) == 0
+    manifest = wh.runs_dir(out, DS) / "manifest.json"
+    manifest.write_text('{"ds": "2024-03', encoding="utf-8")  # through the link: the publication's own file
+    assert main(["report", "--output", str(out), "--ds", str(DS)]) == 1  # a reader is stopped, naming the file
+    assert "manifest.json is not valid JSON" in capsys.readouterr().err
+    assert run(*args) == 0, capsys.readouterr().err
+    assert json.loads(manifest.read_text(encoding="utf-8"))["published"] is True
