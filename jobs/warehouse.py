@@ -128,7 +128,12 @@ def replacing(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temporary(path)
+    try:
+        tmp = _new_temporary(path)
+    except OSError as exc:
+        # A directory the job may not write: the error named the temporary's random dot-name
+        # (`.2024-01-09.html.tmp-<hex>`), not the file the on-call will look for.
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         yield tmp
         with open(tmp, "rb") as fh:

@@ -238,6 +238,20 @@ def test_a_write_that_fails_names_the_file_it_was_writing(tmp_path, monkeypatch)
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
 
+def test_a_directory_that_refuses_the_write_is_named_with_the_file_not_its_temporary(tmp_path, monkeypatch) -> None:
+    """A reports/ the job may not write (EACCES) failed creating the temporary, and the run's line
+    named `.2024-03-15.html.tmp-<16 hex>`, a file that never existed, instead of the page."""
+    target = tmp_path / "reports" / "2024-03-15.html"
+
+    def refused(name, flags, mode=0o777):
+        raise PermissionError(13, os.strerror(13), str(name))
+
+    monkeypatch.setattr(wh.os, "open", refused)
+    with pytest.raises(PermissionError) as exc:
+        wh.write_text(target, "<html>")
+    assert exc.value.filename == str(target) and ".tmp-" not in str(exc.value)
+
+
 def test_the_next_run_of_a_day_removes_the_temporaries_a_killed_run_left(tmp_path) -> None:
     """A run SIGKILLed while it wrote a file whole (its page, a run file, the publication's manifest
     with its report time) or swapped a link leaves the dot-named temporary behind: nothing removed
