@@ -240,6 +240,14 @@ def load_config(path: str | Path | None) -> Config:
         raise UsageError(f"config: cannot read {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"config: {path} is not valid TOML: {exc}") from None
+    try:
+        return _from_toml(raw, path, data)
+    except UsageError as exc:
+        # The on-call sees one line, often from a scheduler that passed --config for them: which file.
+        raise UsageError(f"{exc} (in {path})") from None
+
+
+def _from_toml(raw: dict, path: Path, data: bytes) -> Config:
     unknown = sorted(set(raw) - SECTIONS)
     if unknown:
         raise UsageError(f"config: unknown section(s): {', '.join(unknown)}")

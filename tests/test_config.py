@@ -305,7 +305,7 @@ def test_a_read_error_is_a_usage_error(tmp_path, monkeypatch):
 def test_an_empty_or_space_padded_queue_name_is_a_usage_error(tmp_path, key):
     path = tmp_path / "c.toml"
     path.write_text(f"[sla_s]\n{key} = 60\n")
-    with pytest.raises(UsageError, match=r"^config: \[sla_s\] '.*' is not a queue name \(empty, or spaces around it\)$"):
+    with pytest.raises(UsageError, match=r"^config: \[sla_s\] '.*' is not a queue name \(empty, or spaces around it\) \(in .*c\.toml\)$"):
         load_config(path)
 
 
@@ -330,3 +330,12 @@ def test_a_queue_that_is_not_a_default_one_gets_a_note_not_an_error(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("riskinsight: note: config: [sla_s] live_realtme: not among the default queues")
     assert len(err) == 2 and err[1].startswith("riskinsight: error: input directory")
+
+
+def test_a_value_error_names_the_config_file(tmp_path: Path) -> None:
+    """Under a scheduler, --config is in a DAG's conf or a Variable, not on the on-call's screen:
+    the one line says which file holds the bad value."""
+    path = tmp_path / "prod.toml"
+    path.write_text("[dq]\nquarantine_rate_critical = 2\n")
+    with pytest.raises(UsageError, match=rf"^config: dq\.quarantine_rate_critical = 2 is out of range .* \(in {re.escape(str(path))}\)$"):
+        load_config(path)
