@@ -52,8 +52,16 @@ CONTROL_QUEUE = "queue\x01\x1b[31m\x7f\u200f\u202e-end"  # C0/C1-ish controls an
 ACCENTED_TEAM = "Équipe ✓ «nuit»"
 
 
-def run(*args: str) -> int:
-    return main(["run", *args])
+def run(*args: str, engine: str = "polars") -> int:
+    return main(["run", *args, "--engine", engine])
+
+
+@pytest.fixture(params=["polars", pytest.param("spark", marks=pytest.mark.spark)])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The engine a CLI run of the test uses; Spark's runs share the tests' one local session."""
+    if request.param == "spark":
+        request.getfixturevalue("spark_session")
+    return request.param
 
 
 def one_line_error(capsys: pytest.CaptureFixture) -> str:
@@ -538,10 +546,13 @@ def _replace(part: Path, table: str, columns: dict[str, pa.Array]) -> None:
     pq.write_table(t, f)
 
 
-def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Polars panicked on them (a traceback past every handler). Each row gets the reason its real
-    value calls for: a decision taken in year 54 million is not of ds, content created then is after
-    the decision, content created as far before it is merely old, and so is a shift of year 5 million."""
+def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine_name: str
+) -> None:
+    """Polars panicked on them (a traceback past every handler), Spark's reader overflowed (exit 4).
+    Each row gets the reason its real value calls for: a decision taken in year 54 million is not of
+    ds, content created then is after the decision, content created as far before it is merely old,
+    and so is a shift of year 5 million."""
     inp, out = tmp_path / "in", tmp_path / "out"
     rows = {
         "decisions": [decision(decision_id=i) for i in ("far-decided", "far-created", "far-past-created", "ok")],
@@ -558,7 +569,8 @@ def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(tm
     config = tmp_path / "lenient.toml"
     config.write_text(LENIENT)
     capsys.readouterr()
-    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report") == 0
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report",
+               engine=engine_name) == 0
     assert "Traceback" not in capsys.readouterr().err
     assert _reason(out, "decisions", "far-decided") == "wrong_partition"
     assert _reason(out, "decisions", "far-created") == "bad_timestamp"
@@ -571,14 +583,65 @@ def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(tm
         _strict_json(r["row"])
 
 
-def test_a_file_of_nanoseconds_labelled_milliseconds_fails_the_gate_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_file_of_nanoseconds_labelled_milliseconds_fails_the_gate_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine_name: str
+) -> None:
     inp, out = tmp_path / "in", tmp_path / "out"
     write_day(inp, DS, tiny_day())
     n = len(tiny_day()["decisions"])
     _replace(_part(inp), "decisions", {c: pa.array([NS_AS_MS] * n, pa.timestamp("ms", "UTC"))
                                        for c in ("content_created_at", "enqueued_at", "decided_at")})
     capsys.readouterr()
-    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report") == 3
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--no-report", engine=engine_name) == 3
     assert "DQ gate failed (decisions.quarantine_rate)" in one_line_error(capsys)
     assert wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["quarantined"]["decisions"] == {"wrong_partition": n}
     assert all(not wh.partition_dir(out, t, DS).exists() for t in OUTPUT_TABLES)
+
+
+def test_microsecond_instants_at_the_ends_of_int64_are_staged_by_their_real_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine_name: str
+) -> None:
+    """int64 microseconds near either end (year 287 000 after, or before, 1970): Spark subtracted
+    them from the decision time and overflowed computing the tables (exit 1)."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    rows = {"decisions": [decision(decision_id=i) for i in ("far-decided", "far-past-created", "ok")]}
+    write_day(inp, DS, rows)
+    us = lambda column: [int(r[column].timestamp()) * 10**6 for r in rows["decisions"]]
+    _replace(_part(inp), "decisions", {
+        "decided_at": pa.array([2**63 - 1, *us("decided_at")[1:]], pa.timestamp("us", "UTC")),
+        "content_created_at": pa.array([us("content_created_at")[0], -(2**63) + 1, us("content_created_at")[2]],
+                                       pa.timestamp("us")),
+    })
+    config = tmp_path / "lenient.toml"
+    config.write_text(LENIENT)
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report",
+               engine=engine_name) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert _reason(out, "decisions", "far-decided") == "wrong_partition"
+    assert ("decisions", "far-past-created") not in _quarantine(out)
+    all_all = _table(out, "violation_daily").filter(pl.col("market") == "ALL", pl.col("policy_category") == "ALL")
+    assert (all_all["actioned"].to_list(), all_all["within_24h"].to_list()) == ([2], [1])
+    decided = _strict_json(_quarantine(out)[("decisions", "far-decided")]["row"])["decided_at"]
+    assert decided.startswith("+") and int(decided[1:].split("-")[0]) > 200_000, decided  # far after, not wrapped
+
+
+@pytest.mark.parametrize("unsigned", [2**63, 2**64 - 1])
+def test_an_unsigned_view_count_beyond_int64_is_bad_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine_name: str, unsigned: int
+) -> None:
+    """views_before_action is int64 (DESIGN §2): an unsigned 64-bit count above its maximum has no
+    int64 value, so it is out of range (bad_range), not unreadable input that stops the day."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    rows = {"decisions": [decision(decision_id="huge-views"), decision(decision_id="ok", views_before_action=0)]}
+    write_day(inp, DS, rows)
+    _replace(_part(inp), "decisions", {"views_before_action": pa.array([unsigned, 0], pa.uint64())})
+    config = tmp_path / "lenient.toml"
+    config.write_text(LENIENT)
+    capsys.readouterr()
+    assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report",
+               engine=engine_name) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert _reason(out, "decisions", "huge-views") == "bad_range"
+    assert ("decisions", "ok") not in _quarantine(out)
+    assert wh.read_json(wh.runs_dir(out, DS) / "manifest.json")["quarantined"]["decisions"] == {"bad_range": 1}

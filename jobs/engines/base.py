@@ -13,7 +13,23 @@ import polars as pl
 
 from jobs.errors import InputUnreadable, RiskInsightError, WarehouseUnavailable
 from transforms._expr import Quantiles
-from transforms.params import Params
+from transforms.params import US_PER_DAY, Params
+
+# The instants both engines hold in microseconds and print: about 253 000 years either side of 1970
+# (Polars' calendar ends near year 262 000). A Parquet value beyond them (nanoseconds written under a
+# millisecond label, a date of year 5 million, an int64 of microseconds near either end) made Polars
+# panic, a traceback past every handler, and Spark's reader or its arithmetic overflow (exit 4, exit 1).
+# Each engine's reader holds such a value at the bound, from the raw epoch value Parquet stores: it
+# still compares as before with every ds and every other timestamp of its row, so staging gives the
+# row the reason its real value would (DESIGN §3 has only order and day comparisons), and both
+# engines print it alike in a quarantined row.
+INSTANT_LIMIT_US = 8 * 10**18
+DATE_LIMIT_DAYS = INSTANT_LIMIT_US // US_PER_DAY
+US_PER_UNIT = {"ms": 1000, "us": 1}
+# views_before_action is int64 (DESIGN §2). An unsigned 64-bit count above int64's maximum has no
+# int64 value: both readers take its 64 bits as int64 (two's complement), which makes exactly those
+# values negative, so staging quarantines the row as bad_range instead of the day stopping on it.
+UINT64_WRAP = 2**64
 
 
 def accept_any_time_zone_label() -> None:

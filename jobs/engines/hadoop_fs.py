@@ -166,6 +166,10 @@ class HadoopFS:
 
     def parquet_schema(self, uri: str) -> dict[str, pl.DataType]:
         """The file's columns as Polars dtypes, from its footer alone (two small reads)."""
+        return dict(pl.from_arrow(self.parquet_footer(uri).schema_arrow.empty_table()).schema)
+
+    def parquet_footer(self, uri: str) -> pq.ParquetFile:
+        """The file's footer alone (two small reads), as a ParquetFile without its data."""
         fs, path = self._resolve(uri)
         size = int(fs.getFileStatus(path).getLen())
         stream = fs.open(path)
@@ -180,8 +184,7 @@ class HadoopFS:
         finally:
             stream.close()
         # pyarrow locates the footer from the end: the magic header plus the tail is a valid view.
-        schema = pq.read_schema(pa.BufferReader(b"PAR1" + footer))
-        return dict(pl.from_arrow(schema.empty_table()).schema)
+        return pq.ParquetFile(pa.BufferReader(b"PAR1" + footer))
 
     @staticmethod
     def _read(stream, offset: int, length: int) -> bytes:

@@ -14,13 +14,20 @@ import narwhals.stable.v2 as nw
 import polars as pl
 
 from jobs import warehouse as wh
-from jobs.engines.base import accept_any_time_zone_label, staging_failure
+from jobs.engines.base import (
+    DATE_LIMIT_DAYS,
+    INSTANT_LIMIT_US,
+    US_PER_UNIT,
+    accept_any_time_zone_label,
+    staging_failure,
+)
 from jobs.engines.polars_quantiles import ranked_quantiles
 from jobs.errors import InputUnreadable, UsageError, first_line
 from transforms import _expr, staging
-from transforms.params import US_PER_DAY, Params
+from transforms.params import Params
 from transforms.schemas import (
     DATE,
+    I64,
     INPUT_KEYS,
     INPUT_SCHEMAS,
     OUTPUT_SCHEMAS,
@@ -129,26 +136,15 @@ def _check_type(table: str, file: Path | str, column: str, want: nw.dtypes.DType
         )
 
 
-# The instants Polars can hold in microseconds and print: about 253 000 years either side of 1970
-# (its calendar ends near year 262 000). A Parquet value beyond them (nanoseconds written under a
-# millisecond label, a date of year 5 million) made Polars panic, a traceback past every handler,
-# in the cast to microseconds or in printing the quarantined row. Held at the bound, the value still
-# compares as before with every ds and every other timestamp of its row, so staging gives the row
-# the reason its real value would (DESIGN §3 has only order and day comparisons).
-_LIMIT_US = 8 * 10**18
-_LIMIT_DAYS = _LIMIT_US // US_PER_DAY
-_US_PER_UNIT = {"ms": 1000, "us": 1}
-
-
 def _utc_us(col: pl.Expr, got: pl.Datetime) -> pl.Expr:
     """A Parquet timestamp of any unit, naive (meaning UTC, DESIGN §2) or zone-aware, as UTC microseconds."""
     if got.time_unit == "ns":
         # Every int64 of nanoseconds is within the limit.
         utc = col.dt.replace_time_zone("UTC") if got.time_zone is None else col.dt.convert_time_zone("UTC")
         return utc.dt.cast_time_unit("us")
-    per = _US_PER_UNIT[got.time_unit]
-    # The epoch is the stored UTC instant, whatever the zone label says.
-    us = col.dt.epoch(got.time_unit).clip(-_LIMIT_US // per, _LIMIT_US // per) * per
+    per = US_PER_UNIT[got.time_unit]
+    # The epoch is the stored UTC instant, whatever the zone label says; held within the bounds (base.py).
+    us = col.dt.epoch(got.time_unit).clip(-INSTANT_LIMIT_US // per, INSTANT_LIMIT_US // per) * per
     return pl.from_epoch(us, "us").dt.replace_time_zone("UTC")
 
 
@@ -163,9 +159,12 @@ def _normalise(lf: pl.LazyFrame, table: str, schema: dict[str, pl.DataType], fil
         if want == TS and isinstance(got, pl.Datetime):
             col = _utc_us(col, got)
         elif want == DATE and got == pl.Date:
-            col = col.cast(pl.Int32).clip(-_LIMIT_DAYS, _LIMIT_DAYS).cast(pl.Date)
+            col = col.cast(pl.Int32).clip(-DATE_LIMIT_DAYS, DATE_LIMIT_DAYS).cast(pl.Date)
         elif want == TS:
             col = col.cast(pl.Datetime("us", "UTC"))
+        elif want == I64 and got == pl.UInt64:
+            # Above int64's maximum: negative, so bad_range (base.UINT64_WRAP), not a failed cast (exit 4).
+            col = col.cast(pl.Int64, wrap_numerical=True)
         else:
             col = col.cast(_POLARS[type(want).__name__])
         exprs.append(col.alias(column))

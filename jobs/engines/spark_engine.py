@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from decimal import Decimal
 import shutil
 import tempfile
 import weakref
@@ -31,7 +33,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import warehouse as wh
-from jobs.engines.base import accept_any_time_zone_label, staging_failure
+from jobs.engines.base import (
+    DATE_LIMIT_DAYS,
+    INSTANT_LIMIT_US,
+    UINT64_WRAP,
+    US_PER_UNIT,
+    accept_any_time_zone_label,
+    staging_failure,
+)
 from jobs.engines.hadoop_fs import HadoopFS
 from jobs.engines.polars_engine import _check_type
 from jobs.engines.polars_quantiles import _OFFSET, _PER_OCTAVE, _TOP
@@ -41,6 +50,8 @@ from transforms import _expr, staging
 from transforms._expr import Quantiles
 from transforms.params import Params
 from transforms.schemas import (
+    DATE,
+    I64,
     INPUT_KEYS,
     INPUT_SCHEMAS,
     OUTPUT_SCHEMAS,
@@ -93,24 +104,72 @@ def _to_utc_instant(col: Column, spark_type: T.DataType) -> Column:
     if isinstance(spark_type, T.TimestampNTZType):
         # Naive means UTC (DESIGN §2); the cast reads the wall clock in the session zone, forced to UTC.
         return col.cast(T.TimestampType())
-    if isinstance(spark_type, T.LongType):
-        # Nanosecond timestamps, read as epoch-ns longs (spark.sql.legacy.parquet.nanosAsLong): Spark
-        # has no nanosecond type. Decimal division keeps every digit; a double would lose the microseconds.
-        return F.timestamp_micros(F.floor(col.cast(T.DecimalType(20, 0)) / F.lit(_NS_PER_US)).cast(T.LongType()))
     raise TypeError(f"no conversion from {spark_type} to a UTC timestamp")
 
 
-def _normalise(df: DataFrame, table: str, footer: dict[str, pl.DataType]) -> DataFrame:
+def _epoch_to_utc_instant(col: Column, unit: str) -> Column:
+    """An int64 Parquet timestamp read as its raw epoch value in `unit` (naive or zone-aware alike:
+    Parquet stores the UTC instant, or UTC's wall clock for naive), as a UTC instant."""
+    if unit == "ns":
+        # Spark has no nanosecond type. Decimal division keeps every digit; a double would lose the
+        # microseconds. Every int64 of nanoseconds is within the bounds.
+        return F.timestamp_micros(F.floor(col.cast(T.DecimalType(20, 0)) / F.lit(_NS_PER_US)).cast(T.LongType()))
+    # Held within the bounds (base.py) before scaling: Spark's own reader scales milliseconds with an
+    # exact multiply that failed the whole read (long overflow, exit 4).
+    per = US_PER_UNIT[unit]
+    return F.timestamp_micros(_held(col, INSTANT_LIMIT_US // per) * F.lit(per))
+
+
+def _held(value: Column, limit: int) -> Column:
+    """value held within -limit..limit, null kept null (`least` and `greatest` skip a null)."""
+    return F.when(value < -limit, F.lit(-limit)).when(value > limit, F.lit(limit)).otherwise(value)
+
+
+def _int64_time_units(schema: pq.ParquetSchema) -> dict[str, str]:
+    """Top-level columns stored as int64 timestamps, and their unit (ms, us, ns), from the Parquet
+    schema itself: the Arrow schema a writer stores beside it may name another unit (pyarrow's INT96
+    of millisecond data says ms)."""
+    units = {}
+    for i in range(len(schema)):
+        column = schema.column(i)
+        if column.physical_type != "INT64" or column.max_repetition_level or "." in column.path:
+            continue
+        logical = column.logical_type
+        if logical.type == "TIMESTAMP":
+            unit = json.loads(logical.to_json())["timeUnit"]
+        else:
+            unit = {"TIMESTAMP_MILLIS": "milliseconds", "TIMESTAMP_MICROS": "microseconds"}.get(column.converted_type)
+        if unit:
+            units[column.name] = {"milliseconds": "ms", "microseconds": "us", "nanoseconds": "ns"}[unit]
+    return units
+
+
+def _read_epochs(df: DataFrame, columns: Sequence[str]) -> T.StructType:
+    """The schema to read `df`'s files with, `columns` (int64 timestamps) as their raw epoch longs."""
+    return T.StructType([T.StructField(f.name, T.LongType(), True) if f.name in columns else f for f in df.schema.fields])
+
+
+def _normalise(df: DataFrame, table: str, footer: dict[str, pl.DataType], epochs: dict[str, str] | None = None) -> DataFrame:
     """Contract columns, in order, with contract types; footer = the Polars view of the file's schema
-    (already checked), which tells an all-null column from a typed one."""
+    (already checked), which tells an all-null column from a typed one; epochs = the timestamp columns
+    read as raw int64 epoch values, with their units."""
+    epochs = epochs or {}
     spark_types = {f.name: f.dataType for f in df.schema.fields}
     cols = []
     for column, want in INPUT_SCHEMAS[table].items():
         target = _spark_type(want)
         if footer[column] == pl.Null or isinstance(spark_types[column], T.NullType):
             col = F.lit(None).cast(target)
+        elif want == TS and column in epochs:
+            col = _epoch_to_utc_instant(F.col(column), epochs[column])
         elif want == TS:
             col = _to_utc_instant(F.col(column), spark_types[column])
+        elif want == DATE and isinstance(spark_types[column], T.DateType):
+            col = F.date_from_unix_date(_held(F.unix_date(F.col(column)), DATE_LIMIT_DAYS))
+        elif want == I64 and footer[column] == pl.UInt64:
+            # Read as decimal(20,0); above int64's maximum its 64 bits as int64 (base.UINT64_WRAP).
+            value = F.col(column)
+            col = F.when(value >= F.lit(Decimal(UINT64_WRAP // 2)), value - F.lit(Decimal(UINT64_WRAP))).otherwise(value).cast(target)
         else:
             col = F.col(column).cast(target)
         cols.append(col.alias(column))
@@ -225,10 +284,13 @@ class SparkEngine:
             return list(self.fs.parquet_files(partition))
         return wh.local_parquet_files(partition)
 
-    def _footer(self, file: Path | str) -> dict[str, pl.DataType]:
+    def _footer(self, file: Path | str) -> tuple[dict[str, pl.DataType], dict[str, str]]:
+        """The file's columns as Polars sees them (for the Polars engine's checks and messages), and
+        its int64 timestamp columns' units (`_int64_time_units`)."""
         if isinstance(file, str) and wh.is_uri(file):
-            return self.fs.parquet_schema(file)
-        return dict(pl.read_parquet_schema(file))
+            footer = self.fs.parquet_footer(file)
+            return dict(pl.from_arrow(footer.schema_arrow.empty_table()).schema), _int64_time_units(footer.schema)
+        return dict(pl.read_parquet_schema(file)), _int64_time_units(pq.read_metadata(file).schema)
 
     def read_input(self, table: str, partition: Path | str) -> nw.LazyFrame:
         files = self.input_files(partition)
@@ -237,17 +299,24 @@ class SparkEngine:
         accept_any_time_zone_label()  # for the footers; Spark's own reader takes any label
         # Files with the same contract types are read in one scan; a partition whose writers
         # disagreed (int32 vs int64 views, ms vs us timestamps) is normalised per group and unioned.
-        groups: dict[tuple[tuple[str, pl.DataType], ...], list[Path | str]] = {}
+        # Timestamps stored as int64 are read as their raw epoch values and converted here
+        # (`_epoch_to_utc_instant`), so files whose units differ are grouped apart too.
+        groups: dict[tuple[tuple[tuple[str, pl.DataType], ...], tuple[tuple[str, str], ...]], list[Path | str]] = {}
+        stamps = timestamp_columns(table)
         for file in files:
             try:
-                footer = self._footer(file)
+                footer, units = self._footer(file)
             except Exception as exc:  # polars raises several types for a corrupt/non-Parquet file
                 raise InputUnreadable(f"input {table}: cannot read {file}: {str(exc).splitlines()[0]}") from exc
-            groups.setdefault(tuple(_check(table, footer, file).items()), []).append(file)
-        parts = [
-            _normalise(self.spark.read.parquet(*[str(f) for f in group]), table, dict(key))
-            for key, group in groups.items()
-        ]
+            epochs = tuple((c, units[c]) for c in stamps if c in units and footer[c] != pl.Null)
+            groups.setdefault((tuple(_check(table, footer, file).items()), epochs), []).append(file)
+        parts = []
+        for (footer, epochs), group in groups.items():
+            paths = [str(f) for f in group]
+            df = self.spark.read.parquet(*paths)
+            if epochs:
+                df = self.spark.read.schema(_read_epochs(df, dict(epochs))).parquet(*paths)
+            parts.append(_normalise(df, table, dict(footer), dict(epochs)))
         return nw.from_native(reduce(DataFrame.unionByName, parts))
 
     def input_frame(self, table: str, data: pl.DataFrame) -> nw.LazyFrame:
