@@ -419,3 +419,121 @@ def test_spark_failing_to_compute_a_table_says_so_in_one_line_naming_it(spark_en
     with pytest.raises(EngineFailed, match=r"^spark failed computing queue_daily: .*out of memory, say") as caught:
         spark_engine.collect({"queue_daily": nw.from_native(failing)})
     assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------ a day of hostile writers, whole run
+def _rewrite(table: pl.DataFrame, path: Path, **columns_and_options) -> None:
+    """`table` written by pyarrow with some columns replaced (pa arrays) and writer options."""
+    options = {k: columns_and_options.pop(k) for k in list(columns_and_options) if k.startswith(("use_", "store_"))}
+    t = table.to_arrow()
+    for name, values in columns_and_options.items():
+        t = t.set_column(t.schema.get_field_index(name), name, values)
+    pq.write_table(t, path, **options)
+
+
+def hostile_day(root: Path, ds: dt.date) -> None:
+    """One partition per table, each file of decisions from another kind of writer: every unit and
+    zone label, INT96, dictionary strings, narrow and unsigned integers, decimals, float32, NaN and
+    -0.0, instants beyond what microseconds hold, columns in another order, a zero-row file, and
+    hidden files that are no data."""
+    import pyarrow as pa
+    from decimal import Decimal
+
+    from tests.builders import appeal, audit
+    from tests.inputs import write_day
+
+    at = lambda h, m=0, s=0, day=ds: dt.datetime.combine(day, dt.time(h, m, s), tzinfo=dt.UTC)
+    write_day(root, ds, {
+        "decisions": [decision(decision_id=f"base-{i}", reviewer_id=f"r{i % 2}", enqueued_at=at(2), decided_at=at(2, 5, i),
+                               content_created_at=at(1)) for i in range(4)],
+        "appeals": [appeal()],
+        "qa_audits": [audit()],
+        "shifts": [shift(reviewer_id="r0", shift_date=ds), shift(reviewer_id="r1", shift_date=ds, logged_in_s=-0.0),
+                   shift(reviewer_id="far-shift", shift_date=ds)],
+    })
+    part = wh.partition_dir(root, "decisions", ds)
+    shifts = wh.partition_dir(root, "shifts", ds) / "part-00000.parquet"
+    _rewrite(pl.read_parquet(shifts), shifts, shift_date=pa.array([(ds - dt.date(1970, 1, 1)).days] * 2 + [2**31 - 1], pa.date32()))
+    ts_cols = ["content_created_at", "enqueued_at", "decided_at"]
+    one = lambda tag, **kw: frame("decisions", [
+        decision(decision_id=f"{tag}-in", enqueued_at=at(23, 50), decided_at=at(23, 59, 59), content_created_at=at(0), **kw),
+        decision(decision_id=f"{tag}-out", enqueued_at=at(0, 10), decided_at=at(0, 20, day=ds + dt.timedelta(days=1)),
+                 content_created_at=at(0, day=ds - dt.timedelta(days=3)), **kw),
+        automated(decision_id=f"{tag}-auto", enqueued_at=at(9), decided_at=at(9, 0, 1), content_created_at=None),
+    ])
+    for i, (unit, zone) in enumerate([("ms", "+05:30"), ("us", "Z"), ("ns", "-03:00"), ("ms", None), ("ns", None),
+                                      ("us", "Etc/GMT+12"), ("ms", "America/New_York"), ("ns", "Asia/Kathmandu")]):
+        # The same UTC instants under another label (an Arrow cast keeps the stored values); naive: UTC's wall clock.
+        f = one(f"tz{i}")
+        t = f.to_arrow()
+        _rewrite(f, part / f"part-tz{i}.parquet", **{c: t[c].cast(pa.timestamp(unit, "UTC")).cast(pa.timestamp(unit, zone)) for c in ts_cols})
+    _rewrite(one("int96"), part / "part-int96-us.parquet", use_deprecated_int96_timestamps=True)
+    _rewrite(one("int96-ms").with_columns(pl.col(ts_cols).dt.cast_time_unit("ms")), part / "part-int96-ms.parquet",
+             use_deprecated_int96_timestamps=True)
+    seconds = one("seconds").to_arrow()
+    _rewrite(one("seconds"), part / "part-seconds.parquet", **{c: seconds[c].cast(pa.timestamp("s", "UTC")) for c in ts_cols})
+    strings = one("dict").to_arrow()
+    _rewrite(one("dict"), part / "part-dict.parquet", store_schema=False, **{
+        f.name: strings[f.name].cast(pa.dictionary(pa.int32(), pa.string())) for f in strings.schema if pa.types.is_string(f.type)
+    })
+    _rewrite(one("large").with_columns(pl.col("views_before_action").cast(pl.Int32)), part / "part-int32.parquet")
+    numbers = frame("decisions", [decision(decision_id=f"num-{i}", decided_at=at(3, i)) for i in range(6)])
+    _rewrite(numbers, part / "part-numbers.parquet",
+             views_before_action=pa.array([2**63 + 1, 2**64 - 1, 2**32 + 1, 7, None, 0], pa.uint64()),
+             handle_time_s=pa.array([Decimal("12.345"), Decimal("-0.001"), Decimal("14400.000"), Decimal("14400.001"),
+                                     None, Decimal("0")], pa.decimal128(10, 3)))
+    floats = frame("decisions", [decision(decision_id=f"float-{i}", decided_at=at(4, i)) for i in range(5)])
+    _rewrite(floats, part / "part-float32.parquet",
+             handle_time_s=pa.array([float("nan"), -0.0, 0.1, float("inf"), 3.4e38], pa.float32()),
+             views_before_action=pa.array([-1, 0, 1, 127, -128], pa.int8()))
+    far = frame("decisions", [decision(decision_id=f"far-{i}", decided_at=at(5, i), content_created_at=at(1)) for i in range(4)])
+    ms = far["decided_at"].dt.epoch("ms").to_list()
+    _rewrite(far, part / "part-far-ms.parquet",
+             decided_at=pa.array([ms[0] * 10**6, *ms[1:]], pa.timestamp("ms", "UTC")),
+             content_created_at=pa.array([ms[0], ms[1] * 10**6, -ms[2] * 10**6, ms[3]], pa.timestamp("ms")))
+    far_us = frame("decisions", [decision(decision_id=f"far-us-{i}", decided_at=at(6, i), content_created_at=at(1)) for i in range(3)])
+    us = far_us["decided_at"].dt.epoch("us").to_list()
+    _rewrite(far_us, part / "part-far-us.parquet",
+             decided_at=pa.array([2**63 - 1, us[1], us[2]], pa.timestamp("us", "UTC")),
+             content_created_at=pa.array([us[0] - 60 * 10**6, -(2**63) + 1, 9 * 10**18], pa.timestamp("us")))
+    reordered = one("order")
+    reordered.select(list(reversed(reordered.columns))).with_columns(pl.lit("x").alias("extra")).write_parquet(part / "part-order.parquet")
+    frame("decisions", []).write_parquet(part / "part-empty.parquet")
+    for hidden in (".part-hidden.parquet", "_temporary-part.parquet"):
+        one("hidden").write_parquet(part / hidden)
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory: pytest.TempPathFactory, spark_session) -> dict[str, tuple[int, Path]]:
+    from jobs.cli import main
+
+    root = tmp_path_factory.mktemp("hostile")
+    ds = dt.date(2024, 3, 14)
+    hostile_day(root / "input", ds)
+    config = root / "lenient.toml"
+    config.write_text("[dq]\nquarantine_rate_critical = 1.0\nquarantine_rate_warning = 1.0\nduplicates_rate_warning = 1.0\n")
+    outcomes = {}
+    for engine in ("polars", "spark"):
+        out = root / engine
+        code = main(["run", "--input", str(root / "input"), "--output", str(out), "--ds", str(ds), "--config", str(config),
+                     "--no-report", "--engine", engine])
+        outcomes[engine] = (code, out)
+    return outcomes
+
+
+def test_a_day_of_hostile_writers_gives_the_same_outcome_on_both_engines(hostile_runs: dict[str, tuple[int, Path]]) -> None:
+    ds = dt.date(2024, 3, 14)
+    (polars_code, polars_out), (spark_code, spark_out) = hostile_runs["polars"], hostile_runs["spark"]
+    assert (spark_code, polars_code) == (0, 0)
+    assert_same_run(polars_out, spark_out, [ds])
+    # The day really held what it was built to: every kind of row reached a rule, none stopped the run.
+    q = read_outputs(polars_out, ds)["quarantine"]
+    reasons = dict(zip(q["record_id"].to_list(), q["reason"].to_list(), strict=True))
+    assert {reasons.get(f"tz{i}-out") for i in range(8)} == {"wrong_partition"}
+    assert not any(reasons.get(f"tz{i}-in") or reasons.get(f"tz{i}-auto") for i in range(8))
+    assert (reasons.get("num-0"), reasons.get("num-1"), reasons.get("num-2"), reasons.get("num-3")) == (
+        "bad_range", "bad_range", None, "bad_range")
+    assert (reasons.get("far-0"), reasons.get("far-1"), reasons.get("far-2")) == ("wrong_partition", "bad_timestamp", None)
+    assert (reasons.get("far-us-0"), reasons.get("far-us-1"), reasons.get("far-us-2")) == ("wrong_partition", None, "bad_timestamp")
+    assert reasons.get("far-shift") == "wrong_partition"
+    assert not any(r.startswith("hidden") for r in reasons if r)
