@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,22 @@ HOSTILE_CATEGORY = "<script>alert(2)</script>"
 CHART_TAB_STOPS_JS = """() => Array.from(document.querySelectorAll(
   '.chart a[href], .chart button, .chart input, .chart select, .chart textarea, .chart [tabindex]'))
   .filter(e => e.tabIndex >= 0).length"""
+
+
+@contextmanager
+def _opened(path: Path, user_data_dir: Path, width: int = 1280) -> Iterator[Any]:
+    """A page of Chromium `width` px wide with `path` loaded and its charts (if any) drawn."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context, page = open_page(p, user_data_dir, viewport={"width": width, "height": 900})
+        try:
+            page.goto(path.as_uri(), wait_until="load")
+            for chart in page.query_selector_all("div.chart[data-figure]"):
+                page.wait_for_selector(f"#{chart.get_attribute('id')} .main-svg", state="attached", timeout=20_000)
+            yield page
+        finally:
+            context.close()
 
 
 def _load(report: Path, user_data_dir: Path, screenshot: Path | None = None) -> dict:
@@ -128,17 +147,8 @@ _OVERFLOW_JS = """() => {
 
 
 def _layout_at(report: Path, user_data_dir: Path, width: int) -> dict:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context, page = open_page(p, user_data_dir, viewport={"width": width, "height": 900})
-        try:
-            page.goto(report.as_uri(), wait_until="load")
-            if page.query_selector("div.chart[data-figure]"):
-                page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
-            return page.evaluate(_OVERFLOW_JS)
-        finally:
-            context.close()
+    with _opened(report, user_data_dir, width) as page:
+        return page.evaluate(_OVERFLOW_JS)
 
 
 def _intersect(a: dict, b: dict) -> bool:
@@ -189,27 +199,19 @@ _PRINT_JS = """() => ({
 
 
 def test_printed_charts_fit_the_page_and_come_back_after(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     tables, manifest, dq = realistic_tables()
     write_warehouse(tmp_path / "wh", tables, {DS: (manifest, dq)})
     report = job.render_day(tmp_path / "wh", DS, pseudonym_key=b"browser-test-key")
-    with sync_playwright() as p:
-        context, page = open_page(p, tmp_path / "profile", viewport={"width": 1280, "height": 900})
-        try:
-            page.goto(report.as_uri(), wait_until="load")
-            for fid in FIGURES:
-                page.wait_for_selector(f"#{fid} .main-svg", state="attached", timeout=20_000)
-            screen = page.evaluate(_PRINT_JS)
-            page.emulate_media(media="print")
-            page.wait_for_timeout(300)
-            printed = page.evaluate(_PRINT_JS)
-            pdf = page.pdf(format="A4")
-            page.emulate_media(media="screen")
-            page.wait_for_timeout(300)
-            after = page.evaluate(_PRINT_JS)
-        finally:
-            context.close()
+    with _opened(report, tmp_path / "profile") as page:
+        screen = page.evaluate(_PRINT_JS)
+        assert sorted(c["id"] for c in screen["charts"]) == sorted(FIGURES)
+        page.emulate_media(media="print")
+        page.wait_for_timeout(300)
+        printed = page.evaluate(_PRINT_JS)
+        pdf = page.pdf(format="A4")
+        page.emulate_media(media="screen")
+        page.wait_for_timeout(300)
+        after = page.evaluate(_PRINT_JS)
 
     # A4 portrait within Chromium's default margins: 210 mm - 2 x 10 mm at 96 px/in.
     a4_width = (210 - 20) / 25.4 * 96
@@ -258,17 +260,8 @@ _DSA_CHARTS_JS = """() => Array.from(document.querySelectorAll('div.chart')).map
 
 @pytest.mark.skipif(not DSA_ZIP.exists(), reason="shared DSA sample data not available")
 def test_dsa_charts_keep_their_labels_and_a_plot_on_a_phone(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    report = _dsa_page(tmp_path)
-    with sync_playwright() as p:
-        context, page = open_page(p, tmp_path / "profile", viewport={"width": 390, "height": 900})
-        try:
-            page.goto(report.as_uri(), wait_until="load")
-            page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
-            charts = page.evaluate(_DSA_CHARTS_JS)
-        finally:
-            context.close()
+    with _opened(_dsa_page(tmp_path), tmp_path / "profile", 390) as page:
+        charts = page.evaluate(_DSA_CHARTS_JS)
     assert len(charts) == 3, charts
     for c in charts:
         # No label cut at the chart's edge, and bars get at least a third of the width.
@@ -278,24 +271,15 @@ def test_dsa_charts_keep_their_labels_and_a_plot_on_a_phone(tmp_path: Path) -> N
 
 @pytest.mark.skipif(not DSA_ZIP.exists(), reason="shared DSA sample data not available")
 def test_dsa_page_prints_like_the_day_page(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    report = _dsa_page(tmp_path)
-    with sync_playwright() as p:
-        context, page = open_page(p, tmp_path / "profile", viewport={"width": 1280, "height": 900})
-        try:
-            page.goto(report.as_uri(), wait_until="load")
-            page.wait_for_selector("div.chart .main-svg", state="attached", timeout=20_000)
-            screen = page.evaluate(_PRINT_JS)
-            page.emulate_media(media="print")
-            page.wait_for_timeout(300)
-            printed = page.evaluate(_PRINT_JS)
-            skip_link_shown = page.evaluate("() => getComputedStyle(document.querySelector('.skip-link')).display")
-            page.emulate_media(media="screen")
-            page.wait_for_timeout(300)
-            after = page.evaluate(_PRINT_JS)
-        finally:
-            context.close()
+    with _opened(_dsa_page(tmp_path), tmp_path / "profile") as page:
+        screen = page.evaluate(_PRINT_JS)
+        page.emulate_media(media="print")
+        page.wait_for_timeout(300)
+        printed = page.evaluate(_PRINT_JS)
+        skip_link_shown = page.evaluate("() => getComputedStyle(document.querySelector('.skip-link')).display")
+        page.emulate_media(media="screen")
+        page.wait_for_timeout(300)
+        after = page.evaluate(_PRINT_JS)
     a4_width = (210 - 20) / 25.4 * 96
     assert any(c["drawn"] > a4_width for c in screen["charts"])
     for chart in printed["charts"]:
@@ -318,8 +302,6 @@ def test_the_index_fits_a_phone_without_scrolling_its_table(tmp_path: Path) -> N
     day with every badge) was wider than a 390 px screen, its last column scrolled out of sight."""
     import datetime as dt
 
-    from playwright.sync_api import sync_playwright
-
     from reports.model import IndexEntry
     from reports.render import render_index
 
@@ -333,11 +315,6 @@ def test_the_index_fits_a_phone_without_scrolling_its_table(tmp_path: Path) -> N
     ]
     index = tmp_path / "index.html"
     index.write_text(render_index(entries), encoding="utf-8")
-    with sync_playwright() as p:
-        context, page = open_page(p, tmp_path / "profile", viewport={"width": 390, "height": 900})
-        try:
-            page.goto(index.as_uri(), wait_until="load")
-            fit = page.evaluate(_INDEX_FIT_JS)
-        finally:
-            context.close()
+    with _opened(index, tmp_path / "profile", 390) as page:
+        fit = page.evaluate(_INDEX_FIT_JS)
     assert fit["table"] <= fit["box"] + 0.5, fit
