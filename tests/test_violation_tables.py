@@ -213,6 +213,20 @@ def test_trends_window_ignores_days_older_than_28(engine):
     assert got["baseline_days"] == 1 and got["baseline_mean"] == 10.0 and got["baseline_std"] is None
 
 
+def test_trends_combination_seen_only_on_the_windows_first_day_has_a_row(engine):
+    """DESIGN §4: the combinations are those with a row on any observed day of ds-28..ds. US/spam
+    was seen on ds-28 only (the window's first day): it has a row, 0 today; DE/spam, seen on ds-29
+    only, has none. Observed days: ds-29, ds-28 and ds, so the baseline is ds-28 alone."""
+    rows = [(DS - dt.timedelta(days=k), "ALL", "ALL", 10) for k in (29, 28)] + [(DS, "ALL", "ALL", 12)]
+    rows += [(DS - dt.timedelta(days=28), "US", "spam", 4), (DS - dt.timedelta(days=29), "DE", "spam", 9)]
+    got = trends(engine, rows)
+    assert set(got) == {("ALL", "ALL"), ("US", "spam")}
+    assert got[("US", "spam")] == {
+        "actioned": 0, "actioned_7d_mean": 0.0, "baseline_days": 1, "baseline_mean": 4.0, "baseline_std": None,
+        "zscore": None, "wow_change": None, "is_anomaly": False, "direction": None,
+    }
+
+
 def test_trends_window_shorter_than_a_week_still_reads_the_week(engine):
     # DESIGN §4: the 7-day mean is over ds-6..ds and wow_change compares with ds-7 whatever the
     # baseline window; a 3-day window limits the baseline and the combinations only.
