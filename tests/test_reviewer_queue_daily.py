@@ -131,3 +131,14 @@ def test_a_wait_equal_to_the_sla_meets_it_and_a_microsecond_more_does_not(engine
     assert run_reviewer_daily(engine, rows).to_dicts()[0]["sla_met"] == 1
     got = rows_by(collect(engine, queue_daily(staged(engine, "decisions", rows), P, engine.aggregate)), "queue", "market")
     assert got[("live_realtime", "US")]["sla_met"] == 1
+
+
+def test_handle_times_add_up_to_the_microsecond(engine):
+    """DESIGN §4: seconds keep microsecond precision, nothing is rounded. Handle times 0.4 s and
+    1.000001 s: total 1.400001 s, aht 0.7000005 s, 2 / (1.400001 / 3600) decisions per hour."""
+    rows = [decision(reviewer_id="q", handle_time_s=0.4), decision(reviewer_id="q", handle_time_s=1.000001)]
+    got = rows_by(run_reviewer_daily(engine, rows), "reviewer_id")["q"]
+    assert got["handle_time_total_s"] == 1.400001
+    assert got["aht_s"] == pytest.approx(0.7000005, rel=1e-12)
+    assert got["handle_p50_s"] == pytest.approx(0.7000005, rel=1e-12)
+    assert got["decisions_per_hour"] == pytest.approx(2 / (1.400001 / 3600), rel=1e-12)
