@@ -88,3 +88,15 @@ def test_sor_dedup_keeps_the_earliest_created_copy_of_a_uuid():
         platforms = daily.filter(pl.col("category") == "ALL")
         assert dict(zip(platforms["platform_name"], platforms["statements"], strict=True)) == {"ALL": 1, "P": 1}
         assert _row(daily, platform_name="ALL", category="ALL")["disclosure_delay_p50_s"] == 30.0
+
+
+def test_sor_daily_has_every_combination_and_rollup_row_even_of_one_statement():
+    """Rows for every (platform, category) with a statement and for each rollup: P has C1 twice and
+    C2 once, Q has C1 once."""
+    rows = [{"uuid": "a", "category": "C1"}, {"uuid": "b", "category": "C1"}, {"uuid": "c", "category": "C2"},
+            {"uuid": "d", "platform_name": "Q", "category": "C1"}]  # fmt: skip
+    daily = sor_daily(_frame(rows)).collect().to_native()
+    assert {(r["platform_name"], r["category"]): r["statements"] for r in daily.iter_rows(named=True)} == {
+        ("P", "C1"): 2, ("P", "C2"): 1, ("Q", "C1"): 1,
+        ("P", "ALL"): 3, ("Q", "ALL"): 1, ("ALL", "C1"): 3, ("ALL", "C2"): 1, ("ALL", "ALL"): 4,
+    }
