@@ -325,3 +325,62 @@ def test_a_checkpoint_that_cannot_be_written_is_the_outputs_failure_not_the_inpu
         collect(engine, engine.stage(raw, "decisions", P, blocker / "decisions", source="decisions somewhere"))
     assert str(failed.value).startswith(f"output {blocker / 'decisions'}: cannot write the staging checkpoint: ")
     assert "\n" not in str(failed.value) and not isinstance(failed.value, InputUnreadable)
+
+
+# A second value per column that keeps the row clean on its own (DESIGN §3): rows of one key that
+# differ in that column alone are two distinct rows, not exact duplicates, so both are
+# conflicting_duplicate. Not every column can change alone without breaking an earlier rule:
+# decision_mode (bad_mode), a decision's outcome (bad_outcome), shift_date (wrong_partition).
+OTHER_CLEAN_VALUE: dict[str, dict[str, object]] = {
+    "decisions": {
+        "content_id": "k-other", "content_type": "comment", "creator_id": "c2", "market": "DE", "queue": "comments",
+        "detection_source": "user_report", "content_created_at": ts(1, 30), "enqueued_at": ts(2, 1),
+        "decided_at": ts(2, 6), "reviewer_id": "r2", "policy_category": "hate_speech", "action": "restrict",
+        "handle_time_s": 61.0, "views_before_action": 1,
+    },
+    "appeals": {
+        "decision_id": "d-other", "appealed_at": ts(4), "resolved_at": ts(10), "appeal_outcome": "overturned",
+        "reviewer_id": "r2", "market": "DE", "policy_category": "hate_speech",
+        "decided_at": ts(1, day=DS - dt.timedelta(days=3)),
+    },
+    "qa_audits": {
+        "decision_id": "d-other", "auditor_id": "aud2", "audited_at": ts(11), "reviewer_id": "r2", "market": "DE",
+        "queue": "comments", "original_outcome": "no_violation", "original_category": "hate_speech",
+        "expected_outcome": "no_violation", "expected_category": "hate_speech",
+    },
+    "shifts": {"team": "T2", "site": "Manila", "logged_in_s": 28801.0},
+}
+CANNOT_CHANGE_ALONE = {"decisions": {"decision_mode", "outcome"}, "appeals": {"decision_mode"}, "qa_audits": set(),
+                       "shifts": {"shift_date"}}
+BUILDERS = {"decisions": decision, "appeals": appeal, "qa_audits": audit, "shifts": shift}
+
+
+def test_every_column_has_a_one_column_conflict_case() -> None:
+    for table, others in OTHER_CLEAN_VALUE.items():
+        assert {staging_key(table), *others, *CANNOT_CHANGE_ALONE[table]} == set(staging.row_columns(table)), table
+
+
+@pytest.mark.parametrize(("table", "column"), [(t, c) for t, cs in OTHER_CLEAN_VALUE.items() for c in cs])
+def test_rows_of_one_key_differing_in_any_one_column_are_both_conflicting(engine, table: str, column: str) -> None:
+    """Exact duplicates are rows identical in EVERY column (DESIGN §3.1): a dedupe over a subset of the
+    columns would keep one of two conflicting versions, and stage it."""
+    key = staging_key(table)
+    row = BUILDERS[table](**{key: "k"})
+    other = {**row, column: OTHER_CLEAN_VALUE[table][column]}
+    assert other != row
+    _, out = classify(engine, table, [row, other, dict(row)])
+    assert out["reason"].to_list() == ["conflicting_duplicate"] * 2
+    alone, _ = classify(engine, table, [other])
+    assert alone == {"k": None}, "the other value must be clean on its own"
+
+
+@pytest.mark.parametrize("table", ["decisions", "appeals", "qa_audits", "shifts"])
+def test_exact_duplicates_without_a_key_are_kept_once(engine, table: str) -> None:
+    """DESIGN §3.1 dedupes every row identical in every column, a null key included: three copies
+    of a keyless row are one missing_key row (so duplicates_dropped counts two), and a keyless row
+    that differs is another one."""
+    key = staging_key(table)
+    row = BUILDERS[table](**{key: None})
+    different = {**row, **{c: v for c, v in list(OTHER_CLEAN_VALUE[table].items())[-1:]}}
+    _, out = classify(engine, table, [row, dict(row), dict(row), different])
+    assert out["reason"].to_list() == ["missing_key"] * 2
