@@ -773,3 +773,55 @@ def test_every_output_table_has_a_suite_in_the_gate() -> None:
     from expectations.gate import OUTPUT_SUITES
 
     assert sorted(module.TABLE for module in OUTPUT_SUITES) == sorted(OUTPUT_SCHEMAS)
+
+
+def test_every_grain_key_is_checked_unique_and_not_null_critically() -> None:
+    """DESIGN §5: output suites check grain uniqueness and not-null keys, critical. A check dropped
+    from a suite drops its breaking case from CASES with it, so only a list of what DESIGN asks for
+    notices (a null market in queue_daily passed the gate when its not_null was dropped)."""
+    from transforms.schemas import OUTPUT_GRAINS
+
+    reported = {(r.table, r.expectation): r.severity for r in clean_result().results}
+    for table, grain in OUTPUT_GRAINS.items():
+        expected = {f"not_null:{c}" for c in grain} | ({"grain_unique"} if grain else set())
+        assert {n: reported.get((table, n)) for n in expected} == dict.fromkeys(expected, "critical"), table
+
+
+def test_quarantine_rate_is_over_distinct_rows_not_raw_rows() -> None:
+    """DESIGN §3: each distinct row gets a reason; exact duplicates are dropped first. 15 of 1000
+    distinct rows quarantined is 1.5 % (fail), even when the day's 2000 raw rows held 1000 exact
+    duplicates (over raw rows it read 0.75 %, a mere warning, and the run published)."""
+    base = clean_figures()
+    figures = replace(
+        base,
+        raw_rows={**base.raw_rows, "decisions": 2000},
+        distinct_rows={**base.distinct_rows, "decisions": 1000},
+        duplicates_dropped={**base.duplicates_dropped, "decisions": 1000},
+        quarantined={"decisions": {"bad_mode": 15}},
+        profile={**base.profile, ("decisions", "staged_rows"): 985.0},
+        trailing_volumes=[2000] * 7,
+    )
+    result = _decisions_verdict(figures)
+    rate = next(r for r in result.results if r.expectation == "quarantine_rate")
+    assert (rate.success, rate.observed_value) == (False, pytest.approx(0.015))
+    assert result.verdict == "fail"
+
+
+@pytest.mark.parametrize(("dropped", "success"), [(1, True), (2, False)])
+def test_duplicates_rate_is_over_raw_rows(dropped: int, success: bool) -> None:
+    """thresholds.duplicates_rate_warning: the share of raw rows dropped as exact duplicates, warning
+    above 0.1 %. 1 of 1000 raw rows is 0.1 % exactly: not above (over the 999 distinct rows it read
+    0.1001 % and warned); 2 of 1000 is above."""
+    base = clean_figures()
+    figures = replace(
+        base,
+        raw_rows={**base.raw_rows, "decisions": 1000},
+        distinct_rows={**base.distinct_rows, "decisions": 1000 - dropped},
+        duplicates_dropped={**base.duplicates_dropped, "decisions": dropped},
+        quarantined={"decisions": {}},
+        profile={**base.profile, ("decisions", "staged_rows"): float(1000 - dropped)},
+        trailing_volumes=[1000] * 7,
+    )
+    check = next(r for r in _decisions_verdict(figures).results if r.expectation == "duplicates_rate")
+    assert (check.success, check.severity) == (success, "warning")
+    assert check.observed_value == pytest.approx(dropped / 1000)
