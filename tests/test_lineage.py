@@ -102,6 +102,9 @@ def test_a_rerun_with_late_rows_makes_the_later_days_stale_and_an_identical_reru
     stale = lineage.stale_after(out, D1, D1, PARAMS)
     assert stale == {D2: [D1], D3: [D1]}
     assert "2 published day(s)" in lineage.rerun_hint(stale) and f"--start {D2} --end {D3}" in lineage.rerun_hint(stale)
+    # The first day of a checked range is one of "those days themselves" (a run of D2 while D1 was
+    # republished): D2 read D1's old tables, so it is stale as well as D3, whose window reaches D2.
+    assert lineage.stale_after(out, D2, D2, PARAMS) == {D2: [D1], D3: [D1]}
     _run(inp, out, D2, D3)
     assert lineage.stale_after(out, D1, D3, PARAMS) == {}
 
