@@ -198,3 +198,17 @@ def test_a_parameter_added_since_a_day_ran_counts_at_its_default_in_the_comparis
     config.write_text("[trends]\nmin_volume = 5.0\n")
     assert run("--input", str(inp), "--output", str(out), "--ds", str(D2), "--config", str(config)) == 0
     assert f"Computed with other parameters than {D1} (trends.min_volume)" in " ".join(_page(out, D2).split())
+
+
+def test_a_rerun_can_make_stale_exactly_the_days_whose_longest_window_reaches_it(tmp_path):
+    """repeat_offenders of ds reads creator_category_daily of ds-29..ds-1 (DESIGN §4: 30 days with
+    ds), violation_trends violation_daily of ds-28..ds-1: a rerun of day L with other rows makes
+    L+29 stale through the offenders' window, and never L+30, whose windows start at L+1."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    rerun, edge, beyond = D1, D1 + 29 * DAY, D1 + 30 * DAY
+    for d in (rerun, edge, beyond):
+        _write(inp, d)
+        _run(inp, out, d, d)
+    _write(inp, rerun, late=4)  # late violations of a new creator: another creator_category_daily
+    _run(inp, out, rerun, rerun)
+    assert lineage.stale_after(out, rerun, rerun, PARAMS) == {edge: [rerun]}
