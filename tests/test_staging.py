@@ -108,6 +108,7 @@ def test_appeal_reasons(engine):
         appeal(appeal_id="t1", appealed_at=None),
         appeal(appeal_id="t2", appealed_at=ts(10)),
         appeal(appeal_id="t3", decided_at=ts(4)),
+        appeal(appeal_id="t4", resolved_at=None),
         appeal(appeal_id="w", appealed_at=ts(1, day=NEXT_DAY), resolved_at=ts(2, day=NEXT_DAY)),
         appeal(appeal_id="b1", decision_mode=None),
         appeal(appeal_id="b2", reviewer_id=None),
@@ -119,7 +120,7 @@ def test_appeal_reasons(engine):
     reasons, out = classify(engine, "appeals", rows)
     assert reasons == {
         "ok": None, "automated ok": None, "m": "missing_key", "t1": "bad_timestamp", "t2": "bad_timestamp",
-        "t3": "bad_timestamp", "w": "wrong_partition", "b1": "bad_mode", "b2": "bad_mode", "b3": "bad_mode",
+        "t3": "bad_timestamp", "t4": "bad_timestamp", "w": "wrong_partition", "b1": "bad_mode", "b2": "bad_mode", "b3": "bad_mode",
         "o": "bad_outcome", "c": "conflicting_duplicate",
     }
     assert out.height == len(rows)
@@ -130,6 +131,7 @@ def test_qa_audit_reasons(engine):
         audit(audit_id="ok"),
         audit(audit_id="ok nv", original_outcome="no_violation", original_category=None, expected_outcome="no_violation", expected_category=None),
         audit(audit_id="m", reviewer_id=None),
+        audit(audit_id="m2", decision_id=None),
         audit(audit_id="t", audited_at=None),
         audit(audit_id="w", audited_at=ts(0, day=NEXT_DAY)),
         audit(audit_id="o1", original_outcome="unsure"),
@@ -141,7 +143,7 @@ def test_qa_audit_reasons(engine):
     ]
     reasons, _ = classify(engine, "qa_audits", rows)
     assert reasons == {
-        "ok": None, "ok nv": None, "m": "missing_key", "t": "bad_timestamp", "w": "wrong_partition",
+        "ok": None, "ok nv": None, "m": "missing_key", "m2": "missing_key", "t": "bad_timestamp", "w": "wrong_partition",
         "o1": "bad_outcome", "o2": "bad_outcome", "o3": "bad_outcome", "o4": "bad_outcome", "c": "conflicting_duplicate",
     }
 
