@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+import narwhals.stable.v2 as nw
 import polars as pl
 
 from tests.conftest import DS, ts
@@ -100,3 +101,20 @@ def shift(**kw: object) -> dict:
     row = {"reviewer_id": "r1", "shift_date": DS, "team": "T1", "site": "Dublin", "logged_in_s": 28800.0}
     row.update(kw)
     return row
+
+
+# A DSA statement of reasons as `jobs.dsa.read_sor` gives it (dates as epoch microseconds).
+SOR_STATEMENT = {
+    "uuid": "u", "platform_name": "P", "category": "C", "automated_detection": "Yes",
+    "automated_decision": "AUTOMATED_DECISION_FULLY", "source_type": "SOURCE_VOLUNTARY",
+    "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT", "decision_visibility": None,
+    "decision_monetary": None, "decision_provision": None, "decision_account": None,
+    "content_date_us": 0, "application_date_us": 0, "created_at_us": 0,
+}  # fmt: skip
+
+
+def sor_statements(rows: list[dict]) -> nw.LazyFrame:
+    """Statements of reasons: SOR_STATEMENT with each row's fields over it."""
+    schema = {c: (pl.List(pl.String) if c == "decision_visibility" else pl.Int64 if c.endswith("_us") else pl.String)
+              for c in SOR_STATEMENT}  # fmt: skip
+    return nw.from_native(pl.DataFrame([{**SOR_STATEMENT, **r} for r in rows], schema=schema).lazy())

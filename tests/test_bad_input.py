@@ -546,7 +546,6 @@ def _replace(part: Path, table: str, columns: dict[str, pa.Array]) -> None:
     pq.write_table(t, f)
 
 
-
 def _run_lenient(tmp_path: Path, inp: Path, out: Path, capsys: pytest.CaptureFixture, engine_name: str) -> None:
     """A run of DS on `engine_name` whose gate lets every rejected row through to the quarantine:
     it publishes, and prints no traceback."""
@@ -556,6 +555,7 @@ def _run_lenient(tmp_path: Path, inp: Path, out: Path, capsys: pytest.CaptureFix
     assert run("--input", str(inp), "--output", str(out), "--ds", str(DS), "--config", str(config), "--no-report",
                engine=engine_name) == 0
     assert "Traceback" not in capsys.readouterr().err
+
 
 def test_instants_beyond_the_microsecond_range_are_staged_by_their_real_value(
     tmp_path: Path, capsys: pytest.CaptureFixture, engine_name: str

@@ -20,6 +20,7 @@ from jobs.cli import main
 from jobs.dsa import DsaError, DsaUsageError, cmd_daily, export_transparency, read_sor
 from jobs.dsa_ingest import ingest
 from reports.dsa_report import DsaDayData, render_dsa_day
+from tests.builders import sor_statements as _frame
 from transforms.sor_daily import SOR_DAILY_SCHEMA, sor_daily, sor_duplicates
 from transforms.dsa_transparency import dsa_transparency
 from transforms.params import TrendParams
@@ -80,18 +81,6 @@ def test_rollups_add_up(daily):
                   daily.filter((pl.col("platform_name") == "ALL") & (pl.col("category") != "ALL"))):  # fmt: skip
         assert level.select(pl.col(counts).sum()).rows() == total.rows()
     assert daily.select("platform_name", "category").is_duplicated().sum() == 0
-
-
-def _frame(rows: list[dict]) -> nw.LazyFrame:
-    base = {
-        "uuid": "u", "platform_name": "P", "category": "C", "automated_detection": "Yes",
-        "automated_decision": "AUTOMATED_DECISION_FULLY", "source_type": "SOURCE_VOLUNTARY",
-        "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT", "decision_visibility": None,
-        "decision_monetary": None, "decision_provision": None, "decision_account": None,
-        "content_date_us": 0, "application_date_us": 0, "created_at_us": 0,
-    }  # fmt: skip
-    schema = {c: (pl.List(pl.String) if c == "decision_visibility" else pl.Int64 if c.endswith("_us") else pl.String) for c in base}
-    return nw.from_native(pl.DataFrame([{**base, **r} for r in rows], schema=schema).lazy())
 
 
 def test_negative_delays_excluded_and_duplicates_dropped():

@@ -5,28 +5,14 @@ percentiles, not negative), a negative one is left out of the percentiles and co
 
 from __future__ import annotations
 
-import narwhals.stable.v2 as nw
 import polars as pl
 import pytest
 
+from tests.builders import sor_statements as _frame
 from transforms.dsa_transparency import dsa_transparency
 from transforms.sor_daily import sor_daily
 
 S = 1_000_000  # microseconds per second
-
-BASE = {
-    "uuid": "u", "platform_name": "P", "category": "C", "automated_detection": "Yes",
-    "automated_decision": "AUTOMATED_DECISION_FULLY", "source_type": "SOURCE_VOLUNTARY",
-    "decision_ground": "DECISION_GROUND_ILLEGAL_CONTENT", "decision_visibility": None,
-    "decision_monetary": None, "decision_provision": None, "decision_account": None,
-    "content_date_us": 0, "application_date_us": 0, "created_at_us": 0,
-}  # fmt: skip
-
-
-def _frame(rows: list[dict]) -> nw.LazyFrame:
-    schema = {c: (pl.List(pl.String) if c == "decision_visibility" else pl.Int64 if c.endswith("_us") else pl.String) for c in BASE}
-    return nw.from_native(pl.DataFrame([{**BASE, **r} for r in rows], schema=schema).lazy())
-
 
 # uuid: (content_date, application_date, created_at) in seconds -> moderation and disclosure delays
 DAY = [
