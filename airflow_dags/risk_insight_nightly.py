@@ -522,10 +522,11 @@ def risk_insight_nightly() -> None:
         from jobs import lineage
 
         days = [date.fromisoformat(day) for day in run["days"]]
-        if note := lineage.stale_note(Path(run["output_dir"]), days, config.params(max(days))):
-            log.warning("%s", note)  # later days built on what this run replaced: the on-call reruns them
+        if stale := lineage.stale_after(Path(run["output_dir"]), min(days), max(days), config.params(max(days))):
+            # Later days built on what this run replaced: the on-call reruns them.
+            log.warning("%s", lineage.rerun_hint(stale))
             # Their pages, rendered before, say so too (an analyst may open one without the index).
-            refreshed = refresh_stale_pages(run["output_dir"], days, config.params(max(days)), key)
+            refreshed = refresh_stale_pages(run["output_dir"], days, stale, key)
             paths += [str(report_path(run["output_dir"], day)) for day in refreshed]
         # The whole window is published now, so an earlier failure record for these days is stale.
         for day in run["days"]:

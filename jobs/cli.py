@@ -259,10 +259,10 @@ def _note_stale_days(output: Path, days: list[dt.date], config, after_error: boo
     from jobs.report import refresh_stale_pages
 
     try:
-        params = config.params(max(days))
-        note = lineage.stale_note(output, days, params)
-        if note and report:
-            refresh_stale_pages(output, days, params, config.pseudonym_key)
+        stale = lineage.stale_after(output, min(days), max(days), config.params(max(days)))
+        note = lineage.rerun_hint(stale) if stale else None
+        if stale and report:
+            refresh_stale_pages(output, days, stale, config.pseudonym_key)
     except (RiskInsightError, OSError) as exc:
         if after_error:
             return

@@ -349,10 +349,11 @@ def _index_entry(output_dir: Path, ds: dt.date, href: str | None, stale: bool) -
 
 
 def refresh_stale_pages(
-    output_dir: Path | str, days: list[dt.date], params: Params, pseudonym_key: str | bytes | None = None,
+    output_dir: Path | str, days: list[dt.date], stale: dict[dt.date, list[dt.date]],
+    pseudonym_key: str | bytes | None = None,
 ) -> list[dt.date]:
-    """Re-render the pages of the published days after `days` that a run of `days` left stale (a
-    backfill, a rerun with late rows), then the index; returns those days.
+    """Re-render the pages of the `stale` days (lineage.stale_after of a run of `days`: a backfill,
+    a rerun with late rows) other than `days` themselves, then the index; returns those days.
 
     A page rendered before the run compared its day with the tables replaced since and said
     nothing: an analyst opening it directly, not through the index, was not told. Rendered again,
@@ -362,8 +363,7 @@ def refresh_stale_pages(
     """
     output_dir = Path(output_dir)
     ran = set(days)
-    later = [d for d in lineage.stale_after(output_dir, min(days), max(days), params)
-             if d not in ran and report_path(output_dir, d).exists()]  # fmt: skip
+    later = [d for d in sorted(stale) if d not in ran and report_path(output_dir, d).exists()]
     refreshed = []
     for day in later:
         try:
